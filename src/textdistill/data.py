@@ -1,0 +1,641 @@
+"""Reading labeled, unlabeled and test sets into one in-memory shape.
+
+Every later stage (teacher, student, evaluation, caches) works on a :class:`TextDataset`, so the
+many ways people keep text data (CSV/TSV/JSONL/Parquet/plain text, compressed or not, the
+``aclImdb`` folder layout, Hugging Face hub names) are all resolved here, once. Reading is strict
+on purpose: a bad row is either an error that says exactly where it is and what was wrong, or,
+with ``on_bad_row="skip"``, it is left out *and counted*; nothing is dropped silently, because a
+quietly shrunken training set is much harder to notice than a crash.
+
+Only the standard library and numpy are needed; pyarrow is imported only for Parquet and the
+Hugging Face ``datasets`` package only for ``hf:`` sources, so the runtime install stays small.
+"""
+
+import bz2
+import csv
+import gzip
+import hashlib
+import json
+import lzma
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import numpy as np
+
+SUPPORTED_FORMATS: tuple[str, ...] = ("csv", "tsv", "jsonl", "parquet", "txt")
+"""Values accepted by the ``format`` argument (the aclImdb layout and ``hf:`` need none)."""
+
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".parquet": "parquet",
+    ".txt": "txt",
+}
+_COMPRESSIONS = (".gz", ".bz2", ".xz")
+
+# A 10 MB document must fit in one CSV field; the stdlib default (128 KiB) does not allow that.
+_CSV_FIELD_LIMIT = 64 * 1024 * 1024
+_FOUND_WIDTH = 80  # how much of an offending value an error message quotes
+_COLUMN_HINT = "choose another with --text-column/--label-column (text_column=/label_column=)"
+
+OnBadRow = Literal["error", "skip"]
+_BinaryFile = gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile | BinaryIO
+
+
+class DataError(ValueError):
+    """Bad input data.
+
+    The message names the file, the row (1-based data row, header not counted; the line number
+    for line-based formats), the column, what was expected and what was found, so that the user
+    can fix the file without a debugger.
+    """
+
+
+@dataclass(frozen=True)
+class TextDataset:
+    """Texts with optional string labels, plus where they came from.
+
+    Labels are always class *names* (``str``) so that models, reports and caches never have to
+    guess whether ``1`` and ``"1"`` are the same class.
+    """
+
+    texts: list[str]
+    labels: list[str] | None
+    source: str
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.labels is not None and len(self.labels) != len(self.texts):
+            raise ValueError(
+                f"{self.source}: {len(self.texts)} texts but {len(self.labels)} labels"
+            )
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def classes(self) -> list[str]:
+        """Sorted unique labels; sorted so class indices are stable across runs and machines."""
+        return sorted(set(_labels_of(self, "classes")))
+
+    def content_hash(self) -> str:
+        """Hex sha256 over the texts and labels, used to key pipeline caches.
+
+        Every string is length-prefixed so that ``["ab", "c"]`` and ``["a", "bc"]`` differ, and
+        labeled and unlabeled sets differ. ``source`` and ``skipped`` are left out on purpose:
+        the same rows read from a copied or renamed file must hit the same cache entry.
+        """
+        digest = hashlib.sha256(b"textdistill.TextDataset.v1\0")
+        _hash_strings(digest, self.texts)
+        if self.labels is None:
+            digest.update(b"unlabeled")
+        else:
+            digest.update(b"labeled")
+            _hash_strings(digest, self.labels)
+        return digest.hexdigest()
+
+    def subset(self, indices: Sequence[int]) -> "TextDataset":
+        """The rows at ``indices``, in that order.
+
+        Negative indices are refused rather than wrapped around, because here they are almost
+        always an off-by-one bug. ``skipped`` is reset: it describes reading the source, and a
+        subset skipped nothing.
+        """
+        positions = [int(i) for i in indices]
+        for i in positions:
+            if not 0 <= i < len(self.texts):
+                raise IndexError(f"{self.source}: row index {i} out of range 0..{len(self) - 1}")
+        return TextDataset(
+            texts=[self.texts[i] for i in positions],
+            labels=None if self.labels is None else [self.labels[i] for i in positions],
+            source=self.source,
+        )
+
+    def head(self, n: int) -> "TextDataset":
+        """The first ``n`` rows (all of them when there are fewer), for quick experiments."""
+        if n < 0:
+            raise ValueError(f"head needs n >= 0, got {n}")
+        return self.subset(range(min(n, len(self))))
+
+    def without_labels(self) -> "TextDataset":
+        """The same texts as an unlabeled set, e.g. to feed labeled data to the teacher."""
+        return replace(self, labels=None)
+
+
+def read_labeled(
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    format: str | None = None,
+    on_bad_row: OnBadRow = "error",
+) -> TextDataset:
+    """Read a labeled set: a file, an ``aclImdb/train``-style folder, or ``hf:NAME[:SPLIT]``."""
+    return _read(path, text_column, label_column, format, on_bad_row)
+
+
+def read_unlabeled(
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    format: str | None = None,
+    on_bad_row: OnBadRow = "error",
+) -> TextDataset:
+    """Read texts only; a label column, if the file has one, is ignored.
+
+    On an ``aclImdb/train`` folder this reads ``unsup/`` (the reviews meant for unlabeled use),
+    or the ``pos``/``neg`` texts when there is no ``unsup/``.
+    """
+    return _read(path, text_column, None, format, on_bad_row)
+
+
+def stratified_split(
+    data: TextDataset, test_size: float | int, *, seed: int = 0
+) -> tuple[TextDataset, TextDataset]:
+    """Split into ``(rest, held_out)`` with the class proportions of ``data`` on both sides.
+
+    ``test_size`` is a fraction in (0, 1) or a row count. Every class with at least two rows
+    keeps at least one row on each side when the sizes allow it, so that a rare class is never
+    absent from training or evaluation; a class with a single row stays in ``rest``. Rows keep
+    their original order on each side, and the same seed always gives the same split.
+    """
+    labels = _labels_of(data, "stratified_split")
+    n_held = _held_out_size(data, test_size)
+    groups: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    classes = sorted(groups)
+    counts = np.array([len(groups[c]) for c in classes])
+    allocation = _allocate(counts, n_held)
+    rng = np.random.default_rng(seed)
+    held: list[int] = []
+    for label, n_class_held in zip(classes, allocation, strict=True):
+        held.extend(int(i) for i in rng.permutation(groups[label])[:n_class_held])
+    held_set = set(held)
+    rest = [i for i in range(len(data)) if i not in held_set]
+    return data.subset(rest), data.subset(sorted(held))
+
+
+def require_classes(data: TextDataset, minimum: int = 2) -> None:
+    """Fail early when a classifier cannot be trained, instead of deep inside a model."""
+    classes = data.classes
+    if len(classes) < minimum:
+        raise DataError(
+            f"{data.source}: need at least {minimum} classes, found {len(classes)}: {classes}"
+        )
+
+
+def check_known_labels(train: TextDataset, other: TextDataset) -> None:
+    """Fail when ``other`` has a label that never occurs in ``train``.
+
+    A model cannot predict a class it never saw, so such rows would silently count as errors;
+    the usual cause is a typo or a different label spelling (``"pos"`` vs ``"positive"``).
+    """
+    known = set(_labels_of(train, "check_known_labels"))
+    other_labels = _labels_of(other, "check_known_labels")
+    unseen = [i for i, label in enumerate(other_labels) if label not in known]
+    if unseen:
+        first = unseen[0]
+        raise DataError(
+            f"{other.source}, row {first + 1}, label column: expected a label seen in "
+            f"{train.source}, found {other_labels[first]!r} ({len(unseen)} row(s) have unseen "
+            f"labels: {sorted({other_labels[i] for i in unseen})}); known labels: {sorted(known)}"
+        )
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One parsed record; ``where`` locates it for error messages ("row 3 (line 4)")."""
+
+    where: str
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class _BadRow:
+    """A record that failed a row-level check: an error, or a skip with ``on_bad_row="skip"``."""
+
+    where: str
+    reason: str  # key in TextDataset.skipped
+    column: str | None
+    expected: str
+    found: str
+
+    def error(self, source: str) -> DataError:
+        column = "" if self.column is None else f", column {self.column!r}"
+        return DataError(
+            f"{source}, {self.where}{column}: expected {self.expected}, found {self.found}"
+        )
+
+
+_Record = _Row | _BadRow
+
+
+def _read(
+    path: str | Path,
+    text_column: str,
+    label_column: str | None,
+    format: str | None,
+    on_bad_row: OnBadRow,
+) -> TextDataset:
+    if on_bad_row not in ("error", "skip"):
+        raise ValueError(f"on_bad_row must be 'error' or 'skip', got {on_bad_row!r}")
+    if isinstance(path, str) and path.startswith("hf:"):
+        return _collect(
+            _hf_rows(path, text_column, label_column), path, text_column, label_column, on_bad_row
+        )
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise DataError(f"{source}: no such file or directory")
+    if path.is_dir():
+        rows = _imdb_rows(path, text_column, label_column)
+        return _collect(rows, source, text_column, label_column, on_bad_row)
+    fmt = _format_of(path, format)
+    if fmt == "txt" and label_column is not None:
+        raise DataError(
+            f"{source}: a .txt file has one document per line and no labels; use "
+            "read_unlabeled, or a csv/tsv/jsonl/parquet file with a label column"
+        )
+    columns = [text_column] if label_column is None else [text_column, label_column]
+    with _open_binary(path) as stream:
+        if fmt == "parquet":
+            rows = _parquet_rows(stream, source, columns)
+        elif fmt in ("csv", "tsv"):
+            rows = _csv_rows(_decoded_lines(stream, source), source, columns, fmt)
+        elif fmt == "jsonl":
+            rows = _jsonl_rows(_decoded_lines(stream, source))
+        else:
+            rows = _txt_rows(_decoded_lines(stream, source), text_column)
+        return _collect(rows, source, text_column, label_column, on_bad_row)
+
+
+def _format_of(path: Path, format: str | None) -> str:
+    """The explicit ``format``, else the extension under any compression suffix."""
+    if format is not None:
+        if format not in SUPPORTED_FORMATS:
+            raise DataError(
+                f"{path}: unknown format {format!r}; supported formats: {list(SUPPORTED_FORMATS)}"
+            )
+        return format
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSIONS:
+        suffixes.pop()
+    fmt = _EXTENSIONS.get(suffixes[-1]) if suffixes else None
+    if fmt is None:
+        raise DataError(
+            f"{path}: cannot tell the format from the file name; expected one of "
+            f"{sorted(_EXTENSIONS)} (optionally followed by {list(_COMPRESSIONS)}), or pass "
+            f"format= one of {list(SUPPORTED_FORMATS)}"
+        )
+    return fmt
+
+
+def _open_binary(path: Path) -> _BinaryFile:
+    """Open ``path`` for reading, decompressing by extension so callers never see the codec."""
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        return gzip.open(path, "rb")
+    if suffix == ".bz2":
+        return bz2.open(path, "rb")
+    if suffix == ".xz":
+        return lzma.open(path, "rb")
+    return path.open("rb")
+
+
+def _decoded_lines(stream: Iterable[bytes], source: str) -> Iterator[str]:
+    """Yield UTF-8 decoded lines (line endings kept, a leading BOM dropped).
+
+    Decoding line by line, instead of through a text wrapper, lets an encoding error name the
+    line and the byte offset where it happened.
+    """
+    offset = 0
+    try:
+        for number, raw in enumerate(stream, start=1):
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                bad = raw[exc.start : exc.start + 1].hex()
+                raise DataError(
+                    f"{source}, line {number} (byte offset {offset + exc.start}"
+                    f"{' after decompression' if _is_compressed(source) else ''}): expected "
+                    f"UTF-8 text, found the byte 0x{bad}; re-encode the file as UTF-8 (e.g. "
+                    "`iconv -f latin1 -t utf-8 IN > OUT`)"
+                ) from None
+            offset += len(raw)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise DataError(f"{source}: cannot read the file ({exc})") from exc
+
+
+def _is_compressed(source: str) -> bool:
+    return source.lower().endswith(_COMPRESSIONS)
+
+
+def _csv_rows(lines: Iterator[str], source: str, columns: list[str], fmt: str) -> Iterator[_Record]:
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    # strict: an unterminated quote must be an error, not the rest of the file in one field.
+    reader = csv.reader(lines, delimiter="\t" if fmt == "tsv" else ",", strict=True)
+    header = _next_csv_row(reader, source, "the header")
+    if header is None:
+        raise DataError(f"{source}: the file is empty; expected a header row naming {columns}")
+    _require_columns(source, header, columns)
+    positions = [header.index(c) for c in columns]
+    number = 0
+    while True:
+        first_line = reader.line_num + 1
+        fields = _next_csv_row(reader, source, f"row {number + 1} (line {first_line})")
+        if fields is None:
+            return
+        if not fields:  # an empty line carries no data (csv.DictReader skips these too)
+            continue
+        number += 1
+        where = f"row {number} (line {first_line})"
+        if len(fields) != len(header):
+            yield _BadRow(
+                where,
+                "wrong field count",
+                None,
+                f"{len(header)} fields like the header {header}",
+                f"{len(fields)} fields",
+            )
+        else:
+            yield _Row(where, {c: fields[p] for c, p in zip(columns, positions, strict=True)})
+
+
+def _next_csv_row(reader: Iterator[list[str]], source: str, where: str) -> list[str] | None:
+    """Next parsed row, or None at the end; malformed quoting is a structural error."""
+    try:
+        return next(reader, None)
+    except csv.Error as exc:
+        raise DataError(
+            f"{source}, {where}: expected well-formed CSV quoting, found a parse error ({exc})"
+        ) from None
+
+
+def _jsonl_rows(lines: Iterator[str]) -> Iterator[_Record]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield _BadRow(
+                where,
+                "invalid JSON",
+                None,
+                "a JSON object",
+                f"invalid JSON ({exc.msg}, column {exc.colno})",
+            )
+            continue
+        if isinstance(value, dict):
+            yield _Row(where, value)
+        else:
+            yield _BadRow(
+                where, "invalid JSON", None, "a JSON object", f"a JSON {type(value).__name__}"
+            )
+
+
+def _txt_rows(lines: Iterator[str], text_column: str) -> Iterator[_Record]:
+    """One document per line; blank lines separate nothing and are not documents."""
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            yield _Row(f"line {number}", {text_column: line.rstrip("\r\n")})
+
+
+def _parquet_rows(stream: _BinaryFile, source: str, columns: list[str]) -> Iterator[_Record]:
+    try:
+        import pyarrow
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"{source}: reading Parquet needs pyarrow: pip install pyarrow") from None
+    try:
+        parquet = pq.ParquetFile(stream)
+        _require_columns(source, parquet.schema_arrow.names, columns)
+        table = parquet.read(columns=columns)
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise DataError(
+            f"{source}: expected a Parquet file, found unreadable data ({exc})"
+        ) from exc
+    values = {c: table.column(c).to_pylist() for c in columns}
+    for i in range(table.num_rows):
+        yield _Row(f"row {i + 1}", {c: values[c][i] for c in columns})
+
+
+def _require_columns(source: str, found: Sequence[str], wanted: Sequence[str]) -> None:
+    for column in wanted:
+        if column not in found:
+            raise DataError(
+                f"{source}: column {column!r} not found; columns found: {list(found)}; "
+                + _COLUMN_HINT
+            )
+
+
+def _imdb_rows(path: Path, text_column: str, label_column: str | None) -> Iterator[_Record]:
+    """Rows of an ``aclImdb`` split folder: one review per ``.txt`` file, label = folder name."""
+    if (path / "train").is_dir() and (path / "test").is_dir():
+        raise DataError(
+            f"{path}: this is the aclImdb root; pick a split folder: {path / 'train'} or "
+            f"{path / 'test'}"
+        )
+    has_labeled = (path / "pos").is_dir() and (path / "neg").is_dir()
+    if label_column is None and (path / "unsup").is_dir():
+        folders = ["unsup"]
+    elif has_labeled:
+        folders = ["neg", "pos"]
+    else:
+        raise DataError(
+            f"{path}: expected a data file or an aclImdb split folder with pos/ and neg/ "
+            f"(or unsup/ for unlabeled text), found a folder with "
+            f"{sorted(p.name for p in path.iterdir())[:10]}"
+        )
+    for folder in folders:
+        for file in sorted((path / folder).glob("*.txt")):
+            where = f"file {folder}/{file.name}"
+            raw = file.read_bytes()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{file}: byte offset {exc.start}: expected UTF-8 text, found the byte "
+                    f"0x{raw[exc.start : exc.start + 1].hex()}; re-encode the file as UTF-8"
+                ) from None
+            values = {text_column: text}
+            if label_column is not None:
+                values[label_column] = folder
+            yield _Row(where, values)
+
+
+def _hf_rows(spec: str, text_column: str, label_column: str | None) -> Iterator[_Record]:
+    """Rows of ``hf:NAME`` or ``hf:NAME:SPLIT`` (split defaults to ``train``)."""
+    parts = spec.removeprefix("hf:").split(":")
+    if len(parts) > 2 or not parts[0]:
+        raise DataError(f"{spec}: expected hf:NAME or hf:NAME:SPLIT, e.g. hf:imdb:test")
+    name, split = parts[0], parts[1] if len(parts) == 2 else "train"
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            f"{spec}: reading Hugging Face datasets needs the 'datasets' package: "
+            "pip install datasets"
+        ) from None
+    try:
+        dataset = datasets.load_dataset(name, split=split)
+    except Exception as exc:  # the hub raises many unrelated types (network, auth, not found)
+        raise DataError(f"{spec}: cannot load dataset {name!r} split {split!r} ({exc})") from exc
+    columns = [text_column] if label_column is None else [text_column, label_column]
+    _require_columns(spec, dataset.column_names, columns)
+    values = {c: list(dataset[c]) for c in columns}
+    if label_column is not None:
+        feature = dataset.features[label_column]
+        if isinstance(feature, datasets.ClassLabel):
+            # ClassLabel stores ints; -1 is the hub's marker for "no label" (e.g. test splits).
+            values[label_column] = [
+                None if v < 0 else feature.int2str(v) for v in values[label_column]
+            ]
+    for i in range(len(values[text_column])):
+        yield _Row(f"row {i + 1}", {c: values[c][i] for c in columns})
+
+
+def _collect(
+    rows: Iterable[_Record],
+    source: str,
+    text_column: str,
+    label_column: str | None,
+    on_bad_row: OnBadRow,
+) -> TextDataset:
+    """Validate rows into a TextDataset, raising or counting each bad row."""
+    columns = [text_column] if label_column is None else [text_column, label_column]
+    keys_seen: set[str] = set()
+    texts: list[str] = []
+    labels: list[str] = []
+    skipped: Counter[str] = Counter()
+    for record in rows:
+        if isinstance(record, _Row):
+            keys_seen.update(record.values)
+            checked = _check_row(record, text_column, label_column)
+        else:
+            checked = record
+        if isinstance(checked, _BadRow):
+            if on_bad_row == "error":
+                raise checked.error(source)
+            skipped[checked.reason] += 1
+            continue
+        texts.append(checked.values[text_column])
+        if label_column is not None:
+            labels.append(checked.values[label_column])
+    if keys_seen:  # JSONL rows carry their own keys: a key in no row at all is a wrong column
+        _require_columns(source, sorted(keys_seen), columns)
+    if not texts:
+        detail = f"; all rows were skipped: {dict(skipped)}" if skipped else ""
+        raise DataError(f"{source}: expected at least one data row, found none{detail}")
+    return TextDataset(
+        texts=texts,
+        labels=labels if label_column is not None else None,
+        source=source,
+        skipped=dict(skipped),
+    )
+
+
+def _check_row(row: _Row, text_column: str, label_column: str | None) -> _Row | _BadRow:
+    """The row with its label as ``str``, or why it is bad."""
+    text = row.values.get(text_column)
+    if text is None or _is_nan(text) or (isinstance(text, str) and not text.strip()):
+        found = _describe_missing(row, text_column)
+        return _BadRow(row.where, "empty text", text_column, "non-empty text", found)
+    if not isinstance(text, str):
+        return _BadRow(row.where, "non-string text", text_column, "a string", _describe(text))
+    if label_column is None:
+        return row
+    label = row.values.get(label_column)
+    if label is None or _is_nan(label) or not str(label).strip():
+        found = _describe_missing(row, label_column)
+        return _BadRow(row.where, "missing label", label_column, "a label", found)
+    return _Row(row.where, {text_column: text, label_column: str(label)})
+
+
+def _describe_missing(row: _Row, column: str) -> str:
+    """What stands where a value is missing; an absent key also lists the keys present."""
+    if column in row.values:
+        return _describe(row.values[column])
+    return f"no such key (keys: {sorted(row.values)}); {_COLUMN_HINT}"
+
+
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _describe(value: object) -> str:
+    """A short, unambiguous rendering of an offending value for error messages."""
+    if value is None:
+        return "null"
+    shown = repr(value)
+    if len(shown) > _FOUND_WIDTH:
+        shown = shown[: _FOUND_WIDTH - 3] + "..."
+    return shown if isinstance(value, str) else f"{type(value).__name__} {shown}"
+
+
+# --- helpers for the public functions --------------------------------------------------------
+
+
+def _labels_of(data: TextDataset, purpose: str) -> list[str]:
+    if data.labels is None:
+        raise DataError(f"{data.source}: {purpose} needs labels, but this data set is unlabeled")
+    return data.labels
+
+
+def _hash_strings(digest: "hashlib._Hash", strings: Sequence[str]) -> None:
+    digest.update(len(strings).to_bytes(8, "big"))
+    for s in strings:
+        # surrogatepass: JSON can carry lone surrogates ("\ud800"); they must hash, not crash.
+        encoded = s.encode("utf-8", "surrogatepass")
+        digest.update(len(encoded).to_bytes(8, "big"))
+        digest.update(encoded)
+
+
+def _held_out_size(data: TextDataset, test_size: float | int) -> int:
+    n = len(data)
+    if n < 2:
+        raise DataError(f"{data.source}: cannot split {n} row(s); need at least 2")
+    if isinstance(test_size, bool) or not isinstance(test_size, int | float):
+        raise TypeError(f"test_size must be a fraction or a row count, got {test_size!r}")
+    if isinstance(test_size, int):
+        if not 1 <= test_size <= n - 1:
+            raise DataError(
+                f"{data.source}: test_size={test_size} rows must be between 1 and {n - 1}"
+            )
+        return test_size
+    if not 0.0 < test_size < 1.0:
+        raise DataError(f"{data.source}: test_size={test_size} must be a fraction in (0, 1)")
+    return min(max(round(test_size * n), 1), n - 1)
+
+
+def _allocate(counts: np.ndarray, n_held: int) -> list[int]:
+    """Held-out rows per class: proportional, summing to ``n_held``, each side non-empty if
+    possible.
+
+    Start from the proportional floor, clipped so every class with two or more rows keeps one
+    row on each side; then move single rows toward the exact total, always in the class
+    furthest from its proportional share. If the total cannot be met within those soft bounds
+    (more classes than held-out rows), the hard bounds 0..count apply instead.
+    """
+    ideal = n_held * counts / counts.sum()
+    soft_low = np.where(counts >= 2, 1, 0)
+    soft_high = np.where(counts >= 2, counts - 1, 0)
+    allocation = np.clip(np.floor(ideal).astype(int), soft_low, soft_high)
+    for low, high in ((soft_low, soft_high), (np.zeros_like(counts), counts)):
+        while allocation.sum() < n_held and (allocation < high).any():
+            gap = np.where(allocation < high, ideal - allocation, -np.inf)
+            allocation[int(np.argmax(gap))] += 1
+        while allocation.sum() > n_held and (allocation > low).any():
+            excess = np.where(allocation > low, allocation - ideal, -np.inf)
+            allocation[int(np.argmax(excess))] -= 1
+    return [int(a) for a in allocation]

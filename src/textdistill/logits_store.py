@@ -1,0 +1,204 @@
+"""A resumable cache of a teacher's raw logits, keyed by teacher fingerprint and text hash.
+
+Labeling is the expensive step (hours on a CPU), so every scored batch is written at once as
+its own chunk file, atomically (temporary file + ``os.replace``): a run killed at any moment
+loses at most the batch in flight, and a rerun scores only what is missing. Identical texts
+are scored once. Chunks of another teacher live in another folder and are never mixed in.
+
+Layout::
+
+    ROOT/<fingerprint>/store.json        teacher fingerprint, number of classes
+    ROOT/<fingerprint>/chunk-*.npz       hashes (S16) + logits (float32 [n, k]) + checksum
+
+A chunk whose content does not match its checksum (a damaged disk, a hand edit) is moved
+aside as ``*.corrupt``, reported, and its documents scored again: never silently used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textdistill.runtime.atomic import write_file_atomically
+
+HASH_BYTES = 16
+
+
+class StoreError(ValueError):
+    """The store cannot be used as asked (wrong teacher, wrong shape, missing logits)."""
+
+
+def text_hash(text: str) -> bytes:
+    """First 16 bytes of the sha256 of the UTF-8 text: collisions are not a practical risk."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:HASH_BYTES]
+
+
+def _chunk_checksum(hashes: np.ndarray, logits: np.ndarray) -> str:
+    return hashlib.sha256(hashes.tobytes() + logits.tobytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class FillStats:
+    """What one :meth:`LogitsStore.fill` did; goes into the run's metrics."""
+
+    n_texts: int
+    n_unique: int
+    n_cached: int
+    n_scored: int
+    seconds: float
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.n_scored / self.seconds if self.seconds > 0 and self.n_scored else 0.0
+
+
+class LogitsStore:
+    """Teacher logits for texts, on disk.
+
+    >>> import tempfile
+    >>> store = LogitsStore(tempfile.mkdtemp(), fingerprint="demo", n_classes=2)
+    >>> stats = store.fill(["a", "b", "a"], lambda batch: np.ones((len(batch), 2)), progress=False)
+    >>> (stats.n_unique, stats.n_scored), store.get(["b", "a"]).shape
+    ((2, 2), (2, 2))
+    """
+
+    def __init__(self, root: str | Path, *, fingerprint: str, n_classes: int) -> None:
+        if not fingerprint or "/" in fingerprint or fingerprint.startswith("."):
+            raise StoreError(f"invalid teacher fingerprint {fingerprint!r}")
+        self.directory = Path(root) / fingerprint
+        self.fingerprint = fingerprint
+        self.n_classes = n_classes
+        self.directory.mkdir(parents=True, exist_ok=True)
+        info_path = self.directory / "store.json"
+        info = {"fingerprint": fingerprint, "n_classes": n_classes}
+        if info_path.exists():
+            found = json.loads(info_path.read_text())
+            if found != info:
+                raise StoreError(
+                    f"{info_path}: this store holds logits of {found}, not of {info}; "
+                    "use another directory or delete it"
+                )
+        else:
+            write_file_atomically(info_path, json.dumps(info).encode())
+        self._index: dict[bytes, np.ndarray] = {}
+        self._load_chunks()
+
+    def _load_chunks(self) -> None:
+        for chunk in sorted(self.directory.glob("chunk-*.npz")):
+            try:
+                with np.load(chunk, allow_pickle=False) as content:
+                    hashes, logits = content["hashes"], content["logits"]
+                    checksum = str(content["checksum"])
+                if checksum != _chunk_checksum(hashes, logits) or logits.shape != (
+                    len(hashes), self.n_classes):
+                    raise ValueError("checksum or shape mismatch")
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+                aside = chunk.with_suffix(".corrupt")
+                chunk.rename(aside)
+                print(f"textdistill: {chunk} is damaged ({error}); moved to {aside.name}, "
+                      "its documents will be scored again", file=sys.stderr)
+                continue
+            for key, row in zip(hashes.tolist(), logits, strict=True):
+                self._index[key] = row
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, text: str) -> bool:
+        return text_hash(text) in self._index
+
+    def missing(self, texts: Sequence[str]) -> list[str]:
+        """Distinct texts with no logits yet, in first-seen order."""
+        seen: set[bytes] = set()
+        todo = []
+        for text in texts:
+            key = text_hash(text)
+            if key not in self._index and key not in seen:
+                seen.add(key)
+                todo.append(text)
+        return todo
+
+    def fill(
+        self,
+        texts: Sequence[str],
+        score: Callable[[list[str]], np.ndarray],
+        *,
+        batch_size: int = 64,
+        progress: bool = True,
+        description: str = "labeling",
+    ) -> FillStats:
+        """Score every text not yet stored with ``score(batch) -> float [len(batch), k]``.
+
+        Texts are scored longest-first in batches of similar length (cheap padding, and the
+        progress bar's rate only improves); each batch is saved before the next one starts.
+        """
+        started = time.perf_counter()
+        todo = self.missing(texts)
+        n_unique = len({text_hash(t) for t in texts})
+        todo.sort(key=len, reverse=True)
+        bar = _progress(len(todo), description, progress)
+        try:
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start : start + batch_size]
+                self.put(batch, score(batch))
+                if bar is not None:
+                    bar.update(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+        return FillStats(len(texts), n_unique, n_unique - len(todo), len(todo),
+                         time.perf_counter() - started)
+
+    def put(self, texts: Sequence[str], logits: np.ndarray) -> None:
+        """Store ``logits`` of ``texts`` as one atomically written chunk."""
+        logits = np.asarray(logits, dtype=np.float32)
+        if logits.shape != (len(texts), self.n_classes):
+            raise StoreError(f"logits of shape {logits.shape} for {len(texts)} texts and "
+                             f"{self.n_classes} classes")
+        hashes = np.array([text_hash(t) for t in texts], dtype=f"S{HASH_BYTES}")
+        name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, hashes=hashes, logits=logits,
+                         checksum=np.array(_chunk_checksum(hashes, logits)))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.directory / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        for key, row in zip(hashes.tolist(), logits, strict=True):
+            self._index[key] = row
+
+    def get(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits ``float32 [len(texts), k]`` in the order of ``texts``."""
+        out = np.empty((len(texts), self.n_classes), dtype=np.float32)
+        for i, text in enumerate(texts):
+            row = self._index.get(text_hash(text))
+            if row is None:
+                raise StoreError(f"no logits stored for text #{i} ({text[:60]!r}); call fill()")
+            out[i] = row
+        return out
+
+
+def _progress(total: int, description: str, enabled: bool) -> Any:
+    if not enabled or total == 0:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=description, unit="doc", file=sys.stderr, smoothing=0.05)

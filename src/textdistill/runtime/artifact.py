@@ -1,0 +1,140 @@
+"""The on-disk artifact: one directory of ``.npy`` arrays and JSON, versioned and checksummed.
+
+Why this format: ``.npy`` loads with ``allow_pickle=False`` (so a file can never run code),
+JSON is readable by anyone, and a sha256 per file plus one over the manifest catches a
+truncated copy or a hand edit before a wrong prediction does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textdistill.runtime.atomic import write_directory_atomically
+
+FORMAT_VERSION = 1
+MANIFEST = "model.json"
+
+
+class ArtifactError(ValueError):
+    """An artifact is missing, damaged, or from a newer textdistill."""
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _manifest_checksum(manifest: dict[str, Any]) -> str:
+    body = {key: value for key, value in manifest.items() if key != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _safe_member(root: Path, name: str) -> Path:
+    """Resolve a file named by a manifest, refusing anything that leaves the artifact."""
+    if not name or name != Path(name).name or name in {".", ".."}:
+        raise ArtifactError(f"{root / MANIFEST}: file name {name!r} is not a plain file name")
+    return root / name
+
+
+def save_artifact(
+    path: str | Path,
+    *,
+    kind: str,
+    arrays: dict[str, np.ndarray],
+    documents: dict[str, Any],
+    meta: dict[str, Any],
+) -> None:
+    """Write arrays as ``NAME.npy``, JSON documents as ``NAME.json`` and a manifest.
+
+    ``meta`` goes into the manifest as is (labels, featurizer spec, training metrics...).
+    """
+    from textdistill import __version__
+
+    def fill(tmp: Path) -> None:
+        files: dict[str, str] = {}
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+            files[f"{name}.npy"] = _sha256_file(tmp / f"{name}.npy")
+        for name, document in documents.items():
+            (tmp / f"{name}.json").write_text(json.dumps(document, ensure_ascii=False))
+            files[f"{name}.json"] = _sha256_file(tmp / f"{name}.json")
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "textdistill_version": __version__,
+            "kind": kind,
+            "files": files,
+            **meta,
+        }
+        manifest["checksum"] = _manifest_checksum(manifest)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+
+    write_directory_atomically(Path(path), fill)
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The verified manifest of the artifact at ``path`` (the directory or its model.json)."""
+    root = Path(path)
+    if root.name == MANIFEST:
+        root = root.parent
+    manifest_path = root / MANIFEST
+    if not root.is_dir():
+        raise ArtifactError(f"{root}: no such artifact directory")
+    if not manifest_path.is_file():
+        raise ArtifactError(f"{root}: not a textdistill artifact ({MANIFEST} is missing)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ArtifactError(f"{manifest_path}: damaged manifest ({error})") from None
+    if not isinstance(manifest, dict) or "format_version" not in manifest:
+        raise ArtifactError(f"{manifest_path}: not a textdistill manifest (no format_version)")
+    version = manifest["format_version"]
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{root}: artifact format {version} was written by textdistill "
+            f"{manifest.get('textdistill_version', '?')}; this textdistill reads format "
+            f"{FORMAT_VERSION} at most: upgrade textdistill"
+        )
+    if manifest.get("checksum") != _manifest_checksum(manifest):
+        raise ArtifactError(f"{manifest_path}: checksum mismatch: the manifest was altered")
+    return manifest
+
+
+def load_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray],
+                                             dict[str, Any]]:
+    """Verify and read an artifact: ``(manifest, arrays, documents)``. Never unpickles."""
+    root = Path(path)
+    if root.name == MANIFEST:
+        root = root.parent
+    manifest = read_manifest(root)
+    arrays: dict[str, np.ndarray] = {}
+    documents: dict[str, Any] = {}
+    for name, expected in manifest["files"].items():
+        member = _safe_member(root, name)
+        if not member.is_file():
+            raise ArtifactError(f"{member}: missing from the artifact")
+        if _sha256_file(member) != expected:
+            raise ArtifactError(f"{member}: checksum mismatch: the file is damaged or truncated")
+        stem, suffix = member.stem, member.suffix
+        if suffix == ".npy":
+            arrays[stem] = np.load(member, allow_pickle=False)
+        elif suffix == ".json":
+            documents[stem] = json.loads(member.read_text())
+        else:
+            raise ArtifactError(f"{member}: unexpected file type in the artifact")
+    return manifest, arrays, documents
+
+
+def directory_size(path: str | Path) -> int:
+    """Bytes on disk of every file below ``path``."""
+    root = Path(path)
+    if root.is_file():
+        return root.stat().st_size
+    return sum(item.stat().st_size for item in root.rglob("*") if item.is_file())

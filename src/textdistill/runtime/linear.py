@@ -1,0 +1,102 @@
+"""A linear classifier over n-gram features: the deployable student, numpy only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textdistill.runtime.artifact import ArtifactError, load_artifact, save_artifact
+from textdistill.runtime.featurizer import NgramFeaturizer
+
+KIND = "linear"
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature``, stable for large values.
+
+    >>> softmax(np.array([[0.0, 0.0], [1000.0, 0.0]])).round(3).tolist()
+    [[0.5, 0.5], [1.0, 0.0]]
+    """
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    np.exp(scaled, out=scaled)
+    scaled /= scaled.sum(axis=1, keepdims=True)
+    return scaled
+
+
+class LinearModel:
+    """``logits = features(text) @ coef + intercept``; labels are names.
+
+    One logit per class (two for a binary task, like the teacher), so that logits can be
+    compared with the teacher's one for one.
+    """
+
+    def __init__(
+        self,
+        featurizer: NgramFeaturizer,
+        coef: np.ndarray,
+        intercept: np.ndarray,
+        labels: Sequence[str],
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        coef = np.asarray(coef, dtype=np.float32)
+        intercept = np.asarray(intercept, dtype=np.float32)
+        if coef.shape != (featurizer.n_features, len(labels)) or intercept.shape != (len(labels),):
+            raise ValueError(
+                f"coef {coef.shape} and intercept {intercept.shape} do not fit "
+                f"{featurizer.n_features} features and {len(labels)} labels"
+            )
+        self.featurizer = featurizer
+        self.coef = coef
+        self.intercept = intercept
+        self.labels = [str(label) for label in labels]
+        self.metadata = dict(metadata or {})
+
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits, float32 ``[n, k]``."""
+        return self.featurizer.transform(_as_texts(texts)).matmul(self.coef) + self.intercept
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return softmax(self.decision_function(texts))
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        winners = self.decision_function(texts).argmax(axis=1)
+        return [self.labels[i] for i in winners]
+
+    def save(self, path: str | Path) -> None:
+        save_artifact(
+            path,
+            kind=KIND,
+            arrays={"coef": self.coef, "intercept": self.intercept, "idf": self.featurizer.idf},
+            documents={"vocabulary": self.featurizer.vocabulary},
+            meta={
+                "labels": self.labels,
+                "featurizer": self.featurizer.spec(),
+                "metadata": self.metadata,
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> LinearModel:
+        manifest, arrays, documents = load_artifact(path)
+        if manifest.get("kind") != KIND:
+            raise ArtifactError(f"{path}: a {manifest.get('kind')!r} artifact, not {KIND!r}")
+        try:
+            spec = manifest["featurizer"]
+            featurizer = NgramFeaturizer(documents["vocabulary"], arrays["idf"],
+                                         max_n=spec["max_n"])
+            return cls(featurizer, arrays["coef"], arrays["intercept"], manifest["labels"],
+                       metadata=manifest.get("metadata"))
+        except (KeyError, ValueError) as error:
+            raise ArtifactError(f"{path}: inconsistent artifact ({error})") from None
+
+
+def _as_texts(texts: Sequence[str]) -> Sequence[str]:
+    """Accept one string as a one-document batch would be a classic footgun: refuse it."""
+    if isinstance(texts, str):
+        raise TypeError("expected a sequence of texts, got one str: wrap it in a list")
+    return texts

