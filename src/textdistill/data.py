@@ -255,7 +255,7 @@ def _read(
     path = Path(path)
     source = str(path)
     if not path.exists():
-        raise DataError(f"{source}: no such file or directory")
+        raise DataError(f"{source}: the path does not exist")
     if path.is_dir():
         rows = _imdb_rows(path, text_column, label_column)
         return _collect(rows, source, text_column, label_column, on_bad_row)
@@ -577,6 +577,8 @@ def _describe(value: object) -> str:
     """A short, unambiguous rendering of an offending value for error messages."""
     if value is None:
         return "null"
+    if _is_nan(value):
+        return "NaN"
     shown = repr(value)
     if len(shown) > _FOUND_WIDTH:
         shown = shown[: _FOUND_WIDTH - 3] + "..."

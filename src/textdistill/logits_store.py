@@ -8,7 +8,7 @@ are scored once. Chunks of another teacher live in another folder and are never 
 Layout::
 
     ROOT/<fingerprint>/store.json        teacher fingerprint, number of classes
-    ROOT/<fingerprint>/chunk-*.npz       hashes (S16) + logits (float32 [n, k]) + checksum
+    ROOT/<fingerprint>/chunk-*.npz       hashes (uint8 [n, 16]) + logits (float32 [n, k]) + checksum
 
 A chunk whose content does not match its checksum (a damaged disk, a hand edit) is moved
 aside as ``*.corrupt``, reported, and its documents scored again: never silently used.
@@ -101,8 +101,8 @@ class LogitsStore:
                 with np.load(chunk, allow_pickle=False) as content:
                     hashes, logits = content["hashes"], content["logits"]
                     checksum = str(content["checksum"])
-                if checksum != _chunk_checksum(hashes, logits) or logits.shape != (
-                    len(hashes), self.n_classes):
+                if checksum != _chunk_checksum(hashes, logits) or hashes.shape[1:] != (
+                        HASH_BYTES,) or logits.shape != (len(hashes), self.n_classes):
                     raise ValueError("checksum or shape mismatch")
             except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
                 aside = chunk.with_suffix(".corrupt")
@@ -110,8 +110,11 @@ class LogitsStore:
                 print(f"textdistill: {chunk} is damaged ({error}); moved to {aside.name}, "
                       "its documents will be scored again", file=sys.stderr)
                 continue
-            for key, row in zip(hashes.tolist(), logits, strict=True):
-                self._index[key] = row
+            self._remember(hashes, logits)
+
+    def _remember(self, hashes: np.ndarray, logits: np.ndarray) -> None:
+        for key, row in zip(hashes, logits, strict=True):
+            self._index[key.tobytes()] = row
 
     def __len__(self) -> int:
         return len(self._index)
@@ -167,7 +170,9 @@ class LogitsStore:
         if logits.shape != (len(texts), self.n_classes):
             raise StoreError(f"logits of shape {logits.shape} for {len(texts)} texts and "
                              f"{self.n_classes} classes")
-        hashes = np.array([text_hash(t) for t in texts], dtype=f"S{HASH_BYTES}")
+        # uint8 rows, not numpy's "S16": that type drops trailing zero bytes from a hash.
+        hashes = np.frombuffer(b"".join(text_hash(t) for t in texts),
+                               dtype=np.uint8).reshape(len(texts), HASH_BYTES)
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.directory)
         try:
@@ -180,8 +185,7 @@ class LogitsStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        for key, row in zip(hashes.tolist(), logits, strict=True):
-            self._index[key] = row
+        self._remember(hashes, logits)
 
     def get(self, texts: Sequence[str]) -> np.ndarray:
         """Logits ``float32 [len(texts), k]`` in the order of ``texts``."""

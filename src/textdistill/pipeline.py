@@ -208,7 +208,7 @@ def _label(store: LogitsStore, texts: list[str], teacher: Callable[[], Teacher],
     """Fill the store with the teacher's logits of ``texts``; report what it cost."""
     todo = len(store.missing(texts))
     if todo:
-        log(f"{description}: {todo} texts to score ({len(texts) - todo} already cached)")
+        log(f"{description}: {todo} distinct texts to score ({len(texts)} given)")
     stats = store.fill(texts, lambda batch: teacher().logits(batch),
                        batch_size=config.label_batch_size, progress=config.progress,
                        description=description)

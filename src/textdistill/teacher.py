@@ -688,8 +688,9 @@ class Teacher:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
-            self._model.save_pretrained(tmp)
-            self._tokenizer.save_pretrained(tmp)
+            with _quiet_transformers():
+                self._model.save_pretrained(tmp)
+                self._tokenizer.save_pretrained(tmp)
             if not any(tmp.glob("*.safetensors")) or any(tmp.glob("*.bin")):
                 raise RuntimeError("transformers did not write safetensors weights")
             meta = {

@@ -1,0 +1,112 @@
+"""The whole pipeline with a tiny random BERT: outputs, caching, resumption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from textdistill.data import TextDataset
+from textdistill.pipeline import RunConfig, StudentConfig, run_pipeline
+from textdistill.teacher import Teacher, TeacherConfig
+
+
+def _config(tiny_bert_dir: Path, out: Path, **student: object) -> RunConfig:
+    return RunConfig(
+        out=out, seed=0, progress=False, test_size=0.25, validation_size=0.2,
+        teacher=TeacherConfig(model=str(tiny_bert_dir), epochs=2, learning_rate=1e-3,
+                              max_length=32, batch_size=8),
+        student=StudentConfig(min_df=1, **student),  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def datasets(toy_sentiment: tuple[list[str], list[str]]) -> tuple[TextDataset, TextDataset]:
+    texts, labels = toy_sentiment
+    labeled = TextDataset(texts=texts, labels=labels, source="toy")
+    unlabeled = TextDataset(texts=[t + " indeed" for t in texts], labels=None,
+                            source="toy-unlabeled")
+    return labeled, unlabeled
+
+
+def test_run_writes_metrics_report_plot_and_artifacts(
+        tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset]) -> None:
+    labeled, unlabeled = datasets
+    metrics = run_pipeline(labeled, unlabeled, None, _config(tiny_bert_dir, tmp_path / "run"))
+    run = tmp_path / "run"
+    for name in ("metrics.json", "report.md", "accuracy_vs_throughput.png",
+                 "baseline/model.json", "student/model.json", "teacher/teacher.json"):
+        assert (run / name).exists(), name
+    assert json.loads((run / "metrics.json").read_text())["systems"] == metrics["systems"]
+    assert set(metrics["systems"]) == {"baseline", "teacher", "student"}
+    for row in metrics["systems"].values():
+        assert 0.0 <= row["accuracy"] <= 1.0
+        assert row["docs_per_s"] > 0 and row["size_bytes"] > 0
+        assert set(row["per_class"]) == {"neg", "pos"}
+    assert metrics["data"]["test"]["rows"] == 20  # a quarter of the 80 labeled rows
+    labeling = metrics["teacher"]["labeling"]
+    assert labeling["n_scored"] == labeling["n_unique"] == len(set(unlabeled.texts))
+    assert "| student |" in (run / "report.md").read_text()
+
+
+def test_rerun_skips_every_stage_and_never_loads_the_teacher(
+        tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    labeled, unlabeled = datasets
+    config = _config(tiny_bert_dir, tmp_path / "run")
+    first = run_pipeline(labeled, unlabeled, None, config)
+
+    def forbidden(*args: object, **kwargs: object) -> Teacher:
+        raise AssertionError("the teacher should not be loaded on an unchanged rerun")
+
+    monkeypatch.setattr(Teacher, "load", forbidden)
+    monkeypatch.setattr(Teacher, "fit", forbidden)
+    second = run_pipeline(labeled, unlabeled, None, config)
+    assert second["teacher"]["labeling"]["n_scored"] == 0
+    for name in ("baseline", "teacher", "student"):
+        assert second["systems"][name]["accuracy"] == first["systems"][name]["accuracy"]
+
+
+def test_changing_the_student_refits_only_the_student(
+        tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    labeled, unlabeled = datasets
+    run_pipeline(labeled, unlabeled, None, _config(tiny_bert_dir, tmp_path / "run"))
+    monkeypatch.setattr(Teacher, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    metrics = run_pipeline(labeled, unlabeled, None,
+                           _config(tiny_bert_dir, tmp_path / "run", loss="soft_ce"))
+    assert metrics["student"]["selection"]["loss"] == "soft_ce"
+
+
+def test_resumes_labeling_after_a_crash(
+        tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    labeled, unlabeled = datasets
+    config = _config(tiny_bert_dir, tmp_path / "run")
+    config.label_batch_size = 10
+    real_logits = Teacher.logits
+    calls: list[int] = []
+
+    def crash_on_third_batch(self: Teacher, texts: list[str], **kwargs: object) -> np.ndarray:
+        calls.append(len(texts))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_logits(self, texts, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Teacher, "logits", crash_on_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(labeled, unlabeled, None, config)
+    monkeypatch.setattr(Teacher, "logits", real_logits)
+    metrics = run_pipeline(labeled, unlabeled, None, config)
+    labeling = metrics["teacher"]["labeling"]
+    assert (labeling["n_cached"], labeling["n_scored"]) == (20, len(set(unlabeled.texts)) - 20)
+
+
+def test_without_unlabeled_data_the_labeled_texts_are_the_transfer_set(
+        tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset]) -> None:
+    labeled, _ = datasets
+    metrics = run_pipeline(labeled, None, None, _config(tiny_bert_dir, tmp_path / "run"))
+    assert any("no unlabeled set" in note for note in metrics["notes"])
+    assert metrics["data"]["unlabeled"]["rows"] == metrics["data"]["labeled"]["rows"]
