@@ -465,7 +465,7 @@ def labeled(texts: list[str], labels: list[str], source: str = "mem") -> TextDat
 
 
 def test_dataset_helpers() -> None:
-    data = labeled(["a", "b", "c"], ["x", "y", "x"])
+    data = TextDataset(["a", "b", "c"], ["x", "y", "x"], "mem", skipped={"empty text": 1})
     assert len(data) == 3
     assert data.subset([2, 0]).texts == ["c", "a"]
     assert data.subset([2, 0]).labels == ["x", "x"]
@@ -473,6 +473,7 @@ def test_dataset_helpers() -> None:
     assert data.head(10).texts == ["a", "b", "c"]
     assert data.without_labels().labels is None
     assert data.without_labels().texts == data.texts
+    assert data.head(1).skipped == data.without_labels().skipped == {"empty text": 1}
     with pytest.raises(IndexError):
         data.subset([3])
     with pytest.raises(IndexError):

@@ -254,6 +254,9 @@ def _run(args: argparse.Namespace) -> None:
     known_data = {"labeled", "unlabeled", "test", "text_column", "label_column", "on_bad_row"}
     if set(data) - known_data:
         raise UsageError(f"[data]: unknown option(s) {sorted(set(data) - known_data)}")
+    run_config = _dataclass_from(RunConfig, run_values, "[run]")
+    run_config.teacher = _dataclass_from(TeacherConfig, teacher_values, "[teacher]")
+    run_config.student = _dataclass_from(StudentConfig, student_values, "[student]")
     columns = {"text_column": data.get("text_column", "text")}
     on_bad_row = data.get("on_bad_row", "error")
     label_column = data.get("label_column", "label")
@@ -266,9 +269,6 @@ def _run(args: argparse.Namespace) -> None:
     for dataset in (labeled, unlabeled, test):
         if dataset is not None and dataset.skipped:
             print(f"[textdistill] {dataset.source}: skipped {dataset.skipped}", file=sys.stderr)
-    run_config = _dataclass_from(RunConfig, run_values, "[run]")
-    run_config.teacher = _dataclass_from(TeacherConfig, teacher_values, "[teacher]")
-    run_config.student = _dataclass_from(StudentConfig, student_values, "[student]")
     run_pipeline(labeled, unlabeled, test, run_config)
 
 

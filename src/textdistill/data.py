@@ -15,6 +15,7 @@ import bz2
 import csv
 import gzip
 import hashlib
+import itertools
 import json
 import lzma
 import math
@@ -103,8 +104,9 @@ class TextDataset:
         """The rows at ``indices``, in that order.
 
         Negative indices are refused rather than wrapped around, because here they are almost
-        always an off-by-one bug. ``skipped`` is reset: it describes reading the source, and a
-        subset skipped nothing.
+        always an off-by-one bug. ``source`` and ``skipped`` are kept: they describe how the
+        origin was read, and a report on any part of it (a split, a sample) should still show
+        that rows were left out there.
         """
         positions = [int(i) for i in indices]
         for i in positions:
@@ -114,6 +116,7 @@ class TextDataset:
             texts=[self.texts[i] for i in positions],
             labels=None if self.labels is None else [self.labels[i] for i in positions],
             source=self.source,
+            skipped=dict(self.skipped),
         )
 
     def head(self, n: int) -> "TextDataset":
@@ -266,7 +269,11 @@ def _read(
             "read_unlabeled, or a csv/tsv/jsonl/parquet file with a label column"
         )
     columns = [text_column] if label_column is None else [text_column, label_column]
-    with _open_binary(path) as stream:
+    try:
+        opened = _open_binary(path)
+    except OSError as exc:
+        raise DataError(f"{source}: cannot open the file ({exc})") from exc
+    with opened as stream:
         if fmt == "parquet":
             rows = _parquet_rows(stream, source, columns)
         elif fmt in ("csv", "tsv"):
@@ -318,21 +325,26 @@ def _decoded_lines(stream: Iterable[bytes], source: str) -> Iterator[str]:
     line and the byte offset where it happened.
     """
     offset = 0
-    try:
-        for number, raw in enumerate(stream, start=1):
-            try:
-                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                bad = raw[exc.start : exc.start + 1].hex()
-                raise DataError(
-                    f"{source}, line {number} (byte offset {offset + exc.start}"
-                    f"{' after decompression' if _is_compressed(source) else ''}): expected "
-                    f"UTF-8 text, found the byte 0x{bad}; re-encode the file as UTF-8 (e.g. "
-                    "`iconv -f latin1 -t utf-8 IN > OUT`)"
-                ) from None
-            offset += len(raw)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
-        raise DataError(f"{source}: cannot read the file ({exc})") from exc
+    lines = iter(stream)
+    for number in itertools.count(1):
+        try:
+            raw = next(lines, None)
+        except (OSError, EOFError, lzma.LZMAError) as exc:  # truncated or not really compressed
+            raise DataError(f"{source}: cannot read the file ({exc})") from exc
+        if raw is None:
+            return
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            where = f"line {number} (byte offset {offset + exc.start}"
+            where += " after decompression)" if _is_compressed(source) else ")"
+            raise DataError(
+                f"{source}, {where}: expected UTF-8 text, found the byte "
+                f"0x{raw[exc.start : exc.start + 1].hex()}; re-encode the file as UTF-8 (e.g. "
+                "`iconv -f latin1 -t utf-8 IN > OUT`)"
+            ) from None
+        offset += len(raw)
+        yield line
 
 
 def _is_compressed(source: str) -> bool:

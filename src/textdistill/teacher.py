@@ -751,6 +751,10 @@ class Teacher:
                 f"{FORMAT_VERSION}. Upgrade textdistill."
             )
 
+        missing = [k for k in ("config", "classes") if k not in meta]
+        if missing:
+            raise ValueError(f"{meta_path} lacks {missing}; the teacher cannot be restored")
+
         _require_torch()
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

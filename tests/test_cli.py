@@ -1,0 +1,143 @@
+"""The command line: predict (numpy only), run (from flags and TOML), errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from textdistill.cli import main
+from textdistill.runtime import LinearModel, NgramFeaturizer
+
+TEXTS = ["a great and moving film", "dull, boring, awful", "great cast", "awful plot"]
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    featurizer = NgramFeaturizer.fit(TEXTS, min_df=1)
+    coef = np.zeros((featurizer.n_features, 2), dtype=np.float32)
+    for term, sign in (("great", 1.0), ("awful", -1.0), ("moving", 1.0), ("dull", -1.0)):
+        coef[featurizer.vocabulary.index(term)] = [-sign, sign]
+    LinearModel(featurizer, coef, np.zeros(2), ["neg", "pos"]).save(tmp_path / "model")
+    return tmp_path / "model"
+
+
+def test_predict_texts_from_arguments_as_csv(artifact: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", str(artifact), "great film", "awful film", "--logits"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["label", "p_neg", "p_pos", "logit_neg", "logit_pos"]
+    assert [row[0] for row in rows[1:]] == ["pos", "neg"]
+    assert float(rows[1][1]) + float(rows[1][2]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_streams_stdin_as_jsonl(artifact: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("great\nawful\n" * 3000))
+    assert main(["predict", str(artifact), "--format", "jsonl"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6000  # more than one chunk
+    first = json.loads(lines[0])
+    assert first["label"] == "pos" and set(first["probabilities"]) == {"neg", "pos"}
+    assert "logits" not in first
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".txt"])
+def test_predict_reads_files_and_writes_output(artifact: Path, tmp_path: Path,
+                                               suffix: str) -> None:
+    source = tmp_path / f"in{suffix}"
+    if suffix == ".csv":
+        source.write_text('body\n"great, truly"\nawful\n')
+    elif suffix == ".jsonl":
+        source.write_text('{"body": "great, truly"}\n\n{"body": "awful"}\n')
+    else:
+        source.write_text("great, truly\nawful\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", str(artifact), "-i", str(source), "--text-column", "body",
+                 "--format", "jsonl", "-o", str(out)]) == 0
+    assert [json.loads(line)["label"] for line in out.read_text().splitlines()] == ["pos", "neg"]
+
+
+def test_predict_errors_are_one_clear_line(artifact: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", str(tmp_path / "missing"), "x"]) == 1
+    assert "no such artifact directory" in capsys.readouterr().err
+    assert main(["predict", str(artifact), "-i", str(tmp_path / "nope.txt")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "t.csv").write_text("text\nhello\n")
+    assert main(["predict", str(artifact), "-i", str(tmp_path / "t.csv"),
+                 "--text-column", "body"]) == 2
+    assert "no column 'body'" in capsys.readouterr().err
+
+
+def _write_toy(tmp_path: Path, toy: tuple[list[str], list[str]]) -> tuple[Path, Path]:
+    texts, labels = toy
+    labeled = tmp_path / "labeled.jsonl"
+    labeled.write_text("".join(json.dumps({"review": t, "sentiment": y}) + "\n"
+                               for t, y in zip(texts, labels, strict=True)))
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("".join(t + " again\n" for t in texts))
+    return labeled, unlabeled
+
+
+def test_run_from_a_toml_config_with_flags_winning(
+        tiny_bert_dir: Path, tmp_path: Path, toy_sentiment: tuple[list[str], list[str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    labeled, unlabeled = _write_toy(tmp_path, toy_sentiment)
+    config = tmp_path / "run.toml"
+    config.write_text(f"""
+[data]
+labeled = "{labeled}"
+unlabeled = "{unlabeled}"
+text_column = "review"
+label_column = "sentiment"
+
+[run]
+out = "{tmp_path / 'ignored'}"
+
+[teacher]
+model = "{tiny_bert_dir}"
+epochs = 1
+max_length = 32
+learning_rate = 0.001
+
+[student]
+min_df = 1
+""")
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(config), "--out", str(out), "--no-progress"]) == 0
+    assert "| student |" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["teacher"]["epochs"] == 1
+    assert not (tmp_path / "ignored").exists()
+    assert main(["predict", str(out / "student"), "what a superb film"]) == 0
+
+
+def test_run_reports_bad_input_without_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--out", str(tmp_path / "r")]) == 2
+    assert "--labeled" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nfine,pos\n,neg\n")
+    assert main(["run", "--labeled", str(bad), "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "row 2" in err and "text" in err
+    config = tmp_path / "c.toml"
+    config.write_text("[teacher]\nepochz = 3\n[data]\nlabeled = 'x.csv'\n")
+    assert main(["run", "--config", str(config)]) == 2
+    assert "epochz" in capsys.readouterr().err
+    config.write_text("[wrong]\n")
+    assert main(["run", "--config", str(config)]) == 2
+    assert "unknown table" in capsys.readouterr().err
+
+
+def test_every_verb_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for verb in ("demo", "run", "predict"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([verb, "--help"])
+        assert exit_info.value.code == 0
+        assert verb in capsys.readouterr().out
