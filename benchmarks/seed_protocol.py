@@ -33,15 +33,16 @@ RESULTS = Path(__file__).resolve().parent / "results" / "seed_protocol.json"
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
-def protocol_splits(data_dir: Path, seed: int, n_labeled: int, n_test: int,
-                    n_unlabeled: int) -> tuple[TextDataset, TextDataset, TextDataset,
-                                               TextDataset]:
+def protocol_splits(
+    data_dir: Path, seed: int, n_labeled: int, n_test: int, n_unlabeled: int
+) -> tuple[TextDataset, TextDataset, TextDataset, TextDataset]:
     """labeled, test, the article's unlabeled set, and the rest of the train split."""
     train = read_labeled(data_dir / "imdb_train.csv.gz")
     order = np.random.default_rng(seed).permutation(len(train)).tolist()
@@ -72,8 +73,9 @@ def _row(metrics: dict, n_unlabeled_available: int) -> dict:
         "teacher_size_bytes": systems["teacher"]["size_bytes"],
         "teacher_fit_seconds": metrics["teacher"]["fit_seconds"],
         "teacher_best_epoch": metrics["teacher"]["best_epoch"],
-        "student_selection": {k: v for k, v in metrics["student"]["selection"].items()
-                              if k != "grid"},
+        "student_selection": {
+            k: v for k, v in metrics["student"]["selection"].items() if k != "grid"
+        },
     }
 
 
@@ -85,34 +87,48 @@ def main() -> None:
     parser.add_argument("--n-labeled", type=int, default=1000)
     parser.add_argument("--n-test", type=int, default=2000)
     parser.add_argument("--n-unlabeled", type=int, default=5000)
-    parser.add_argument("--more-unlabeled", type=int, default=20000,
-                        help="unlabeled documents for row 2 (0: skip row 2)")
+    parser.add_argument(
+        "--more-unlabeled",
+        type=int,
+        default=20000,
+        help="unlabeled documents for row 2 (0: skip row 2)",
+    )
     args = parser.parse_args()
 
     started = time.time()
-    labeled, test, unlabeled, rest = protocol_splits(args.data, args.seed, args.n_labeled,
-                                                     args.n_test, args.n_unlabeled)
+    labeled, test, unlabeled, rest = protocol_splits(
+        args.data, args.seed, args.n_labeled, args.n_test, args.n_unlabeled
+    )
     config = RunConfig(out=args.out, seed=args.seed)
     rows = [_row(run_pipeline(labeled, unlabeled, test, config), len(unlabeled))]
     if args.more_unlabeled:
         extra = read_unlabeled(args.data / "imdb_unlabeled.csv.gz")
-        pool = TextDataset(texts=unlabeled.texts + rest.texts + extra.texts, labels=None,
-                           source="imdb_train (not labeled/test) + imdb_unlabeled")
+        pool = TextDataset(
+            texts=unlabeled.texts + rest.texts + extra.texts,
+            labels=None,
+            source="imdb_train (not labeled/test) + imdb_unlabeled",
+        )
         # The article's 5,000 first, then the other train reviews, then the unsup reviews:
         # each larger row contains the smaller one.
         more = pool.head(args.more_unlabeled)
         rows.append(_row(run_pipeline(labeled, more, test, config), len(pool)))
     result = {
         "benchmark": "seed_protocol",
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "processor": platform.processor()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "processor": platform.processor(),
+        },
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "commit": _commit(),
         "seed": args.seed,
         "teacher": config.teacher.model,
         "seconds": time.time() - started,
-        "reference_article": {"baseline_accuracy": 0.79, "teacher_accuracy": 0.89,
-                              "student_accuracy": 0.87},
+        "reference_article": {
+            "baseline_accuracy": 0.79,
+            "teacher_accuracy": 0.89,
+            "student_accuracy": 0.87,
+        },
         "rows": rows,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,9 @@ def artifact(tmp_path: Path) -> Path:
     return tmp_path / "model"
 
 
-def test_predict_texts_from_arguments_as_csv(artifact: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_texts_from_arguments_as_csv(
+    artifact: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["predict", str(artifact), "great film", "awful film", "--logits"]) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert rows[0] == ["label", "p_neg", "p_pos", "logit_neg", "logit_pos"]
@@ -35,8 +36,9 @@ def test_predict_texts_from_arguments_as_csv(artifact: Path,
     assert float(rows[1][1]) + float(rows[1][2]) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_predict_streams_stdin_as_jsonl(artifact: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_streams_stdin_as_jsonl(
+    artifact: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("great\nawful\n" * 3000))
     assert main(["predict", str(artifact), "--format", "jsonl"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -47,8 +49,7 @@ def test_predict_streams_stdin_as_jsonl(artifact: Path, monkeypatch: pytest.Monk
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".txt"])
-def test_predict_reads_files_and_writes_output(artifact: Path, tmp_path: Path,
-                                               suffix: str) -> None:
+def test_predict_reads_files_and_writes_output(artifact: Path, tmp_path: Path, suffix: str) -> None:
     source = tmp_path / f"in{suffix}"
     if suffix == ".csv":
         source.write_text('body\n"great, truly"\nawful\n')
@@ -57,36 +58,61 @@ def test_predict_reads_files_and_writes_output(artifact: Path, tmp_path: Path,
     else:
         source.write_text("great, truly\nawful\n")
     out = tmp_path / "out.jsonl"
-    assert main(["predict", str(artifact), "-i", str(source), "--text-column", "body",
-                 "--format", "jsonl", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(artifact),
+                "-i",
+                str(source),
+                "--text-column",
+                "body",
+                "--format",
+                "jsonl",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert [json.loads(line)["label"] for line in out.read_text().splitlines()] == ["pos", "neg"]
 
 
-def test_predict_errors_are_one_clear_line(artifact: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_errors_are_one_clear_line(
+    artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["predict", str(tmp_path / "missing"), "x"]) == 1
     assert "no such artifact directory" in capsys.readouterr().err
     assert main(["predict", str(artifact), "-i", str(tmp_path / "nope.txt")]) == 2
     assert "no such file" in capsys.readouterr().err
     (tmp_path / "t.csv").write_text("text\nhello\n")
-    assert main(["predict", str(artifact), "-i", str(tmp_path / "t.csv"),
-                 "--text-column", "body"]) == 2
+    assert (
+        main(["predict", str(artifact), "-i", str(tmp_path / "t.csv"), "--text-column", "body"])
+        == 2
+    )
     assert "no column 'body'" in capsys.readouterr().err
 
 
 def _write_toy(tmp_path: Path, toy: tuple[list[str], list[str]]) -> tuple[Path, Path]:
     texts, labels = toy
     labeled = tmp_path / "labeled.jsonl"
-    labeled.write_text("".join(json.dumps({"review": t, "sentiment": y}) + "\n"
-                               for t, y in zip(texts, labels, strict=True)))
+    labeled.write_text(
+        "".join(
+            json.dumps({"review": t, "sentiment": y}) + "\n"
+            for t, y in zip(texts, labels, strict=True)
+        )
+    )
     unlabeled = tmp_path / "unlabeled.txt"
     unlabeled.write_text("".join(t + " again\n" for t in texts))
     return labeled, unlabeled
 
 
 def test_run_from_a_toml_config_with_flags_winning(
-        tiny_bert_dir: Path, tmp_path: Path, toy_sentiment: tuple[list[str], list[str]],
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tiny_bert_dir: Path,
+    tmp_path: Path,
+    toy_sentiment: tuple[list[str], list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     labeled, unlabeled = _write_toy(tmp_path, toy_sentiment)
     config = tmp_path / "run.toml"
     config.write_text(f"""
@@ -97,7 +123,7 @@ text_column = "review"
 label_column = "sentiment"
 
 [run]
-out = "{tmp_path / 'ignored'}"
+out = "{tmp_path / "ignored"}"
 
 [teacher]
 model = "{tiny_bert_dir}"
@@ -118,7 +144,8 @@ min_df = 1
 
 
 def test_run_reports_bad_input_without_a_traceback(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["run", "--out", str(tmp_path / "r")]) == 2
     assert "--labeled" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"

@@ -18,12 +18,14 @@ def test_scores_match_scikit_learn() -> None:
     scores = classification_scores(true, pred, labels)
     assert scores["accuracy"] == pytest.approx(accuracy_score(true, pred))
     assert scores["macro_f1"] == pytest.approx(
-        f1_score(true, pred, labels=labels, average="macro", zero_division=0))
+        f1_score(true, pred, labels=labels, average="macro", zero_division=0)
+    )
     p, r, f, s = precision_recall_fscore_support(true, pred, labels=labels, zero_division=0)
     for i, label in enumerate(labels):
         row = scores["per_class"][label]
         assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
-            (p[i], r[i], f[i], s[i]))
+            (p[i], r[i], f[i], s[i])
+        )
 
 
 def test_errors_are_explicit() -> None:

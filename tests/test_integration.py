@@ -40,9 +40,27 @@ def test_cli_run_with_the_real_default_teacher(tmp_path: Path) -> None:
     unlabeled = write("unlabeled.csv", rows[300:600], labeled=False)
     test = write("test.csv", test_rows)
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "textdistill.cli", "run", "--labeled", str(labeled),
-               "--unlabeled", str(unlabeled), "--test", str(test), "--out", str(out),
-               "--epochs", "3", "--max-length", "64", "--learning-rate", "1e-4", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "textdistill.cli",
+        "run",
+        "--labeled",
+        str(labeled),
+        "--unlabeled",
+        str(unlabeled),
+        "--test",
+        str(test),
+        "--out",
+        str(out),
+        "--epochs",
+        "3",
+        "--max-length",
+        "64",
+        "--learning-rate",
+        "1e-4",
+        "--no-progress",
+    ]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "| student |" in finished.stdout
@@ -55,7 +73,19 @@ def test_cli_run_with_the_real_default_teacher(tmp_path: Path) -> None:
     assert (out / "accuracy_vs_throughput.png").stat().st_size > 10_000
 
     predicted = subprocess.run(
-        [sys.executable, "-m", "textdistill.cli", "predict", str(out / "student"),
-         "a gorgeous, moving film", "--format", "jsonl"],
-        capture_output=True, text=True, timeout=120, check=True)
+        [
+            sys.executable,
+            "-m",
+            "textdistill.cli",
+            "predict",
+            str(out / "student"),
+            "a gorgeous, moving film",
+            "--format",
+            "jsonl",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert json.loads(predicted.stdout)["label"] in {"neg", "pos"}

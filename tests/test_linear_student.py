@@ -21,8 +21,11 @@ def corpus(n: int, seed: int) -> tuple[list[str], np.ndarray]:
     texts, logits = [], []
     for _ in range(n):
         n_pos, n_neg = rng.integers(0, 3, size=2)
-        words = list(rng.choice(FILLER, 6)) + list(rng.choice(POSITIVE, n_pos)) + list(
-            rng.choice(NEGATIVE, n_neg))
+        words = (
+            list(rng.choice(FILLER, 6))
+            + list(rng.choice(POSITIVE, n_pos))
+            + list(rng.choice(NEGATIVE, n_neg))
+        )
         rng.shuffle(words)
         margin = float(n_pos - n_neg) * 1.5 + rng.normal(scale=0.2)
         texts.append(" ".join(words))
@@ -47,8 +50,7 @@ def test_student_reproduces_teacher_labels(loss: str) -> None:
 
 def test_mse_student_regresses_centred_logits() -> None:
     texts, logits = corpus(600, seed=2)
-    student = LinearStudent(loss="mse", grid=[0.1]).fit(texts, logits + 5.0,
-                                                        classes=["neg", "pos"])
+    student = LinearStudent(loss="mse", grid=[0.1]).fit(texts, logits + 5.0, classes=["neg", "pos"])
     predicted = student.decision_function(texts)
     centred = logits - logits.mean(axis=1, keepdims=True)
     assert np.corrcoef(predicted[:, 1], centred[:, 1])[0, 1] > 0.9
@@ -57,18 +59,26 @@ def test_mse_student_regresses_centred_logits() -> None:
 
 def test_gold_rows_count_and_unknown_gold_label_fails() -> None:
     texts, logits = corpus(100, seed=3)
-    student = LinearStudent().fit(texts, logits, classes=["neg", "pos"],
-                                  gold_texts=["great great", "awful awful"],
-                                  gold_labels=["pos", "neg"])
+    student = LinearStudent().fit(
+        texts,
+        logits,
+        classes=["neg", "pos"],
+        gold_texts=["great great", "awful awful"],
+        gold_labels=["pos", "neg"],
+    )
     assert (student.n_teacher_rows_, student.n_gold_rows_) == (100, 2)
     with pytest.raises(ValueError, match="not among the classes"):
-        LinearStudent().fit(texts, logits, classes=["neg", "pos"], gold_texts=["x"],
-                            gold_labels=["meh"])
+        LinearStudent().fit(
+            texts, logits, classes=["neg", "pos"], gold_texts=["x"], gold_labels=["meh"]
+        )
 
 
 def test_hard_labels_give_the_logistic_baseline_multiclass() -> None:
-    words = {"sport": ["goal", "match", "team"], "tech": ["chip", "code", "robot"],
-             "food": ["pasta", "bread", "soup"]}
+    words = {
+        "sport": ["goal", "match", "team"],
+        "tech": ["chip", "code", "robot"],
+        "food": ["pasta", "bread", "soup"],
+    }
     rng = np.random.default_rng(0)
     labels = list(rng.choice(list(words), 300))
     texts = [" ".join(rng.choice(words[label], 3)) + " today" for label in labels]
@@ -84,8 +94,9 @@ def test_save_load_predicts_identically_through_the_runtime(tmp_path: Path) -> N
     student = LinearStudent().fit(texts, logits, classes=["neg", "pos"])
     student.save(tmp_path / "student")
     runtime = load(str(tmp_path / "student"))
-    np.testing.assert_array_equal(runtime.decision_function(texts),
-                                  student.decision_function(texts))
+    np.testing.assert_array_equal(
+        runtime.decision_function(texts), student.decision_function(texts)
+    )
     reloaded = LinearStudent.load(tmp_path / "student")
     assert reloaded.predict(texts[:5]) == student.predict(texts[:5])
     assert reloaded.loss == "mse"

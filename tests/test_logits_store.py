@@ -34,7 +34,8 @@ def test_fill_scores_each_distinct_text_once_and_keeps_order(tmp_path: Path) -> 
 
 def test_a_rerun_reuses_everything(tmp_path: Path) -> None:
     LogitsStore(tmp_path, fingerprint="t1", n_classes=2).fill(
-        TEXTS, fake_teacher([]), batch_size=8, progress=False)
+        TEXTS, fake_teacher([]), batch_size=8, progress=False
+    )
     calls: list[list[str]] = []
     store = LogitsStore(tmp_path, fingerprint="t1", n_classes=2)
     stats = store.fill(TEXTS, fake_teacher(calls), progress=False)
@@ -63,7 +64,8 @@ def test_a_crash_loses_only_the_batch_in_flight(tmp_path: Path) -> None:
 
 def test_another_teacher_never_sees_these_logits(tmp_path: Path) -> None:
     LogitsStore(tmp_path, fingerprint="t1", n_classes=2).fill(
-        TEXTS, fake_teacher([]), progress=False)
+        TEXTS, fake_teacher([]), progress=False
+    )
     other = LogitsStore(tmp_path, fingerprint="t2", n_classes=2)
     assert len(other) == 0
     with pytest.raises(StoreError, match="no logits stored"):

@@ -15,9 +15,14 @@ from textdistill.teacher import Teacher, TeacherConfig
 
 def _config(tiny_bert_dir: Path, out: Path, **student: object) -> RunConfig:
     return RunConfig(
-        out=out, seed=0, progress=False, test_size=0.25, validation_size=0.2,
-        teacher=TeacherConfig(model=str(tiny_bert_dir), epochs=2, learning_rate=1e-3,
-                              max_length=32, batch_size=8),
+        out=out,
+        seed=0,
+        progress=False,
+        test_size=0.25,
+        validation_size=0.2,
+        teacher=TeacherConfig(
+            model=str(tiny_bert_dir), epochs=2, learning_rate=1e-3, max_length=32, batch_size=8
+        ),
         student=StudentConfig(min_df=1, **student),  # type: ignore[arg-type]
     )
 
@@ -26,18 +31,26 @@ def _config(tiny_bert_dir: Path, out: Path, **student: object) -> RunConfig:
 def datasets(toy_sentiment: tuple[list[str], list[str]]) -> tuple[TextDataset, TextDataset]:
     texts, labels = toy_sentiment
     labeled = TextDataset(texts=texts, labels=labels, source="toy")
-    unlabeled = TextDataset(texts=[t + " indeed" for t in texts], labels=None,
-                            source="toy-unlabeled")
+    unlabeled = TextDataset(
+        texts=[t + " indeed" for t in texts], labels=None, source="toy-unlabeled"
+    )
     return labeled, unlabeled
 
 
 def test_run_writes_metrics_report_plot_and_artifacts(
-        tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset]) -> None:
+    tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset]
+) -> None:
     labeled, unlabeled = datasets
     metrics = run_pipeline(labeled, unlabeled, None, _config(tiny_bert_dir, tmp_path / "run"))
     run = tmp_path / "run"
-    for name in ("metrics.json", "report.md", "accuracy_vs_throughput.png",
-                 "baseline/model.json", "student/model.json", "teacher/teacher.json"):
+    for name in (
+        "metrics.json",
+        "report.md",
+        "accuracy_vs_throughput.png",
+        "baseline/model.json",
+        "student/model.json",
+        "teacher/teacher.json",
+    ):
         assert (run / name).exists(), name
     assert json.loads((run / "metrics.json").read_text())["systems"] == metrics["systems"]
     assert set(metrics["systems"]) == {"baseline", "teacher", "student"}
@@ -52,8 +65,11 @@ def test_run_writes_metrics_report_plot_and_artifacts(
 
 
 def test_rerun_skips_every_stage_and_never_loads_the_teacher(
-        tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_bert_dir: Path,
+    tmp_path: Path,
+    datasets: tuple[TextDataset, TextDataset],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     labeled, unlabeled = datasets
     config = _config(tiny_bert_dir, tmp_path / "run")
     first = run_pipeline(labeled, unlabeled, None, config)
@@ -70,19 +86,26 @@ def test_rerun_skips_every_stage_and_never_loads_the_teacher(
 
 
 def test_changing_the_student_refits_only_the_student(
-        tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_bert_dir: Path,
+    tmp_path: Path,
+    datasets: tuple[TextDataset, TextDataset],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     labeled, unlabeled = datasets
     run_pipeline(labeled, unlabeled, None, _config(tiny_bert_dir, tmp_path / "run"))
     monkeypatch.setattr(Teacher, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
-    metrics = run_pipeline(labeled, unlabeled, None,
-                           _config(tiny_bert_dir, tmp_path / "run", loss="soft_ce"))
+    metrics = run_pipeline(
+        labeled, unlabeled, None, _config(tiny_bert_dir, tmp_path / "run", loss="soft_ce")
+    )
     assert metrics["student"]["selection"]["loss"] == "soft_ce"
 
 
 def test_resumes_labeling_after_a_crash(
-        tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_bert_dir: Path,
+    tmp_path: Path,
+    datasets: tuple[TextDataset, TextDataset],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     labeled, unlabeled = datasets
     config = _config(tiny_bert_dir, tmp_path / "run")
     config.label_batch_size = 10
@@ -105,7 +128,8 @@ def test_resumes_labeling_after_a_crash(
 
 
 def test_without_unlabeled_data_the_labeled_texts_are_the_transfer_set(
-        tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset]) -> None:
+    tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset]
+) -> None:
     labeled, _ = datasets
     metrics = run_pipeline(labeled, None, None, _config(tiny_bert_dir, tmp_path / "run"))
     assert any("no unlabeled set" in note for note in metrics["notes"])

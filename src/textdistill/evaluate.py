@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 
-def classification_scores(y_true: Sequence[str], y_pred: Sequence[str],
-                          labels: Sequence[str]) -> dict[str, Any]:
+def classification_scores(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
+) -> dict[str, Any]:
     """Accuracy, macro-F1 and per-class precision, recall, F1 and support.
 
     A class never predicted has precision 0 (not NaN), as scikit-learn's ``zero_division=0``.
@@ -37,8 +38,12 @@ def classification_scores(y_true: Sequence[str], y_pred: Sequence[str],
         precision = tp / predicted if predicted else 0.0
         recall = tp / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[str(label)] = {"precision": precision, "recall": recall, "f1": f1,
-                                 "support": int(support)}
+        per_class[str(label)] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": int(support),
+        }
     return {
         "accuracy": float(np.mean(true == pred)),
         "macro_f1": float(np.mean([scores["f1"] for scores in per_class.values()])),
@@ -58,8 +63,13 @@ def agreement(a: Sequence[str], b: Sequence[str]) -> float:
     return float(np.mean(np.asarray(a, dtype=object) == np.asarray(b, dtype=object)))
 
 
-def throughput(predict: Callable[[Sequence[str]], object], texts: Sequence[str], *,
-               min_seconds: float = 1.0, batch_size: int = 1000) -> float:
+def throughput(
+    predict: Callable[[Sequence[str]], object],
+    texts: Sequence[str],
+    *,
+    min_seconds: float = 1.0,
+    batch_size: int = 1000,
+) -> float:
     """Documents per second of ``predict`` over ``texts`` in batches, repeated until at least
     ``min_seconds`` have passed so that fast models are not timed on noise."""
     if not texts:

@@ -101,14 +101,20 @@ class LogitsStore:
                 with np.load(chunk, allow_pickle=False) as content:
                     hashes, logits = content["hashes"], content["logits"]
                     checksum = str(content["checksum"])
-                if checksum != _chunk_checksum(hashes, logits) or hashes.shape[1:] != (
-                        HASH_BYTES,) or logits.shape != (len(hashes), self.n_classes):
+                if (
+                    checksum != _chunk_checksum(hashes, logits)
+                    or hashes.shape[1:] != (HASH_BYTES,)
+                    or logits.shape != (len(hashes), self.n_classes)
+                ):
                     raise ValueError("checksum or shape mismatch")
             except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
                 aside = chunk.with_suffix(".corrupt")
                 chunk.rename(aside)
-                print(f"textdistill: {chunk} is damaged ({error}); moved to {aside.name}, "
-                      "its documents will be scored again", file=sys.stderr)
+                print(
+                    f"textdistill: {chunk} is damaged ({error}); moved to {aside.name}, "
+                    "its documents will be scored again",
+                    file=sys.stderr,
+                )
                 continue
             self._remember(hashes, logits)
 
@@ -161,24 +167,32 @@ class LogitsStore:
         finally:
             if bar is not None:
                 bar.close()
-        return FillStats(len(texts), n_unique, n_unique - len(todo), len(todo),
-                         time.perf_counter() - started)
+        return FillStats(
+            len(texts), n_unique, n_unique - len(todo), len(todo), time.perf_counter() - started
+        )
 
     def put(self, texts: Sequence[str], logits: np.ndarray) -> None:
         """Store ``logits`` of ``texts`` as one atomically written chunk."""
         logits = np.asarray(logits, dtype=np.float32)
         if logits.shape != (len(texts), self.n_classes):
-            raise StoreError(f"logits of shape {logits.shape} for {len(texts)} texts and "
-                             f"{self.n_classes} classes")
+            raise StoreError(
+                f"logits of shape {logits.shape} for {len(texts)} texts and "
+                f"{self.n_classes} classes"
+            )
         # uint8 rows, not numpy's "S16": that type drops trailing zero bytes from a hash.
-        hashes = np.frombuffer(b"".join(text_hash(t) for t in texts),
-                               dtype=np.uint8).reshape(len(texts), HASH_BYTES)
+        hashes = np.frombuffer(b"".join(text_hash(t) for t in texts), dtype=np.uint8).reshape(
+            len(texts), HASH_BYTES
+        )
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, hashes=hashes, logits=logits,
-                         checksum=np.array(_chunk_checksum(hashes, logits)))
+                np.savez(
+                    handle,
+                    hashes=hashes,
+                    logits=logits,
+                    checksum=np.array(_chunk_checksum(hashes, logits)),
+                )
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.directory / name)

@@ -76,43 +76,52 @@ def log(message: str) -> None:
     print(f"[textdistill] {message}", file=sys.stderr, flush=True)
 
 
-def prepare_splits(labeled: TextDataset, unlabeled: TextDataset | None,
-                   test: TextDataset | None, config: RunConfig) -> Splits:
+def prepare_splits(
+    labeled: TextDataset, unlabeled: TextDataset | None, test: TextDataset | None, config: RunConfig
+) -> Splits:
     """Check the data and carve test/validation sets where none were given (stratified)."""
     notes: list[str] = []
     require_classes(labeled)
     if test is None:
         labeled, test = stratified_split(labeled, config.test_size, seed=config.seed)
-        notes.append(f"no test set given: held out {len(test)} labeled rows "
-                     f"(stratified, seed {config.seed})")
+        notes.append(
+            f"no test set given: held out {len(test)} labeled rows (stratified, seed {config.seed})"
+        )
     check_known_labels(labeled, test)
     if config.n_labeled is not None and config.n_labeled < len(labeled):
         _, labeled = stratified_split(labeled, config.n_labeled, seed=config.seed)
         notes.append(f"kept {len(labeled)} labeled rows (stratified sample, seed {config.seed})")
     if unlabeled is None:
         unlabeled = labeled.without_labels()
-        notes.append("no unlabeled set given: the student learns the teacher's logits on the "
-                     "labeled texts only; more unlabeled text makes a better student")
+        notes.append(
+            "no unlabeled set given: the student learns the teacher's logits on the "
+            "labeled texts only; more unlabeled text makes a better student"
+        )
     elif config.n_unlabeled is not None and config.n_unlabeled < len(unlabeled):
         order = np.random.default_rng(config.seed).permutation(len(unlabeled))
         unlabeled = unlabeled.subset(sorted(order[: config.n_unlabeled].tolist()))
         notes.append(f"kept {len(unlabeled)} unlabeled rows (random sample, seed {config.seed})")
-    teacher_train, teacher_validation = stratified_split(labeled, config.validation_size,
-                                                         seed=config.seed)
+    teacher_train, teacher_validation = stratified_split(
+        labeled, config.validation_size, seed=config.seed
+    )
     return Splits(labeled, unlabeled, test, teacher_train, teacher_validation, tuple(notes))
 
 
 def _describe(data: TextDataset) -> dict[str, Any]:
-    summary: dict[str, Any] = {"source": data.source, "rows": len(data),
-                               "skipped": dict(data.skipped)}
+    summary: dict[str, Any] = {
+        "source": data.source,
+        "rows": len(data),
+        "skipped": dict(data.skipped),
+    }
     if data.labels is not None:
         values, counts = np.unique(np.asarray(data.labels, dtype=object), return_counts=True)
         summary["classes"] = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
     return summary
 
 
-def run_pipeline(labeled: TextDataset, unlabeled: TextDataset | None,
-                 test: TextDataset | None, config: RunConfig) -> dict[str, Any]:
+def run_pipeline(
+    labeled: TextDataset, unlabeled: TextDataset | None, test: TextDataset | None, config: RunConfig
+) -> dict[str, Any]:
     """Run (or resume) every stage and return the metrics written to ``metrics.json``."""
     from textdistill.report import write_report
 
@@ -121,16 +130,22 @@ def run_pipeline(labeled: TextDataset, unlabeled: TextDataset | None,
     splits = prepare_splits(labeled, unlabeled, test, config)
     for note in splits.notes:
         log(note)
-    data_summary = {name: _describe(getattr(splits, name)) for name in
-                    ("labeled", "unlabeled", "test", "teacher_train", "teacher_validation")}
-    log(f"data: {len(splits.labeled)} labeled, {len(splits.unlabeled)} unlabeled, "
-        f"{len(splits.test)} test; classes {splits.labeled.classes}")
+    data_summary = {
+        name: _describe(getattr(splits, name))
+        for name in ("labeled", "unlabeled", "test", "teacher_train", "teacher_validation")
+    }
+    log(
+        f"data: {len(splits.labeled)} labeled, {len(splits.unlabeled)} unlabeled, "
+        f"{len(splits.test)} test; classes {splits.labeled.classes}"
+    )
 
     baseline_info = _baseline_stage(run, splits, config)
     teacher_info, teacher = _teacher_stage(run, splits, config)
-    store = LogitsStore(config.logits_cache or run.path("logits"),
-                        fingerprint=teacher_info["fingerprint"],
-                        n_classes=len(teacher_info["classes"]))
+    store = LogitsStore(
+        config.logits_cache or run.path("logits"),
+        fingerprint=teacher_info["fingerprint"],
+        n_classes=len(teacher_info["classes"]),
+    )
     labeling = _label(store, splits.unlabeled.texts, teacher, config, "labeling unlabeled set")
     student_info = _student_stage(run, splits, config, store, teacher_info)
     systems = _evaluate(run, splits, config, store, teacher, teacher_info)
@@ -138,8 +153,11 @@ def run_pipeline(labeled: TextDataset, unlabeled: TextDataset | None,
     metrics = {
         "textdistill_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpu_count": os.cpu_count()},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+        },
         "config": asdict(config),
         "data": data_summary,
         "notes": list(splits.notes),
@@ -156,18 +174,25 @@ def run_pipeline(labeled: TextDataset, unlabeled: TextDataset | None,
 
 def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dict[str, Any]:
     """TF-IDF + logistic regression on the gold labels, its C tuned on held-out labels."""
-    params = {"max_n": config.student.max_n, "min_df": config.student.min_df,
-              "max_features": config.student.max_features, "seed": config.seed}
+    params = {
+        "max_n": config.student.max_n,
+        "min_df": config.student.min_df,
+        "max_features": config.student.max_features,
+        "seed": config.seed,
+    }
     key = stage_key("baseline", splits.labeled.content_hash(), params)
     info = run.cached("baseline", key)
     if info is not None:
         log("baseline: unchanged, reusing")
         return info
     log("baseline: TF-IDF n-grams + logistic regression on the labeled set")
-    baseline = LinearStudent(loss="soft_ce", max_n=config.student.max_n,
-                             min_df=config.student.min_df,
-                             max_features=config.student.max_features,
-                             random_state=config.seed)
+    baseline = LinearStudent(
+        loss="soft_ce",
+        max_n=config.student.max_n,
+        min_df=config.student.min_df,
+        max_features=config.student.max_features,
+        random_state=config.seed,
+    )
     assert splits.labeled.labels is not None
     baseline.fit(splits.labeled.texts, splits.labeled.labels)
     baseline.save(run.path("baseline"))
@@ -176,73 +201,130 @@ def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dic
     return info
 
 
-def _teacher_stage(run: RunDirectory, splits: Splits,
-                   config: RunConfig) -> tuple[dict[str, Any], Callable[[], Teacher]]:
+def _teacher_stage(
+    run: RunDirectory, splits: Splits, config: RunConfig
+) -> tuple[dict[str, Any], Callable[[], Teacher]]:
     """Fine-tune the teacher (or reuse it) and return its facts and a lazy loader.
 
     The loader matters: when every later stage is cached, the teacher is never loaded.
     """
-    key = stage_key("teacher", splits.teacher_train.content_hash(),
-                    splits.teacher_validation.content_hash(), asdict(config.teacher))
+    key = stage_key(
+        "teacher",
+        splits.teacher_train.content_hash(),
+        splits.teacher_validation.content_hash(),
+        asdict(config.teacher),
+    )
     info = run.cached("teacher", key)
     if info is not None:
         log(f"teacher: unchanged, reusing {run.path('teacher')}")
         return info, cache(lambda: Teacher.load(run.path("teacher")))
-    log(f"teacher: fine-tuning {config.teacher.model} on {len(splits.teacher_train)} texts "
-        f"({len(splits.teacher_validation)} held out to pick the best epoch)")
+    log(
+        f"teacher: fine-tuning {config.teacher.model} on {len(splits.teacher_train)} texts "
+        f"({len(splits.teacher_validation)} held out to pick the best epoch)"
+    )
     teacher = Teacher(config.teacher)
     assert splits.teacher_train.labels is not None
-    teacher.fit(splits.teacher_train.texts, splits.teacher_train.labels,
-                val_texts=splits.teacher_validation.texts,
-                val_labels=splits.teacher_validation.labels, progress=config.progress)
+    teacher.fit(
+        splits.teacher_train.texts,
+        splits.teacher_train.labels,
+        val_texts=splits.teacher_validation.texts,
+        val_labels=splits.teacher_validation.labels,
+        progress=config.progress,
+    )
     teacher.save(run.path("teacher"))
-    info = {"model": config.teacher.model, "fingerprint": teacher.fingerprint,
-            "classes": list(teacher.classes_), "fit_seconds": teacher.fit_seconds_,
-            "best_epoch": teacher.best_epoch_, "history": teacher.history_}
+    info = {
+        "model": config.teacher.model,
+        "fingerprint": teacher.fingerprint,
+        "classes": list(teacher.classes_),
+        "fit_seconds": teacher.fit_seconds_,
+        "best_epoch": teacher.best_epoch_,
+        "history": teacher.history_,
+    }
     run.complete("teacher", key, info)
     return info, lambda: teacher
 
 
-def _label(store: LogitsStore, texts: list[str], teacher: Callable[[], Teacher],
-           config: RunConfig, description: str) -> dict[str, Any]:
+def _label(
+    store: LogitsStore,
+    texts: list[str],
+    teacher: Callable[[], Teacher],
+    config: RunConfig,
+    description: str,
+) -> dict[str, Any]:
     """Fill the store with the teacher's logits of ``texts``; report what it cost."""
     todo = len(store.missing(texts))
     if todo:
         log(f"{description}: {todo} distinct texts to score ({len(texts)} given)")
-    stats = store.fill(texts, lambda batch: teacher().logits(batch),
-                       batch_size=config.label_batch_size, progress=config.progress,
-                       description=description)
-    return {"n_texts": stats.n_texts, "n_unique": stats.n_unique, "n_cached": stats.n_cached,
-            "n_scored": stats.n_scored, "seconds": stats.seconds,
-            "docs_per_s": stats.docs_per_second}
+    stats = store.fill(
+        texts,
+        lambda batch: teacher().logits(batch),
+        batch_size=config.label_batch_size,
+        progress=config.progress,
+        description=description,
+    )
+    return {
+        "n_texts": stats.n_texts,
+        "n_unique": stats.n_unique,
+        "n_cached": stats.n_cached,
+        "n_scored": stats.n_scored,
+        "seconds": stats.seconds,
+        "docs_per_s": stats.docs_per_second,
+    }
 
 
-def _student_stage(run: RunDirectory, splits: Splits, config: RunConfig, store: LogitsStore,
-                   teacher_info: dict[str, Any]) -> dict[str, Any]:
-    key = stage_key("student", teacher_info["fingerprint"], splits.unlabeled.content_hash(),
-                    splits.labeled.content_hash(), asdict(config.student), config.seed)
+def _student_stage(
+    run: RunDirectory,
+    splits: Splits,
+    config: RunConfig,
+    store: LogitsStore,
+    teacher_info: dict[str, Any],
+) -> dict[str, Any]:
+    key = stage_key(
+        "student",
+        teacher_info["fingerprint"],
+        splits.unlabeled.content_hash(),
+        splits.labeled.content_hash(),
+        asdict(config.student),
+        config.seed,
+    )
     info = run.cached("student", key)
     if info is not None:
         log("student: unchanged, reusing")
         return info
-    log(f"student: linear ({config.student.loss}) on {len(splits.unlabeled)} teacher-labeled "
-        f"+ {len(splits.labeled)} gold-labeled texts")
+    log(
+        f"student: linear ({config.student.loss}) on {len(splits.unlabeled)} teacher-labeled "
+        f"+ {len(splits.labeled)} gold-labeled texts"
+    )
     options = asdict(config.student)
     student = LinearStudent(loss=options.pop("loss"), random_state=config.seed, **options)
     assert splits.labeled.labels is not None
-    student.fit(splits.unlabeled.texts, store.get(splits.unlabeled.texts),
-                classes=teacher_info["classes"], gold_texts=splits.labeled.texts,
-                gold_labels=splits.labeled.labels)
+    student.fit(
+        splits.unlabeled.texts,
+        store.get(splits.unlabeled.texts),
+        classes=teacher_info["classes"],
+        gold_texts=splits.labeled.texts,
+        gold_labels=splits.labeled.labels,
+    )
     student.save(run.path("student"))
-    info = {"selection": student.selection_, "fit_seconds": student.fit_seconds_,
-            "n_teacher_rows": student.n_teacher_rows_, "n_gold_rows": student.n_gold_rows_,
-            "n_features": student.model_.featurizer.n_features}
+    info = {
+        "selection": student.selection_,
+        "fit_seconds": student.fit_seconds_,
+        "n_teacher_rows": student.n_teacher_rows_,
+        "n_gold_rows": student.n_gold_rows_,
+        "n_features": student.model_.featurizer.n_features,
+    }
     run.complete("student", key, info)
     return info
 
 
-def _evaluate(run: RunDirectory, splits: Splits, config: RunConfig, store: LogitsStore,
-              teacher: Callable[[], Teacher], teacher_info: dict[str, Any]) -> dict[str, Any]:
+def _evaluate(
+    run: RunDirectory,
+    splits: Splits,
+    config: RunConfig,
+    store: LogitsStore,
+    teacher: Callable[[], Teacher],
+    teacher_info: dict[str, Any],
+) -> dict[str, Any]:
     """Score all three systems on the test set; students are scored through the runtime."""
     test = splits.test
     assert test.labels is not None
@@ -251,10 +333,10 @@ def _evaluate(run: RunDirectory, splits: Splits, config: RunConfig, store: Logit
     timing = run.cached("teacher-test", key)
     if timing is None:
         # Timed on a fresh pass, not read from the store, so docs/s is the teacher's real speed.
-        model = teacher()
+        fitted_teacher = teacher()
         log(f"teacher: scoring {len(test)} test texts")
         started = time.perf_counter()
-        logits = model.logits(test.texts, progress=config.progress)
+        logits = fitted_teacher.logits(test.texts, progress=config.progress)
         seconds = time.perf_counter() - started
         store.put(test.texts, logits)
         timing = {"docs_per_s": len(test) / seconds if seconds else 0.0, "seconds": seconds}
@@ -262,10 +344,13 @@ def _evaluate(run: RunDirectory, splits: Splits, config: RunConfig, store: Logit
     teacher_logits = store.get(test.texts)
     teacher_pred = [classes[i] for i in teacher_logits.argmax(axis=1)]
     systems: dict[str, Any] = {
-        "teacher": {**classification_scores(test.labels, teacher_pred, classes),
-                    "agreement_with_teacher": 1.0, "docs_per_s": timing["docs_per_s"],
-                    "size_bytes": directory_size(run.path("teacher")),
-                    "cores": os.cpu_count()},
+        "teacher": {
+            **classification_scores(test.labels, teacher_pred, classes),
+            "agreement_with_teacher": 1.0,
+            "docs_per_s": timing["docs_per_s"],
+            "size_bytes": directory_size(run.path("teacher")),
+            "cores": os.cpu_count(),
+        },
     }
     log("evaluating baseline and student through the numpy runtime")
     for name in ("baseline", "student"):

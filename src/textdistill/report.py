@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SYSTEM_NAMES = {"baseline": "baseline (TF-IDF + LR, gold labels only)",
-                "teacher": "teacher (fine-tuned transformer)",
-                "student": "student (distilled, numpy runtime)"}
+SYSTEM_NAMES = {
+    "baseline": "baseline (TF-IDF + LR, gold labels only)",
+    "teacher": "teacher (fine-tuned transformer)",
+    "student": "student (distilled, numpy runtime)",
+}
 PLOT_NAME = "accuracy_vs_throughput.png"
 
 
@@ -28,8 +30,10 @@ def _size(n_bytes: float) -> str:
 
 def summary_table(systems: dict[str, Any]) -> str:
     """The headline comparison as a Markdown table (it also reads well in a terminal)."""
-    lines = ["| system | accuracy | macro-F1 | agreement with teacher | docs/s | cores | size |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| system | accuracy | macro-F1 | agreement with teacher | docs/s | cores | size |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, row in systems.items():
         lines.append(
             f"| {name} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | "
@@ -41,12 +45,16 @@ def summary_table(systems: dict[str, Any]) -> str:
 
 def per_class_table(systems: dict[str, Any]) -> str:
     """Precision, recall, F1 and support per class and system (the article's table)."""
-    lines = ["| system | class | precision | recall | F1 | support |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| system | class | precision | recall | F1 | support |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
     for name, row in systems.items():
         for label, scores in row["per_class"].items():
-            lines.append(f"| {name} | {label} | {scores['precision']:.3f} | "
-                         f"{scores['recall']:.3f} | {scores['f1']:.3f} | {scores['support']} |")
+            lines.append(
+                f"| {name} | {label} | {scores['precision']:.3f} | "
+                f"{scores['recall']:.3f} | {scores['f1']:.3f} | {scores['support']} |"
+            )
     return "\n".join(lines)
 
 
@@ -59,10 +67,21 @@ def plot_accuracy_vs_throughput(systems: dict[str, Any], path: Path) -> None:
     colors = {"baseline": "tab:gray", "teacher": "tab:red", "student": "tab:blue"}
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for name, row in systems.items():
-        ax.scatter(row["docs_per_s"], row["accuracy"], s=90, color=colors.get(name, "black"),
-                   label=SYSTEM_NAMES.get(name, name), zorder=3)
-        ax.annotate(f"{name}\n{row['accuracy']:.3f}", (row["docs_per_s"], row["accuracy"]),
-                    textcoords="offset points", xytext=(8, -4), fontsize=8)
+        ax.scatter(
+            row["docs_per_s"],
+            row["accuracy"],
+            s=90,
+            color=colors.get(name, "black"),
+            label=SYSTEM_NAMES.get(name, name),
+            zorder=3,
+        )
+        ax.annotate(
+            f"{name}\n{row['accuracy']:.3f}",
+            (row["docs_per_s"], row["accuracy"]),
+            textcoords="offset points",
+            xytext=(8, -4),
+            fontsize=8,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("documents per second (log scale; teacher on all cores, students on one)")
     ax.set_ylabel("test accuracy")
@@ -92,7 +111,8 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         "",
         f"Data: {data['labeled']['rows']} labeled, {data['unlabeled']['rows']} unlabeled, "
         f"{data['test']['rows']} test rows. Classes: "
-        + ", ".join(f"{k} ({v})" for k, v in data["labeled"].get("classes", {}).items()) + ".",
+        + ", ".join(f"{k} ({v})" for k, v in data["labeled"].get("classes", {}).items())
+        + ".",
         *(f"- {note}" for note in metrics.get("notes", [])),
         "",
         "## Results on the test set",

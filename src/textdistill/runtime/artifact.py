@@ -107,8 +107,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray],
-                                             dict[str, Any]]:
+def load_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
     """Verify and read an artifact: ``(manifest, arrays, documents)``. Never unpickles."""
     root = Path(path)
     if root.name == MANIFEST:

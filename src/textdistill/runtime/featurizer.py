@@ -156,13 +156,15 @@ class NgramFeaturizer:
             lengths[row] = len(found)
         n_features = self.n_features
         rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-        keys, counts = np.unique(rows * n_features + np.asarray(ids, dtype=np.int64),
-                                 return_counts=True)
+        keys, counts = np.unique(
+            rows * n_features + np.asarray(ids, dtype=np.int64), return_counts=True
+        )
         key_rows = keys // n_features
         indices = (keys - key_rows * n_features).astype(np.int32)
         values = (1.0 + np.log(counts)).astype(np.float32) * self.idf[indices]
-        norms = np.sqrt(np.bincount(key_rows, weights=values.astype(np.float64) ** 2,
-                                    minlength=len(texts)))
+        norms = np.sqrt(
+            np.bincount(key_rows, weights=values.astype(np.float64) ** 2, minlength=len(texts))
+        )
         values /= np.maximum(norms[key_rows], 1e-12).astype(np.float32)
         indptr = np.zeros(len(texts) + 1, dtype=np.int64)
         np.cumsum(np.bincount(key_rows, minlength=len(texts)), out=indptr[1:])
@@ -170,6 +172,12 @@ class NgramFeaturizer:
 
     def spec(self) -> dict[str, Any]:
         """What the artifact stores besides the vocabulary and idf arrays."""
-        return {"type": "word_ngram_tfidf", "max_n": self.max_n, "token_pattern": TOKEN_PATTERN,
-                "lowercase": True, "strip_markup": True, "tf": "sublinear", "norm": "l2"}
-
+        return {
+            "type": "word_ngram_tfidf",
+            "max_n": self.max_n,
+            "token_pattern": TOKEN_PATTERN,
+            "lowercase": True,
+            "strip_markup": True,
+            "tf": "sublinear",
+            "norm": "l2",
+        }

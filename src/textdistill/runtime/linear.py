@@ -87,10 +87,16 @@ class LinearModel:
             raise ArtifactError(f"{path}: a {manifest.get('kind')!r} artifact, not {KIND!r}")
         try:
             spec = manifest["featurizer"]
-            featurizer = NgramFeaturizer(documents["vocabulary"], arrays["idf"],
-                                         max_n=spec["max_n"])
-            return cls(featurizer, arrays["coef"], arrays["intercept"], manifest["labels"],
-                       metadata=manifest.get("metadata"))
+            featurizer = NgramFeaturizer(
+                documents["vocabulary"], arrays["idf"], max_n=spec["max_n"]
+            )
+            return cls(
+                featurizer,
+                arrays["coef"],
+                arrays["intercept"],
+                manifest["labels"],
+                metadata=manifest.get("metadata"),
+            )
         except (KeyError, ValueError) as error:
             raise ArtifactError(f"{path}: inconsistent artifact ({error})") from None
 

@@ -119,8 +119,9 @@ class LinearStudent:
             texts_all = list(texts) + list(gold_texts)
             labels = [str(g) for g in gold_labels]
 
-        featurizer = NgramFeaturizer.fit(texts_all, max_n=self.max_n, min_df=self.min_df,
-                                         max_features=self.max_features)
+        featurizer = NgramFeaturizer.fit(
+            texts_all, max_n=self.max_n, min_df=self.min_df, max_features=self.max_features
+        )
         features = featurizer.transform(texts_all)
         class_index = {name: i for i, name in enumerate(classes_)}
         gold = np.array([class_index[label] for label in labels], dtype=np.int64)
@@ -144,23 +145,40 @@ class LinearStudent:
         coef, intercept = problem.solve(best, exclude=np.array([], dtype=np.int64))
 
         self.classes_ = classes_
-        self.selection_ = {"loss": self.loss if not hard else "ce", "penalty": best,
-                           "penalty_name": "alpha" if self.loss == "mse" and not hard else "C",
-                           "grid": scores, "n_validation": len(held_out)}
+        self.selection_ = {
+            "loss": self.loss if not hard else "ce",
+            "penalty": best,
+            "penalty_name": "alpha" if self.loss == "mse" and not hard else "C",
+            "grid": scores,
+            "n_validation": len(held_out),
+        }
         self.n_teacher_rows_ = n_teacher
         self.n_gold_rows_ = len(gold)
         self.fit_seconds_ = time.perf_counter() - started
         self.model_ = LinearModel(
-            featurizer, coef.astype(np.float32), intercept.astype(np.float32), classes_,
-            metadata={"selection": self.selection_, "n_teacher_rows": n_teacher,
-                      "n_gold_rows": self.n_gold_rows_, "params": self.get_params()},
+            featurizer,
+            coef.astype(np.float32),
+            intercept.astype(np.float32),
+            classes_,
+            metadata={
+                "selection": self.selection_,
+                "n_teacher_rows": n_teacher,
+                "n_gold_rows": self.n_gold_rows_,
+                "params": self.get_params(),
+            },
         )
         return self
 
     def get_params(self) -> dict[str, Any]:
-        return {"loss": self.loss, "max_n": self.max_n, "min_df": self.min_df,
-                "max_features": self.max_features, "temperature": self.temperature,
-                "gold_weight": self.gold_weight, "random_state": self.random_state}
+        return {
+            "loss": self.loss,
+            "max_n": self.max_n,
+            "min_df": self.min_df,
+            "max_features": self.max_features,
+            "temperature": self.temperature,
+            "gold_weight": self.gold_weight,
+            "random_state": self.random_state,
+        }
 
     # --------------------------------------------------------------- inference
     def _fitted(self) -> LinearModel:
@@ -192,8 +210,14 @@ class LinearStudent:
 class _Problem:
     """The design matrix and targets of one fit, solved for any penalty value."""
 
-    def __init__(self, features: SparseRows, teacher_logits: np.ndarray | None,
-                 gold: np.ndarray, n_classes: int, params: LinearStudent) -> None:
+    def __init__(
+        self,
+        features: SparseRows,
+        teacher_logits: np.ndarray | None,
+        gold: np.ndarray,
+        n_classes: int,
+        params: LinearStudent,
+    ) -> None:
         self.X = features.to_scipy()
         self.k = n_classes
         self.params = params
@@ -212,8 +236,9 @@ class _Problem:
         gold_logits = scale * (onehot - 1.0 / n_classes)
         self.reg_targets = np.vstack([centred, gold_logits])
         self.soft = np.vstack([softmax(teacher_logits, params.temperature), onehot])
-        self.weights = np.concatenate([np.ones(self.n_teacher),
-                                       np.full(len(gold), params.gold_weight)])
+        self.weights = np.concatenate(
+            [np.ones(self.n_teacher), np.full(len(gold), params.gold_weight)]
+        )
 
     def _rows(self, exclude: np.ndarray) -> np.ndarray:
         keep = np.ones(self.X.shape[0], dtype=bool)
@@ -233,8 +258,9 @@ class _Problem:
             return ridge.coef_.T, np.asarray(ridge.intercept_)
         return self._logistic(X, self.soft[rows], weights, penalty)
 
-    def _logistic(self, X: Any, soft: np.ndarray, weights: np.ndarray | None,
-                  C: float) -> tuple[np.ndarray, np.ndarray]:
+    def _logistic(
+        self, X: Any, soft: np.ndarray, weights: np.ndarray | None, C: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         import scipy.sparse
         from sklearn.linear_model import LogisticRegression
 
@@ -255,8 +281,7 @@ class _Problem:
             return coef, intercept
         return model.coef_.T, model.intercept_
 
-    def score(self, coef: np.ndarray, intercept: np.ndarray,
-              rows: np.ndarray) -> dict[str, float]:
+    def score(self, coef: np.ndarray, intercept: np.ndarray, rows: np.ndarray) -> dict[str, float]:
         """Agreement with the reference (teacher argmax, or gold) and logit MSE on ``rows``."""
         predicted = np.asarray(self.X[rows] @ coef) + intercept
         if self.teacher_logits is None:
