@@ -54,7 +54,7 @@ def test_a_crash_loses_only_the_batch_in_flight(tmp_path: Path) -> None:
     store = LogitsStore(tmp_path, fingerprint="t1", n_classes=2)
     with pytest.raises(KeyboardInterrupt):
         store.fill(TEXTS, dies_on_third_batch, batch_size=10, progress=False)
-    assert not list((tmp_path / "t1").glob(".tmp-*"))
+    assert not list((tmp_path / "t1").glob(".*tmp*"))
     calls.clear()
     resumed = LogitsStore(tmp_path, fingerprint="t1", n_classes=2)
     stats = resumed.fill(TEXTS, score, batch_size=10, progress=False)

