@@ -1,0 +1,18 @@
+"""Build configuration for the optional C fast path; everything else is in pyproject.toml.
+
+The extension is optional: where no C compiler is available the install still succeeds and
+the featurizer uses its pure-Python path, which gives identical results.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "textdistill.runtime._ngrams",
+            ["src/textdistill/runtime/_ngrams.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        )
+    ]
+)
