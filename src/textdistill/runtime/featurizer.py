@@ -9,6 +9,7 @@ interpreter; counting, weighting and normalising are vectorised over a whole bat
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,6 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+try:  # the optional C fast path (setup.py builds it where a compiler exists)
+    from textdistill.runtime import _ngrams  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on the build
+    _ngrams = None
+# TEXTDISTILL_PURE_PYTHON=1 forces the pure-Python path (to compare, or to debug).
+_PURE_PYTHON = os.environ.get("TEXTDISTILL_PURE_PYTHON", "") not in {"", "0"}
 
 # Words (letters and digits, with inner apostrophes: "don't" stays one token) plus "!" and "?",
 # which carry sentiment and intent in short texts.
@@ -108,6 +116,7 @@ class NgramFeaturizer:
         self.idf = np.asarray(idf, dtype=np.float32)
         self.max_n = int(max_n)
         self._index = {term: i for i, term in enumerate(self.vocabulary)}
+        self._fast: Any = None  # the C vocabulary, built on first use
 
     @property
     def n_features(self) -> int:
@@ -145,30 +154,47 @@ class NgramFeaturizer:
         idf = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
         return cls(vocabulary, idf, max_n=max_n)
 
-    def transform(self, texts: Sequence[str]) -> SparseRows:
-        """Features of ``texts`` as a :class:`SparseRows` with sorted column indices per row."""
+    def counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per document, the sorted distinct vocabulary ids of its n-grams and their counts.
+
+        Returns ``(ids int32 [nnz], counts int32 [nnz], row_lengths int64 [n_docs])``. This is
+        the one place where text becomes integers: the C extension when it is built, else
+        pure Python; both give the same integers, so everything downstream is identical.
+        """
+        if self._fast is None and _ngrams is not None and not _PURE_PYTHON:
+            self._fast = _ngrams.Vocabulary(self.vocabulary, self.max_n)
+        if self._fast is not None:
+            ids, counts, lengths = self._fast.count([text.lower() for text in texts])
+            return (np.frombuffer(ids, dtype=np.int32), np.frombuffer(counts, dtype=np.int32),
+                    np.frombuffer(lengths, dtype=np.int64))
+        return self._counts_python(texts)
+
+    def _counts_python(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         index_get = self._index.get
-        ids: list[int] = []
+        found: list[int] = []
         lengths = np.zeros(len(texts), dtype=np.int64)
         for row, text in enumerate(texts):
-            found = [i for i in map(index_get, ngrams(tokenize(text), self.max_n)) if i is not None]
-            ids.extend(found)
-            lengths[row] = len(found)
-        n_features = self.n_features
+            ids = [i for i in map(index_get, ngrams(tokenize(text), self.max_n)) if i is not None]
+            found.extend(ids)
+            lengths[row] = len(ids)
         rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-        keys, counts = np.unique(
-            rows * n_features + np.asarray(ids, dtype=np.int64), return_counts=True
-        )
-        key_rows = keys // n_features
-        indices = (keys - key_rows * n_features).astype(np.int32)
+        keys, counts = np.unique(rows * self.n_features + np.asarray(found, dtype=np.int64),
+                                 return_counts=True)
+        key_rows = keys // self.n_features
+        ids_out = (keys - key_rows * self.n_features).astype(np.int32)
+        return ids_out, counts.astype(np.int32), np.bincount(key_rows, minlength=len(texts))
+
+    def transform(self, texts: Sequence[str]) -> SparseRows:
+        """Features of ``texts`` as a :class:`SparseRows` with sorted column indices per row."""
+        indices, counts, lengths = self.counts(texts)
+        key_rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
         values = (1.0 + np.log(counts)).astype(np.float32) * self.idf[indices]
-        norms = np.sqrt(
-            np.bincount(key_rows, weights=values.astype(np.float64) ** 2, minlength=len(texts))
-        )
+        norms = np.sqrt(np.bincount(key_rows, weights=values.astype(np.float64) ** 2,
+                                    minlength=len(texts)))
         values /= np.maximum(norms[key_rows], 1e-12).astype(np.float32)
         indptr = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(key_rows, minlength=len(texts)), out=indptr[1:])
-        return SparseRows(values.astype(np.float32), indices, indptr, n_features)
+        np.cumsum(lengths, out=indptr[1:])
+        return SparseRows(values.astype(np.float32), indices, indptr, self.n_features)
 
     def spec(self) -> dict[str, Any]:
         """What the artifact stores besides the vocabulary and idf arrays."""
