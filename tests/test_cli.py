@@ -168,3 +168,15 @@ def test_every_verb_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             main([verb, "--help"])
         assert exit_info.value.code == 0
         assert verb in capsys.readouterr().out
+
+
+def test_predict_with_worker_processes_keeps_input_order(artifact: Path, tmp_path: Path) -> None:
+    source = tmp_path / "many.txt"
+    source.write_text("".join(f"{'great' if i % 3 else 'awful'} film {i}\n" for i in range(5000)))
+    outputs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}.csv"
+        assert main(["predict", str(artifact), "-i", str(source), "-j", jobs, "-o", str(out)]) == 0
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0].splitlines()) == 5001

@@ -7,18 +7,15 @@ dependencies when they run and say which extra to install when one is missing.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
+import os
 import sys
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
-from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
 TRAIN_HINT = "this command needs the training extra: pip install 'textdistill[train]'"
-PREDICT_CHUNK = 2000
 
 
 class UsageError(Exception):
@@ -129,86 +126,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--logits", action="store_true", help="also write raw logits")
     predict.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
+    predict.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=1,
+        help="worker processes (default 1; 0: one per available core)",
+    )
     return parser
 
 
 # ------------------------------------------------------------------------------ predict
-def _iter_input_texts(source: str, text_column: str) -> Iterator[str]:
-    """Stream texts out of a file or stdin without reading it whole."""
-    if source == "-":
-        for line in sys.stdin:
-            yield line.rstrip("\n")
-        return
-    path = Path(source)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    with path.open(encoding="utf-8", newline="") as handle:
-        if suffix in {".csv", ".tsv"}:
-            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
-            if text_column not in (reader.fieldnames or []):
-                raise UsageError(
-                    f"{path}: no column {text_column!r} (columns: "
-                    f"{reader.fieldnames}); pass --text-column"
-                )
-            for row in reader:
-                yield row[text_column] or ""
-        elif suffix == ".jsonl":
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        yield str(json.loads(line)[text_column])
-                    except (json.JSONDecodeError, KeyError, TypeError) as error:
-                        raise UsageError(
-                            f"{path}: line {number}: expected a JSON object with "
-                            f"{text_column!r} ({error})"
-                        ) from None
-        else:
-            for line in handle:
-                yield line.rstrip("\n")
-
-
 def _predict(args: argparse.Namespace) -> None:
-    from textdistill.runtime import load, softmax
+    from textdistill.batch_predict import InputError, iter_texts, score_chunks, write_predictions
+    from textdistill.runtime import read_manifest
 
-    model = load(str(args.artifact))
+    labels = [str(label) for label in read_manifest(args.artifact)["labels"]]
     if args.texts and args.input:
         raise UsageError("give texts as arguments or with --input, not both")
-    texts: Iterator[str] = (
-        iter(args.texts) if args.texts else _iter_input_texts(args.input or "-", args.text_column)
-    )
+    jobs = args.jobs if args.jobs > 0 else len(os.sched_getaffinity(0))
+    texts = iter(args.texts) if args.texts else iter_texts(args.input or "-", args.text_column)
     out: IO[str] = (
         args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
     )
     try:
-        writer = csv.writer(out) if args.format == "csv" else None
-        if writer is not None:
-            header = ["label", *(f"p_{label}" for label in model.labels)]
-            if args.logits:
-                header += [f"logit_{label}" for label in model.labels]
-            writer.writerow(header)
-        while chunk := list(islice(texts, PREDICT_CHUNK)):
-            logits = model.decision_function(chunk)
-            probabilities = softmax(logits)
-            for row_logits, row_probs in zip(logits, probabilities, strict=True):
-                label = model.labels[int(row_logits.argmax())]
-                if writer is not None:
-                    values = [label, *(f"{p:.6f}" for p in row_probs)]
-                    if args.logits:
-                        values += [f"{z:.6f}" for z in row_logits]
-                    writer.writerow(values)
-                else:
-                    record: dict[str, Any] = {
-                        "label": label,
-                        "probabilities": dict(
-                            zip(model.labels, map(float, row_probs), strict=True)
-                        ),
-                    }
-                    if args.logits:
-                        record["logits"] = dict(
-                            zip(model.labels, map(float, row_logits), strict=True)
-                        )
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        chunks = score_chunks(str(args.artifact), texts, jobs=jobs)
+        write_predictions(out, labels, chunks, fmt=args.format, with_logits=args.logits)
+    except InputError as error:
+        raise UsageError(str(error)) from None
     finally:
         if args.output:
             out.close()

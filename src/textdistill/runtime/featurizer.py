@@ -169,6 +169,25 @@ class NgramFeaturizer:
                     np.frombuffer(lengths, dtype=np.int64))
         return self._counts_python(texts)
 
+    def ngram_ids(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The vocabulary id of every n-gram occurrence of ``texts``: ``(ids, offsets)``.
+
+        ``ids`` int64 ``[n_occurrences]`` (repeats kept, sorted within a document) and
+        ``offsets`` int64 ``[n_docs + 1]``: document ``d`` owns ``ids[offsets[d]:offsets[d+1]]``,
+        the input of the exported ONNX model. Built from :meth:`counts`, so the ids are the
+        very ones :meth:`transform` weighs.
+
+        >>> f = NgramFeaturizer.fit(["good movie", "bad movie"], max_n=1, min_df=1)
+        >>> ids, offsets = f.ngram_ids(["movie good movie", "", "unknown"])
+        >>> [f.vocabulary[i] for i in ids], offsets.tolist()
+        (['movie', 'movie', 'good'], [0, 3, 3, 3])
+        """
+        ids, counts, lengths = self.counts(texts)
+        row_ends = np.cumsum(lengths)
+        occurrences = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        offsets = occurrences[np.concatenate([[0], row_ends]).astype(np.int64)]
+        return np.repeat(ids.astype(np.int64), counts), offsets.astype(np.int64)
+
     def _counts_python(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         index_get = self._index.get
         found: list[int] = []

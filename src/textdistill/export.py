@@ -1,0 +1,290 @@
+"""Export a linear student to ONNX, and run the exported model.
+
+Design: the ONNX model takes **n-gram ids, not raw strings**. Standard ONNX has no
+Unicode-aware regex tokenizer (onnxruntime-extensions would add a native dependency, and its
+regex engine does not match Python's ``re`` on Unicode classes such as ``[^\\W_]``), so the
+exact tokenisation stays in the runtime: :meth:`NgramFeaturizer.ngram_ids` emits the
+vocabulary id of every n-gram occurrence of a batch. The graph does all the numeric work:
+term counting, sublinear tf (``1 + log tf``), idf, L2 normalisation and the linear layer.
+
+Signature (opset 17, standard ops only), like ``torch.nn.EmbeddingBag``:
+
+* input ``ngram_ids`` int64 ``[n_occurrences]``: the id of every n-gram occurrence found in
+  the vocabulary, document after document, in any order within a document, repeats kept
+  (the graph counts them); every id must lie in ``[0, n_features)``.
+* input ``offsets`` int64 ``[batch + 1]``: document ``d`` owns
+  ``ngram_ids[offsets[d]:offsets[d + 1]]``; ``offsets[0] == 0`` and
+  ``offsets[-1] == n_occurrences``. A document with no known n-gram is an empty range and
+  gets the intercept as logits, exactly like the numpy runtime.
+* output ``logits`` float32 ``[batch, k]`` and ``probabilities`` float32 ``[batch, k]``
+  (softmax of the logits).
+
+The file is self-contained: its ``metadata_props`` carry the label names, the vocabulary and
+the featurizer spec (``max_n``, token pattern), so :class:`OnnxStudent` needs only the
+``.onnx`` file, and a consumer in another language has everything it needs to reproduce the
+ids. Sums run in float64 inside the graph, as they do in numpy, so the exported logits match
+:meth:`LinearModel.decision_function` to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textdistill.runtime.atomic import write_file_atomically
+from textdistill.runtime.featurizer import TOKEN_PATTERN, NgramFeaturizer
+from textdistill.runtime.linear import KIND, LinearModel, _as_texts, softmax
+
+ONNX_HINT = "ONNX export needs the onnx extra: pip install 'textdistill[onnx]'"
+OPSET = 17
+INPUTS = ("ngram_ids", "offsets")
+OUTPUTS = ("logits", "probabilities")
+# metadata_props keys
+META_FORMAT = "textdistill.format"
+META_LABELS = "textdistill.labels"
+META_VOCABULARY = "textdistill.vocabulary"
+META_FEATURIZER = "textdistill.featurizer"
+META_INPUTS = "textdistill.inputs"
+FORMAT = "ngram_ids+offsets/1"
+
+
+def default_output(artifact: str | Path) -> Path:
+    """Where ``textdistill export`` writes by default: beside the artifact directory,
+    ``runs/demo/student`` -> ``runs/demo/student.onnx`` (not inside it: saving the artifact
+    again replaces its directory whole)."""
+    root = Path(artifact)
+    if root.name == "model.json":
+        root = root.parent
+    root = root.resolve()
+    return root.with_name(f"{root.name}.onnx")
+
+
+def export_onnx(artifact: str | Path, output: str | Path) -> Path:
+    """Write the linear student at ``artifact`` as an ONNX model at ``output``; return it."""
+    try:
+        import onnx  # noqa: F401  (fail early, with the hint, before loading the artifact)
+    except ImportError as error:
+        raise ImportError(f"{ONNX_HINT} ({error})") from None
+
+    model = LinearModel.load(artifact)
+    proto = build_onnx_model(model)
+    output = Path(output)
+    write_file_atomically(output, proto.SerializeToString())
+    return output
+
+
+def build_onnx_model(model: LinearModel) -> Any:
+    """The ``onnx.ModelProto`` of ``model`` (see the module docstring for its signature)."""
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as error:
+        raise ImportError(f"{ONNX_HINT} ({error})") from None
+
+    n_features, k = model.coef.shape
+    nodes: list[Any] = []
+
+    def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    def const(name: str, value: np.ndarray) -> str:
+        initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    initializers: list[Any] = []
+    coef = const("coef", model.coef.astype(np.float32))  # [V, k]
+    idf = const("idf", model.featurizer.idf.astype(np.float32))  # [V]
+    intercept = const("intercept", model.intercept.astype(np.float32))  # [k]
+    one_d = const("one_f64", np.array(1.0, dtype=np.float64))
+    eps = const("eps_f64", np.array(1e-12, dtype=np.float64))
+    zero_i = const("zero_i64", np.array([0], dtype=np.int64))
+    one_i = const("one_i64", np.array([1], dtype=np.int64))
+    minus_one_i = const("minus_one_i64", np.array([-1], dtype=np.int64))
+    k_shape = const("k_shape", np.array([k], dtype=np.int64))
+    col_axis = const("axis_1", np.array([1], dtype=np.int64))
+
+    # batch = len(offsets) - 1; n = len(ngram_ids)
+    offsets_len = node("Shape", ["offsets"], "offsets_len")
+    batch = node("Sub", [offsets_len, one_i], "batch")  # [1]
+    n_occ = node("Shape", ["ngram_ids"], "n_occurrences")  # [1]
+
+    # Document of every occurrence: +1 at each inner boundary offsets[1:-1], then a running sum.
+    # Boundaries lie in [0, n], so the marks vector has n + 1 slots; the last is dropped.
+    inner = node("Slice", ["offsets", one_i, minus_one_i, zero_i], "inner_offsets")
+    marks_len = node("Add", [n_occ, one_i], "marks_len")
+    marks0 = node(
+        "ConstantOfShape",
+        [marks_len],
+        "marks0",
+        value=helper.make_tensor("v", TensorProto.INT64, [1], [0]),
+    )
+    ones_inner = node("Expand", [one_i, node("Shape", [inner], "inner_shape")], "ones_inner")
+    marks = node("ScatterElements", [marks0, inner, ones_inner], "marks", axis=0, reduction="add")
+    running = node("CumSum", [marks, zero_i], "running")
+    doc = node("Slice", [running, zero_i, n_occ, zero_i], "doc_of_occurrence")  # [n]
+
+    # Term counts per (document, n-gram): Unique over doc * V + id (sorted, with counts).
+    n_features_i = const("n_features_i64", np.array(n_features, dtype=np.int64))
+    keys = node("Add", [node("Mul", [doc, n_features_i], "doc_base"), "ngram_ids"], "keys")
+    unique_outputs = ["unique_keys", "first_index", "inverse", "term_counts"]
+    nodes.append(
+        helper.make_node("Unique", [keys], unique_outputs, name="unique", sorted=1)
+    )  # no axis attribute: Unique works on the flattened 1-D keys
+    term_id = node("Gather", ["ngram_ids", "first_index"], "term_id")  # [m]
+    term_doc = node("Gather", [doc, "first_index"], "term_doc")  # [m]
+
+    # tf-idf: float32 (1 + log count) computed in float64 then rounded, times float32 idf,
+    # exactly the numpy runtime's arithmetic.
+    counts_f64 = node("Cast", ["term_counts"], "counts_f64", to=TensorProto.DOUBLE)
+    tf_f64 = node("Add", [node("Log", [counts_f64], "log_counts"), one_d], "tf_f64")
+    tf = node("Cast", [tf_f64], "tf", to=TensorProto.FLOAT)
+    weight = node("Mul", [tf, node("Gather", [idf, term_id], "term_idf")], "weight")  # [m]
+
+    # L2 norm per document, summed in float64.
+    weight_f64 = node("Cast", [weight], "weight_f64", to=TensorProto.DOUBLE)
+    squares = node("Mul", [weight_f64, weight_f64], "squares")
+    norms0 = node(
+        "ConstantOfShape",
+        [batch],
+        "norms0",
+        value=helper.make_tensor("v", TensorProto.DOUBLE, [1], [0.0]),
+    )
+    sum_squares = node(
+        "ScatterElements", [norms0, term_doc, squares], "sum_squares", axis=0, reduction="add"
+    )
+    norms = node("Max", [node("Sqrt", [sum_squares], "norms_raw"), eps], "norms")
+    norms_f32 = node("Cast", [norms], "norms_f32", to=TensorProto.FLOAT)
+    value = node("Div", [weight, node("Gather", [norms_f32, term_doc], "term_norm")], "value")
+
+    # Linear layer as a gather + segment sum (float64 accumulation): logits[d] = sum of
+    # value * coef[id] over the document's terms, + intercept.
+    rows = node("Gather", [coef, term_id], "coef_rows")  # [m, k]
+    contrib = node("Mul", [rows, node("Unsqueeze", [value, col_axis], "value_col")], "contrib")
+    contrib_f64 = node("Cast", [contrib], "contrib_f64", to=TensorProto.DOUBLE)
+    m_shape = node("Shape", [contrib], "contrib_shape")  # [m, k]
+    scatter_index = node(
+        "Expand", [node("Unsqueeze", [term_doc, col_axis], "term_doc_col"), m_shape], "doc_index"
+    )
+    logits_shape = node("Concat", [batch, k_shape], "logits_shape", axis=0)
+    logits0 = node(
+        "ConstantOfShape",
+        [logits_shape],
+        "logits0",
+        value=helper.make_tensor("v", TensorProto.DOUBLE, [1], [0.0]),
+    )
+    sums = node(
+        "ScatterElements",
+        [logits0, scatter_index, contrib_f64],
+        "sums",
+        axis=0,
+        reduction="add",
+    )
+    sums_f32 = node("Cast", [sums], "sums_f32", to=TensorProto.FLOAT)
+    node("Add", [sums_f32, intercept], "logits")
+    node("Softmax", ["logits"], "probabilities", axis=-1)
+
+    graph = helper.make_graph(
+        nodes,
+        "textdistill_linear_student",
+        inputs=[
+            helper.make_tensor_value_info("ngram_ids", TensorProto.INT64, ["n_occurrences"]),
+            helper.make_tensor_value_info("offsets", TensorProto.INT64, ["batch_plus_1"]),
+        ],
+        outputs=[
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", k]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", k]),
+        ],
+        initializer=initializers,
+    )
+    proto = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="textdistill",
+        doc_string=(
+            "Linear text classifier over word n-gram TF-IDF. Inputs are n-gram ids (see "
+            "metadata textdistill.inputs), not strings."
+        ),
+    )
+    proto.ir_version = min(proto.ir_version, 8)  # readable by onnxruntime >= 1.14
+    from textdistill import __version__
+
+    proto.producer_version = __version__
+    helper.set_model_props(
+        proto,
+        {
+            META_FORMAT: FORMAT,
+            META_LABELS: json.dumps(model.labels, ensure_ascii=False),
+            META_VOCABULARY: json.dumps(model.featurizer.vocabulary, ensure_ascii=False),
+            META_FEATURIZER: json.dumps(
+                {**model.featurizer.spec(), "n_features": n_features}, ensure_ascii=False
+            ),
+            META_INPUTS: (
+                "ngram_ids int64 [n]: vocabulary id of every n-gram occurrence, document "
+                "after document; offsets int64 [batch+1]: document d owns "
+                "ngram_ids[offsets[d]:offsets[d+1]]"
+            ),
+            "textdistill.kind": KIND,
+        },
+    )
+    onnx.checker.check_model(proto)
+    return proto
+
+
+class OnnxStudent:
+    """Run an exported student with onnxruntime: tokenisation by the numpy runtime's
+    :class:`NgramFeaturizer` (rebuilt from the file's metadata), the rest in ONNX.
+
+    Needs only the ``.onnx`` file (and ``onnxruntime``; ``onnx`` itself is not needed).
+    """
+
+    def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None) -> None:
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise ImportError(f"{ONNX_HINT} ({error})") from None
+        self.path = Path(path)
+        self.session = onnxruntime.InferenceSession(
+            str(self.path), providers=list(providers or ["CPUExecutionProvider"])
+        )
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get(META_FORMAT) != FORMAT:
+            raise ValueError(
+                f"{self.path}: not a textdistill ONNX export of format {FORMAT!r} "
+                f"(found {meta.get(META_FORMAT)!r})"
+            )
+        self.labels: list[str] = json.loads(meta[META_LABELS])
+        spec = json.loads(meta[META_FEATURIZER])
+        if spec.get("token_pattern") != TOKEN_PATTERN:
+            raise ValueError(
+                f"{self.path}: exported with token pattern {spec.get('token_pattern')!r}, "
+                f"this textdistill tokenises with {TOKEN_PATTERN!r}"
+            )
+        vocabulary = json.loads(meta[META_VOCABULARY])
+        # Only the ids are used here: the idf lives in the graph.
+        self.featurizer = NgramFeaturizer(
+            vocabulary, np.zeros(len(vocabulary), dtype=np.float32), max_n=spec["max_n"]
+        )
+
+    def run(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits, probabilities)``, float32 ``[n, k]`` each."""
+        ids, offsets = self.featurizer.ngram_ids(_as_texts(texts))
+        logits, probabilities = self.session.run(
+            list(OUTPUTS), {"ngram_ids": ids, "offsets": offsets}
+        )
+        return logits, probabilities
+
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits, float32 ``[n, k]``."""
+        return self.run(texts)[0]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return softmax(self.decision_function(texts))
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        winners = self.decision_function(texts).argmax(axis=1)
+        return [self.labels[i] for i in winners]
