@@ -62,8 +62,10 @@ def _sklearn(train: TextDataset) -> tuple[Predict, int]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
-                          LogisticRegression(C=16.0, max_iter=1000))
+    model = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
+        LogisticRegression(C=16.0, max_iter=1000),
+    )
     model.fit(train.texts, train.labels)
     # No pickle-free format exists for a scikit-learn pipeline; its size is what joblib writes.
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,9 +80,12 @@ def _fasttext(train: TextDataset, workdir: Path) -> tuple[Predict, int]:
     import fasttext
 
     source = workdir / "fasttext_train.txt"
-    source.write_text("".join(f"__label__{label} {' '.join(text.split())}\n"
-                              for text, label in zip(train.texts, train.labels or [],
-                                                     strict=True)))
+    source.write_text(
+        "".join(
+            f"__label__{label} {' '.join(text.split())}\n"
+            for text, label in zip(train.texts, train.labels or [], strict=True)
+        )
+    )
     model = fasttext.train_supervised(str(source), wordNgrams=2, epoch=10, verbose=0, thread=1)
     model.save_model(str(workdir / "fasttext.bin"))
 
@@ -131,7 +136,9 @@ def _worker_predict(texts: list[str]) -> int:
 def _all_cores(kind: str, artifact: Path, texts: Sequence[str], cores: int) -> float:
     """docs/s of the runtime with one worker process per core (what ``--jobs`` does)."""
     chunks = [list(texts[i : i + 250]) for i in range(0, len(texts), 250)]
-    with multiprocessing.get_context("spawn").Pool(cores, _worker_init, (kind, str(artifact))) as pool:
+    with multiprocessing.get_context("spawn").Pool(
+        cores, _worker_init, (kind, str(artifact))
+    ) as pool:
         pool.map(_worker_predict, chunks[:cores])  # warm up every worker
         started = time.perf_counter()
         done = 0
@@ -142,19 +149,32 @@ def _all_cores(kind: str, artifact: Path, texts: Sequence[str], cores: int) -> f
 
 def _cold_start(artifact: Path) -> float:
     """Seconds from process start to the first prediction with the numpy runtime."""
-    code = ("from textdistill import load; import sys; "
-            "load(sys.argv[1]).predict(['a first prediction'])")
+    code = (
+        "from textdistill import load; import sys; "
+        "load(sys.argv[1]).predict(['a first prediction'])"
+    )
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", code, str(artifact)], check=True)
     return time.perf_counter() - started
 
 
-def _row(system: str, dataset: str, cores: int, docs_per_s: float,
-         latency: tuple[float, float] | None, **extra: Any) -> dict[str, Any]:
-    row = {"system": system, "dataset": dataset, "cores": cores,
-           "docs_per_s": round(docs_per_s, 1),
-           "latency_ms_p50": None if latency is None else round(latency[0], 3),
-           "latency_ms_p99": None if latency is None else round(latency[1], 3), **extra}
+def _row(
+    system: str,
+    dataset: str,
+    cores: int,
+    docs_per_s: float,
+    latency: tuple[float, float] | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    row = {
+        "system": system,
+        "dataset": dataset,
+        "cores": cores,
+        "docs_per_s": round(docs_per_s, 1),
+        "latency_ms_p50": None if latency is None else round(latency[0], 3),
+        "latency_ms_p99": None if latency is None else round(latency[1], 3),
+        **extra,
+    }
     print(json.dumps(row), flush=True)
     return row
 
@@ -181,50 +201,89 @@ def main() -> None:
             texts = test.texts
             artifact = workdir / f"{dataset}-student"
             LinearStudent(loss="soft_ce", random_state=args.seed).fit(
-                train.texts, train.labels).save(artifact)
+                train.texts, train.labels
+            ).save(artifact)
             size = directory_size(artifact)
             cold = _cold_start(artifact)
             for kind in ("runtime", "python"):
                 featurizer_module._PURE_PYTHON = kind == "python"
                 model = load(str(artifact))
-                rows.append(_row(f"textdistill-{kind}", dataset, 1,
-                                 throughput(model.predict, texts, min_seconds=2.0),
-                                 _latencies_ms(model.predict, texts),
-                                 size_bytes=size, cold_start_s=round(cold, 3),
-                                 accuracy=_accuracy(model.predict, test)))
+                rows.append(
+                    _row(
+                        f"textdistill-{kind}",
+                        dataset,
+                        1,
+                        throughput(model.predict, texts, min_seconds=2.0),
+                        _latencies_ms(model.predict, texts),
+                        size_bytes=size,
+                        cold_start_s=round(cold, 3),
+                        accuracy=_accuracy(model.predict, test),
+                    )
+                )
                 if cores > 1:
-                    rows.append(_row(f"textdistill-{kind}", dataset, cores,
-                                     _all_cores(kind, artifact, texts, cores), None,
-                                     size_bytes=size))
+                    rows.append(
+                        _row(
+                            f"textdistill-{kind}",
+                            dataset,
+                            cores,
+                            _all_cores(kind, artifact, texts, cores),
+                            None,
+                            size_bytes=size,
+                        )
+                    )
             featurizer_module._PURE_PYTHON = False
             onnx = _onnx(artifact, workdir)
             if onnx is not None:
-                rows.append(_row("textdistill-onnx", dataset, 1,
-                                 throughput(onnx[0], texts, min_seconds=2.0),
-                                 _latencies_ms(onnx[0], texts), size_bytes=onnx[1],
-                                 accuracy=_accuracy(onnx[0], test)))
+                rows.append(
+                    _row(
+                        "textdistill-onnx",
+                        dataset,
+                        1,
+                        throughput(onnx[0], texts, min_seconds=2.0),
+                        _latencies_ms(onnx[0], texts),
+                        size_bytes=onnx[1],
+                        accuracy=_accuracy(onnx[0], test),
+                    )
+                )
             predict, size = _sklearn(train)
-            rows.append(_row("sklearn-tfidf-lr", dataset, 1,
-                             throughput(predict, texts, min_seconds=2.0),
-                             _latencies_ms(predict, texts), size_bytes=size,
-                             accuracy=_accuracy(predict, test)))
+            rows.append(
+                _row(
+                    "sklearn-tfidf-lr",
+                    dataset,
+                    1,
+                    throughput(predict, texts, min_seconds=2.0),
+                    _latencies_ms(predict, texts),
+                    size_bytes=size,
+                    accuracy=_accuracy(predict, test),
+                )
+            )
             ft_predict, size = _fasttext(train, workdir)
-            rows.append(_row("fasttext", dataset, 1,
-                             throughput(ft_predict, texts, min_seconds=2.0),
-                             _latencies_ms(ft_predict, texts), size_bytes=size,
-                             accuracy=_accuracy(
-                                 lambda t: [p[0].removeprefix("__label__")
-                                            for p in ft_predict(t)[0]], test)))
+            rows.append(
+                _row(
+                    "fasttext",
+                    dataset,
+                    1,
+                    throughput(ft_predict, texts, min_seconds=2.0),
+                    _latencies_ms(ft_predict, texts),
+                    size_bytes=size,
+                    accuracy=_accuracy(
+                        lambda t: [p[0].removeprefix("__label__") for p in ft_predict(t)[0]], test
+                    ),
+                )
+            )
             if args.teacher:
-                rows.extend(_teacher_rows(args.teacher, dataset, texts[: args.teacher_docs],
-                                          cores))
+                rows.extend(_teacher_rows(args.teacher, dataset, texts[: args.teacher_docs], cores))
     result = {
         "benchmark": "throughput",
-        "machine": {"platform": platform.platform(), "cpu_count": cores,
-                    "processor": platform.processor()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": cores,
+            "processor": platform.processor(),
+        },
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                 text=True).stdout.strip(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
         "rows": rows,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -242,10 +301,16 @@ def _teacher_rows(path: Path, dataset: str, texts: list[str], cores: int) -> lis
             teacher = Teacher.load(path)
             teacher.config.num_threads = n_threads
             teacher.config.eval_batch_size = 32
-            rows.append(_row("teacher-fp32", dataset, n_threads,
-                             throughput(teacher.logits, texts, min_seconds=5.0, batch_size=32),
-                             _latencies_ms(teacher.logits, texts, n=30) if n_threads == cores
-                             else None, size_bytes=directory_size(path)))
+            rows.append(
+                _row(
+                    "teacher-fp32",
+                    dataset,
+                    n_threads,
+                    throughput(teacher.logits, texts, min_seconds=5.0, batch_size=32),
+                    _latencies_ms(teacher.logits, texts, n=30) if n_threads == cores else None,
+                    size_bytes=directory_size(path),
+                )
+            )
     return rows
 
 

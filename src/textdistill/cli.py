@@ -133,6 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="worker processes (default 1; 0: one per available core)",
     )
+
+    export = verbs.add_parser(
+        "export",
+        help="export a student artifact to ONNX (needs the onnx extra)",
+        description="Write a student artifact as an ONNX model. The model takes n-gram ids "
+        "(from the runtime featurizer), not strings: see the README.",
+    )
+    export.add_argument("artifact", type=Path, help="student artifact directory")
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="(default onnx)")
+    export.add_argument(
+        "--output", "-o", type=Path, help="output file (default: ARTIFACT.onnx beside it)"
+    )
     return parser
 
 
@@ -157,6 +169,18 @@ def _predict(args: argparse.Namespace) -> None:
     finally:
         if args.output:
             out.close()
+
+
+# ------------------------------------------------------------------------------- export
+def _export(args: argparse.Namespace) -> None:
+    from textdistill.export import default_output, export_onnx
+
+    output = args.output or default_output(args.artifact)
+    try:
+        written = export_onnx(args.artifact, output)
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    print(f"[textdistill] wrote {written}", file=sys.stderr)
 
 
 # -------------------------------------------------------------------------- run / demo
@@ -295,7 +319,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"predict": _predict, "run": _run, "demo": _demo}
+    handlers = {"predict": _predict, "run": _run, "demo": _demo, "export": _export}
     try:
         handlers[args.verb](args)
     except UsageError as error:

@@ -106,6 +106,9 @@ def build_onnx_model(model: LinearModel) -> Any:
     one_i = const("one_i64", np.array([1], dtype=np.int64))
     minus_one_i = const("minus_one_i64", np.array([-1], dtype=np.int64))
     k_shape = const("k_shape", np.array([k], dtype=np.int64))
+    int64_max = const("int64_max", np.array([np.iinfo(np.int64).max], dtype=np.int64))
+    zero_s = const("zero_scalar", np.array(0, dtype=np.int64))
+    one_s = const("one_scalar", np.array(1, dtype=np.int64))
     col_axis = const("axis_1", np.array([1], dtype=np.int64))
 
     # batch = len(offsets) - 1; n = len(ngram_ids)
@@ -128,19 +131,34 @@ def build_onnx_model(model: LinearModel) -> Any:
     running = node("CumSum", [marks, zero_i], "running")
     doc = node("Slice", [running, zero_i, n_occ, zero_i], "doc_of_occurrence")  # [n]
 
-    # Term counts per (document, n-gram): Unique over doc * V + id (sorted, with counts).
+    # Term counts per (document, n-gram): sort the keys doc * V + id (TopK over all of them,
+    # several times faster than Unique in onnxruntime), keep the first of each run of equal
+    # keys, and count a run as the distance to the next run's start.
     n_features_i = const("n_features_i64", np.array(n_features, dtype=np.int64))
     keys = node("Add", [node("Mul", [doc, n_features_i], "doc_base"), "ngram_ids"], "keys")
-    unique_outputs = ["unique_keys", "first_index", "inverse", "term_counts"]
     nodes.append(
-        helper.make_node("Unique", [keys], unique_outputs, name="unique", sorted=1)
-    )  # no axis attribute: Unique works on the flattened 1-D keys
-    term_id = node("Gather", ["ngram_ids", "first_index"], "term_id")  # [m]
-    term_doc = node("Gather", [doc, "first_index"], "term_doc")  # [m]
+        helper.make_node(
+            "TopK", [keys, n_occ], ["sorted_keys", "sort_order"], name="sort", largest=0, sorted=1
+        )
+    )
+    # keys are >= 0, so a leading -1 makes position 0 a run start
+    head = node("Slice", ["sorted_keys", zero_i, minus_one_i, zero_i], "sorted_keys_head")
+    previous = node("Concat", [minus_one_i, head], "previous_keys", axis=0)
+    same = node("Equal", ["sorted_keys", previous], "same_as_previous")
+    is_start = node("Not", [same], "is_start")
+    n_scalar = node("Squeeze", [n_occ, zero_i], "n_scalar")
+    positions = node("Range", [zero_s, n_scalar, one_s], "positions")
+    starts = node("Compress", [positions, is_start], "run_starts", axis=0)  # [m]
+    next_starts = node("Slice", [starts, one_i, int64_max, zero_i], "next_starts")
+    run_ends = node("Concat", [next_starts, n_occ], "run_ends", axis=0)
+    term_counts = node("Sub", [run_ends, starts], "term_counts")  # [m]
+    first_index = node("Gather", ["sort_order", starts], "first_index")
+    term_id = node("Gather", ["ngram_ids", first_index], "term_id")  # [m]
+    term_doc = node("Gather", [doc, first_index], "term_doc")  # [m]
 
     # tf-idf: float32 (1 + log count) computed in float64 then rounded, times float32 idf,
     # exactly the numpy runtime's arithmetic.
-    counts_f64 = node("Cast", ["term_counts"], "counts_f64", to=TensorProto.DOUBLE)
+    counts_f64 = node("Cast", [term_counts], "counts_f64", to=TensorProto.DOUBLE)
     tf_f64 = node("Add", [node("Log", [counts_f64], "log_counts"), one_d], "tf_f64")
     tf = node("Cast", [tf_f64], "tf", to=TensorProto.FLOAT)
     weight = node("Mul", [tf, node("Gather", [idf, term_id], "term_idf")], "weight")  # [m]

@@ -165,8 +165,11 @@ class NgramFeaturizer:
             self._fast = _ngrams.Vocabulary(self.vocabulary, self.max_n)
         if self._fast is not None:
             ids, counts, lengths = self._fast.count([text.lower() for text in texts])
-            return (np.frombuffer(ids, dtype=np.int32), np.frombuffer(counts, dtype=np.int32),
-                    np.frombuffer(lengths, dtype=np.int64))
+            return (
+                np.frombuffer(ids, dtype=np.int32),
+                np.frombuffer(counts, dtype=np.int32),
+                np.frombuffer(lengths, dtype=np.int64),
+            )
         return self._counts_python(texts)
 
     def ngram_ids(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -197,8 +200,9 @@ class NgramFeaturizer:
             found.extend(ids)
             lengths[row] = len(ids)
         rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-        keys, counts = np.unique(rows * self.n_features + np.asarray(found, dtype=np.int64),
-                                 return_counts=True)
+        keys, counts = np.unique(
+            rows * self.n_features + np.asarray(found, dtype=np.int64), return_counts=True
+        )
         key_rows = keys // self.n_features
         ids_out = (keys - key_rows * self.n_features).astype(np.int32)
         return ids_out, counts.astype(np.int32), np.bincount(key_rows, minlength=len(texts))
@@ -208,8 +212,9 @@ class NgramFeaturizer:
         indices, counts, lengths = self.counts(texts)
         key_rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
         values = (1.0 + np.log(counts)).astype(np.float32) * self.idf[indices]
-        norms = np.sqrt(np.bincount(key_rows, weights=values.astype(np.float64) ** 2,
-                                    minlength=len(texts)))
+        norms = np.sqrt(
+            np.bincount(key_rows, weights=values.astype(np.float64) ** 2, minlength=len(texts))
+        )
         values /= np.maximum(norms[key_rows], 1e-12).astype(np.float32)
         indptr = np.zeros(len(texts) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
