@@ -89,8 +89,9 @@ def _fasttext(train: TextDataset, workdir: Path) -> tuple[Predict, int]:
     model = fasttext.train_supervised(str(source), wordNgrams=2, epoch=10, verbose=0, thread=1)
     model.save_model(str(workdir / "fasttext.bin"))
 
-    def predict(texts: Sequence[str]) -> Any:
-        return model.predict([" ".join(t.split()) for t in texts])
+    def predict(texts: Sequence[str]) -> list[str]:
+        labels, _ = model.predict([" ".join(t.split()) for t in texts])
+        return [label[0].removeprefix("__label__") for label in labels]
 
     return predict, (workdir / "fasttext.bin").stat().st_size
 
@@ -101,7 +102,7 @@ def _onnx(artifact: Path, workdir: Path) -> tuple[Predict, int] | None:
     except ImportError:
         return None
     path = export_onnx(artifact, workdir / "student.onnx")
-    student = OnnxStudent(path, artifact)
+    student = OnnxStudent(path)
     return student.predict, Path(path).stat().st_size
 
 
@@ -266,9 +267,7 @@ def main() -> None:
                     throughput(ft_predict, texts, min_seconds=2.0),
                     _latencies_ms(ft_predict, texts),
                     size_bytes=size,
-                    accuracy=_accuracy(
-                        lambda t: [p[0].removeprefix("__label__") for p in ft_predict(t)[0]], test
-                    ),
+                    accuracy=_accuracy(ft_predict, test),
                 )
             )
             if args.teacher:
