@@ -145,6 +145,43 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--output", "-o", type=Path, help="output file (default: ARTIFACT.onnx beside it)"
     )
+
+    serve = verbs.add_parser(
+        "serve",
+        help="serve a student artifact over HTTP (needs the serve extra)",
+        description="Serve a student artifact over HTTP with FastAPI and uvicorn: POST "
+        '/predict {"text": ...} or {"texts": [...]}, GET /health, GET /metadata, '
+        "OpenAPI docs at /docs. Requests over the limits get a 413; see the README.",
+    )
+    serve.add_argument("artifact", type=Path, help="student artifact directory")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1, this machine only; there is no "
+        "authentication, so think twice before 0.0.0.0)",
+    )
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    serve.add_argument(
+        "--max-batch", type=int, default=256, help="most texts in one request (default 256)"
+    )
+    serve.add_argument(
+        "--max-text-chars",
+        type=int,
+        default=100_000,
+        help="most characters in one text (default 100000)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=8 * 1024 * 1024,
+        help="largest request body in bytes (default 8388608, 8 MiB)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=["critical", "error", "warning", "info", "debug"],
+        default="info",
+        help="uvicorn log level (default info, which logs every request)",
+    )
     return parser
 
 
@@ -181,6 +218,23 @@ def _export(args: argparse.Namespace) -> None:
     except ImportError as error:
         raise UsageError(str(error)) from None
     print(f"[textdistill] wrote {written}", file=sys.stderr)
+
+
+# -------------------------------------------------------------------------------- serve
+def _serve(args: argparse.Namespace) -> None:
+    try:
+        from textdistill.serve import serve
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    serve(
+        args.artifact,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        max_batch=args.max_batch,
+        max_text_chars=args.max_text_chars,
+        max_body_bytes=args.max_body_bytes,
+    )
 
 
 # -------------------------------------------------------------------------- run / demo
@@ -319,7 +373,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"predict": _predict, "run": _run, "demo": _demo, "export": _export}
+    handlers = {"predict": _predict, "run": _run, "demo": _demo, "export": _export, "serve": _serve}
     try:
         handlers[args.verb](args)
     except UsageError as error:

@@ -34,6 +34,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from textdistill import __version__
+from textdistill.runtime import load, read_manifest, softmax
+
 SERVE_HINT = "the HTTP server needs the serve extra: pip install 'textdistill[serve]'"
 
 try:
@@ -44,9 +47,6 @@ try:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 except ImportError as error:  # pragma: no cover - depends on the install
     raise ImportError(f"{SERVE_HINT} ({error})") from error
-
-from textdistill import __version__
-from textdistill.runtime import load, read_manifest
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -134,14 +134,16 @@ class ErrorResponse(BaseModel):
 
 
 # ----------------------------------------------------------------------------- errors
+class _AsciiJSONResponse(JSONResponse):
+    """ASCII-escaped JSON, so that an echoed field name can always be encoded (even a lone
+    surrogate, which JSON allows as ``"\\ud800"`` but UTF-8 cannot represent)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    """A JSON error. ASCII-escaped, so that any echoed field name (even a lone surrogate
-    sent as ``"\\ud800"``) can be encoded."""
-    body = json.dumps({"error": message, **extra}, ensure_ascii=True).encode()
-    response = JSONResponse(content=None, status_code=status)
-    response.body = body
-    response.headers["content-length"] = str(len(body))
-    return response
+    return _AsciiJSONResponse({"error": message, **extra}, status_code=status)
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -331,7 +333,7 @@ def create_app(
     )
     def predict(request: PredictRequest) -> dict[str, Any]:
         """One prediction per text, in order (a list even for a single ``text``)."""
-        texts = [request.text] if request.texts is None else request.texts
+        texts = [request.text] if request.text is not None else request.texts or []
         if len(texts) > max_batch:
             raise HTTPException(413, f"{len(texts)} texts: at most {max_batch} per request")
         for i, text in enumerate(texts):
@@ -342,7 +344,7 @@ def create_app(
         predictions: list[dict[str, Any]] = []
         if texts:
             logits = model.decision_function(texts)
-            probabilities = _softmax_rows(logits)
+            probabilities = softmax(logits)
             for row_logits, row_probabilities in zip(logits, probabilities, strict=True):
                 prediction: dict[str, Any] = {
                     "label": labels[int(row_logits.argmax())],
@@ -362,12 +364,6 @@ def create_app(
         return metadata
 
     return app
-
-
-def _softmax_rows(logits: Any) -> Any:
-    from textdistill.runtime import softmax
-
-    return softmax(logits)
 
 
 def serve(
