@@ -78,3 +78,18 @@ def test_real_reviews_give_identical_features() -> None:
     fast, slow = _both(featurizer, texts[400:])
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_vocabulary_the_c_path_refuses_falls_back_to_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Refusing:
+        def __init__(self, terms: list[str], max_n: int) -> None:
+            raise ValueError("terms 0 and 1 share a 96-bit hash")
+
+    monkeypatch.setattr(featurizer_module, "_ngrams", type("M", (), {"Vocabulary": Refusing}))
+    featurizer = _vocabulary_from(TRICKY, 2)
+    fast, slow = _both(featurizer, TRICKY)
+    assert featurizer._fast is False
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(a, b)

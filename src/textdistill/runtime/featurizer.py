@@ -116,7 +116,8 @@ class NgramFeaturizer:
         self.idf = np.asarray(idf, dtype=np.float32)
         self.max_n = int(max_n)
         self._index = {term: i for i, term in enumerate(self.vocabulary)}
-        self._fast: Any = None  # the C vocabulary, built on first use
+        # The C vocabulary: None until first use, False where it cannot serve this vocabulary.
+        self._fast: Any = None
 
     @property
     def n_features(self) -> int:
@@ -162,8 +163,11 @@ class NgramFeaturizer:
         pure Python; both give the same integers, so everything downstream is identical.
         """
         if self._fast is None and _ngrams is not None and not _PURE_PYTHON:
-            self._fast = _ngrams.Vocabulary(self.vocabulary, self.max_n)
-        if self._fast is not None:
+            try:
+                self._fast = _ngrams.Vocabulary(self.vocabulary, self.max_n)
+            except ValueError:  # two terms share a 96-bit hash: count them exactly in Python
+                self._fast = False
+        if self._fast:
             ids, counts, lengths = self._fast.count([text.lower() for text in texts])
             return (
                 np.frombuffer(ids, dtype=np.int32),
