@@ -120,16 +120,13 @@ def _latencies_ms(predict: Predict, texts: Sequence[str], n: int = 300) -> tuple
     return statistics.median(samples), samples[min(len(samples) - 1, int(0.99 * len(samples)))]
 
 
-_WORKER: dict[str, Any] = {}
+_WORKER: dict[str, Predict] = {}
 
 
-def _worker_init(kind: str, path: str) -> None:
+def _worker_init() -> None:
     import threadpoolctl
 
     threadpoolctl.threadpool_limits(1)
-    if kind == "python":
-        featurizer_module._PURE_PYTHON = True
-    _WORKER["predict"] = load(path).predict
 
 
 def _worker_predict(texts: list[str]) -> int:
@@ -137,18 +134,47 @@ def _worker_predict(texts: list[str]) -> int:
     return len(texts)
 
 
-def _all_cores(kind: str, artifact: Path, texts: Sequence[str], cores: int) -> float:
-    """docs/s of the runtime with one worker process per core (what ``--jobs`` does)."""
+def _all_cores(predict: Predict, texts: Sequence[str], cores: int) -> float:
+    """docs/s of ``predict`` in one forked worker process per core (what ``--jobs`` does);
+    the workers inherit the model, so every system is measured the same way."""
+    _WORKER["predict"] = predict
     chunks = [list(texts[i : i + 1000]) for i in range(0, len(texts), 1000)]
-    with multiprocessing.get_context("spawn").Pool(
-        cores, _worker_init, (kind, str(artifact))
-    ) as pool:
+    with multiprocessing.get_context("fork").Pool(cores, _worker_init) as pool:
         pool.map(_worker_predict, chunks[:cores])  # warm up every worker
         started = time.perf_counter()
         done = 0
         while time.perf_counter() - started < 2.0:
             done += sum(pool.map(_worker_predict, chunks))
         return done / (time.perf_counter() - started)
+
+
+def _measure(
+    system: str, dataset: str, predict: Predict, test: TextDataset, cores: int, **extra: Any
+) -> list[dict[str, Any]]:
+    """One row on one core (with latency and accuracy) and, on a multi-core box, one on all."""
+    rows = [
+        _row(
+            system,
+            dataset,
+            1,
+            throughput(predict, test.texts, min_seconds=2.0),
+            _latencies_ms(predict, test.texts),
+            accuracy=_accuracy(predict, test),
+            **extra,
+        )
+    ]
+    if cores > 1:
+        rows.append(
+            _row(
+                system,
+                dataset,
+                cores,
+                _all_cores(predict, test.texts, cores),
+                None,
+                size_bytes=extra["size_bytes"],
+            )
+        )
+    return rows
 
 
 def _cold_start(artifact: Path) -> float:
@@ -212,67 +238,25 @@ def main() -> None:
             for kind in ("runtime", "python"):
                 featurizer_module._PURE_PYTHON = kind == "python"
                 model = load(str(artifact))
-                rows.append(
-                    _row(
-                        f"textdistill-{kind}",
-                        dataset,
-                        1,
-                        throughput(model.predict, texts, min_seconds=2.0),
-                        _latencies_ms(model.predict, texts),
-                        size_bytes=size,
-                        cold_start_s=round(cold, 3),
-                        accuracy=_accuracy(model.predict, test),
-                    )
+                rows += _measure(
+                    f"textdistill-{kind}",
+                    dataset,
+                    model.predict,
+                    test,
+                    cores,
+                    size_bytes=size,
+                    cold_start_s=round(cold, 3),
                 )
-                if cores > 1:
-                    rows.append(
-                        _row(
-                            f"textdistill-{kind}",
-                            dataset,
-                            cores,
-                            _all_cores(kind, artifact, texts, cores),
-                            None,
-                            size_bytes=size,
-                        )
-                    )
             featurizer_module._PURE_PYTHON = False
             onnx = _onnx(artifact, workdir)
             if onnx is not None:
-                rows.append(
-                    _row(
-                        "textdistill-onnx",
-                        dataset,
-                        1,
-                        throughput(onnx[0], texts, min_seconds=2.0),
-                        _latencies_ms(onnx[0], texts),
-                        size_bytes=onnx[1],
-                        accuracy=_accuracy(onnx[0], test),
-                    )
+                rows += _measure(
+                    "textdistill-onnx", dataset, onnx[0], test, cores, size_bytes=onnx[1]
                 )
             predict, size = _sklearn(train)
-            rows.append(
-                _row(
-                    "sklearn-tfidf-lr",
-                    dataset,
-                    1,
-                    throughput(predict, texts, min_seconds=2.0),
-                    _latencies_ms(predict, texts),
-                    size_bytes=size,
-                    accuracy=_accuracy(predict, test),
-                )
-            )
-            ft_predict, size = _fasttext(train, workdir)
-            rows.append(
-                _row(
-                    "fasttext",
-                    dataset,
-                    1,
-                    throughput(ft_predict, texts, min_seconds=2.0),
-                    _latencies_ms(ft_predict, texts),
-                    size_bytes=size,
-                    accuracy=_accuracy(ft_predict, test),
-                )
-            )
+            rows += _measure("sklearn-tfidf-lr", dataset, predict, test, cores, size_bytes=size)
+            predict, size = _fasttext(train, workdir)
+            rows += _measure("fasttext", dataset, predict, test, cores, size_bytes=size)
             if args.teacher:
                 rows.extend(_teacher_rows(args.teacher, dataset, texts[: args.teacher_docs], cores))
     result = {
