@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from textdistill.data import read_labeled
 from textdistill.students.linear import LinearStudent
 
@@ -56,14 +58,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[100, 1000])
     args = parser.parse_args()
-    train = read_labeled(args.data / "imdb_train.csv.gz")
-    lines = [" ".join(text.split()) + "\n" for text in train.texts[5000:10000]]
+    imdb = read_labeled(args.data / "imdb_train.csv.gz")
+    order = np.random.default_rng(0).permutation(len(imdb)).tolist()
+    train, other = imdb.subset(order[:5000]), imdb.subset(order[5000:10000])
+    lines = [" ".join(text.split()) + "\n" for text in other.texts]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        LinearStudent(loss="soft_ce").fit(train.texts[:5000], train.labels[:5000]).save(
-            work / "student"
-        )
+        LinearStudent(loss="soft_ce").fit(train.texts, train.labels).save(work / "student")
         textdistill = str(Path(sys.executable).with_name("textdistill"))
         for size_mb in args.sizes_mb:
             source = work / f"input-{size_mb}mb.txt"
