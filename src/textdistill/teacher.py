@@ -197,28 +197,19 @@ def _textdistill_version() -> str:
         return "unknown"
 
 
-def _check_texts(texts: Sequence[str], what: str) -> list[str]:
-    """Reject non-strings early: tokenizers fail on None/NaN with an unhelpful message."""
-    if isinstance(texts, str):
-        raise TypeError(f"{what} must be a sequence of strings, not a single string")
-    out = list(texts)
-    for i, t in enumerate(out):
-        if not isinstance(t, str):
-            raise TypeError(f"{what}[{i}] is {type(t).__name__} ({t!r}), expected str")
-    return out
-
-
-def _check_labels(labels: Sequence[str], what: str) -> list[str]:
-    """Labels are class names; ints would round-trip through JSON as different keys."""
-    if isinstance(labels, str):
-        raise TypeError(f"{what} must be a sequence of class names, not a single string")
-    out = list(labels)
-    for i, y in enumerate(out):
-        if not isinstance(y, str):
+def _check_strings(values: Sequence[str], what: str, expected: str = "str") -> list[str]:
+    """Reject non-strings early: tokenizers fail on None/NaN with an unhelpful message, and
+    int labels would round-trip through JSON as different keys. ``numpy.str_`` and other str
+    subclasses are normalised to plain ``str``."""
+    if isinstance(values, str):
+        raise TypeError(f"{what} must be a sequence of {expected}, not a single string")
+    out = list(values)
+    for i, value in enumerate(out):
+        if not isinstance(value, str):
             raise TypeError(
-                f"{what}[{i}] is {type(y).__name__} ({y!r}); labels must be class names (str)"
+                f"{what}[{i}] is {type(value).__name__} ({value!r}); expected {expected}"
             )
-    return [str(y) for y in out]  # normalise str subclasses such as numpy.str_
+    return [str(value) for value in out]
 
 
 class Teacher:
@@ -410,8 +401,8 @@ class Teacher:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         cfg = self.config
-        texts_l = _check_texts(texts, "texts")
-        labels_l = _check_labels(labels, "labels")
+        texts_l = _check_strings(texts, "texts")
+        labels_l = _check_strings(labels, "labels", "class names (str)")
         if len(texts_l) != len(labels_l):
             raise ValueError(f"got {len(texts_l)} texts but {len(labels_l)} labels")
         classes = sorted(set(labels_l))
@@ -425,8 +416,8 @@ class Teacher:
         if val_texts is not None or val_labels is not None:
             if val_texts is None or val_labels is None:
                 raise ValueError("pass both val_texts and val_labels, or neither")
-            val_texts_l = _check_texts(val_texts, "val_texts")
-            val_labels_l = _check_labels(val_labels, "val_labels")
+            val_texts_l = _check_strings(val_texts, "val_texts")
+            val_labels_l = _check_strings(val_labels, "val_labels", "class names (str)")
             if len(val_texts_l) != len(val_labels_l):
                 raise ValueError(
                     f"got {len(val_texts_l)} val_texts but {len(val_labels_l)} val_labels"
@@ -611,7 +602,7 @@ class Teacher:
         the student's business).
         """
         self._check_fitted()
-        texts_l = _check_texts(texts, "texts")
+        texts_l = _check_strings(texts, "texts")
         bs = batch_size if batch_size is not None else self.config.eval_batch_size
         if bs < 1:
             raise ValueError(f"batch_size must be positive, got {bs}")
