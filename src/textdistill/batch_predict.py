@@ -105,8 +105,9 @@ def write_predictions(
     *,
     fmt: str = "csv",
     with_logits: bool = False,
+    temperature: float = 1.0,
 ) -> int:
-    """Write label + probabilities (+ logits) per text; returns the number of rows."""
+    """Write label + calibrated probabilities (+ raw logits) per text; returns the row count."""
     writer = csv.writer(out) if fmt == "csv" else None
     if writer is not None:
         header = ["label", *(f"p_{label}" for label in labels)]
@@ -115,7 +116,7 @@ def write_predictions(
         writer.writerow(header)
     rows = 0
     for logits in logits_chunks:
-        probabilities = softmax(logits)
+        probabilities = softmax(logits, temperature)
         for row_logits, row_probs in zip(logits, probabilities, strict=True):
             label = labels[int(row_logits.argmax())]
             if writer is not None:

@@ -190,7 +190,9 @@ def _predict(args: argparse.Namespace) -> None:
     from textdistill.batch_predict import InputError, iter_texts, score_chunks, write_predictions
     from textdistill.runtime import read_manifest
 
-    labels = [str(label) for label in read_manifest(args.artifact)["labels"]]
+    manifest = read_manifest(args.artifact)
+    labels = [str(label) for label in manifest["labels"]]
+    temperature = float(manifest.get("calibration", {}).get("temperature", 1.0))
     if args.texts and args.input:
         raise UsageError("give texts as arguments or with --input, not both")
     jobs = args.jobs if args.jobs > 0 else len(os.sched_getaffinity(0))
@@ -200,7 +202,9 @@ def _predict(args: argparse.Namespace) -> None:
     )
     try:
         chunks = score_chunks(str(args.artifact), texts, jobs=jobs)
-        write_predictions(out, labels, chunks, fmt=args.format, with_logits=args.logits)
+        write_predictions(
+            out, labels, chunks, fmt=args.format, with_logits=args.logits, temperature=temperature
+        )
     except InputError as error:
         raise UsageError(str(error)) from None
     finally:

@@ -17,7 +17,7 @@ Signature (opset 17, standard ops only), like ``torch.nn.EmbeddingBag``:
   ``offsets[-1] == n_occurrences``. A document with no known n-gram is an empty range and
   gets the intercept as logits, exactly like the numpy runtime.
 * output ``logits`` float32 ``[batch, k]`` and ``probabilities`` float32 ``[batch, k]``
-  (softmax of the logits).
+  (softmax of the logits divided by the calibration temperature).
 
 The file is self-contained: its ``metadata_props`` carry the label names, the vocabulary and
 the featurizer spec (``max_n``, token pattern), so :class:`OnnxStudent` needs only the
@@ -37,7 +37,7 @@ import numpy as np
 
 from textdistill.runtime.atomic import write_file_atomically
 from textdistill.runtime.featurizer import TOKEN_PATTERN, NgramFeaturizer
-from textdistill.runtime.linear import KIND, LinearModel, _as_texts, softmax
+from textdistill.runtime.linear import KIND, LinearModel, _as_texts
 
 ONNX_HINT = "ONNX export needs the onnx extra: pip install 'textdistill[onnx]'"
 OPSET = 17
@@ -204,7 +204,11 @@ def build_onnx_model(model: LinearModel) -> Any:
     )
     sums_f32 = node("Cast", [sums], "sums_f32", to=TensorProto.FLOAT)
     node("Add", [sums_f32, intercept], "logits")
-    node("Softmax", ["logits"], "probabilities", axis=-1)
+    # Calibrated probabilities: softmax(logits / T), T fitted at training time.
+    temperature = const("temperature", np.array(model.temperature, dtype=np.float32))
+    node(
+        "Softmax", [node("Div", ["logits", temperature], "scaled_logits")], "probabilities", axis=-1
+    )
 
     graph = helper.make_graph(
         nodes,
@@ -301,7 +305,7 @@ class OnnxStudent:
         return self.run(texts)[0]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return softmax(self.decision_function(texts))
+        return self.run(texts)[1]
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         winners = self.decision_function(texts).argmax(axis=1)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from textdistill import __version__
-from textdistill.runtime import load, read_manifest, softmax
+from textdistill.runtime import load, read_manifest
 
 SERVE_HINT = "the HTTP server needs the serve extra: pip install 'textdistill[serve]'"
 
@@ -344,7 +344,7 @@ def create_app(
         predictions: list[dict[str, Any]] = []
         if texts:
             logits = model.decision_function(texts)
-            probabilities = softmax(logits)
+            probabilities = model.probabilities(logits)
             for row_logits, row_probabilities in zip(logits, probabilities, strict=True):
                 prediction: dict[str, Any] = {
                     "label": labels[int(row_logits.argmax())],

@@ -41,6 +41,7 @@ class LinearModel:
         intercept: np.ndarray,
         labels: Sequence[str],
         *,
+        temperature: float = 1.0,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         coef = np.asarray(coef, dtype=np.float32)
@@ -53,15 +54,23 @@ class LinearModel:
         self.featurizer = featurizer
         self.coef = coef
         self.intercept = intercept
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
         self.labels = [str(label) for label in labels]
+        self.temperature = float(temperature)
         self.metadata = dict(metadata or {})
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         """Raw logits, float32 ``[n, k]``."""
         return self.featurizer.transform(_as_texts(texts)).matmul(self.coef) + self.intercept
 
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of raw ``logits``: ``softmax(logits / temperature)``, the
+        temperature fitted on held-out labels at training time (1.0 if never calibrated)."""
+        return softmax(logits, self.temperature)
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return softmax(self.decision_function(texts))
+        return self.probabilities(self.decision_function(texts))
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         winners = self.decision_function(texts).argmax(axis=1)
@@ -75,6 +84,7 @@ class LinearModel:
             documents={"vocabulary": self.featurizer.vocabulary},
             meta={
                 "labels": self.labels,
+                "calibration": {"method": "temperature", "temperature": self.temperature},
                 "featurizer": self.featurizer.spec(),
                 "metadata": self.metadata,
             },
@@ -95,6 +105,7 @@ class LinearModel:
                 arrays["coef"],
                 arrays["intercept"],
                 manifest["labels"],
+                temperature=manifest.get("calibration", {}).get("temperature", 1.0),
                 metadata=manifest.get("metadata"),
             )
         except (KeyError, ValueError) as error:
