@@ -7,6 +7,7 @@ must. Teacher logits go through the resumable :class:`LogitsStore`.
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import sys
@@ -21,11 +22,14 @@ from typing import Any
 import numpy as np
 
 from textdistill import __version__
+from textdistill.calibration import calibration_report, fit_temperature
+from textdistill.cascade import at_threshold, cascade_curve, choose_threshold, save_cascade
 from textdistill.data import TextDataset, check_known_labels, require_classes, stratified_split
 from textdistill.evaluate import agreement, classification_scores, throughput
 from textdistill.logits_store import LogitsStore
 from textdistill.run_directory import RunDirectory, stage_key
 from textdistill.runtime import load as load_runtime
+from textdistill.runtime import softmax
 from textdistill.runtime.artifact import directory_size
 from textdistill.students.linear import LinearStudent
 from textdistill.teacher import Teacher, TeacherConfig
@@ -149,6 +153,9 @@ def run_pipeline(
     labeling = _label(store, splits.unlabeled.texts, teacher, config, "labeling unlabeled set")
     student_info = _student_stage(run, splits, config, store, teacher_info)
     systems = _evaluate(run, splits, config, store, teacher, teacher_info)
+    reliability = _calibration_and_cascade(
+        run, splits, config, store, teacher, teacher_info, systems
+    )
 
     metrics = {
         "textdistill_version": __version__,
@@ -165,6 +172,7 @@ def run_pipeline(
         "baseline": baseline_info,
         "teacher": {**teacher_info, "labeling": labeling},
         "student": student_info,
+        **reliability,
         "seconds": time.perf_counter() - started,
     }
     run.write_json("metrics.json", metrics)
@@ -283,7 +291,8 @@ def _student_stage(
         "student",
         teacher_info["fingerprint"],
         splits.unlabeled.content_hash(),
-        splits.labeled.content_hash(),
+        splits.teacher_train.content_hash(),
+        splits.teacher_validation.content_hash(),
         asdict(config.student),
         config.seed,
     )
@@ -291,20 +300,28 @@ def _student_stage(
     if info is not None:
         log("student: unchanged, reusing")
         return info
+    # The calibration split (the teacher's validation split) stays out of the student's gold
+    # rows, so the temperature is fitted on labels the student has not seen.
+    gold, calibration = splits.teacher_train, splits.teacher_validation
     log(
         f"student: linear ({config.student.loss}) on {len(splits.unlabeled)} teacher-labeled "
-        f"+ {len(splits.labeled)} gold-labeled texts"
+        f"+ {len(gold)} gold-labeled texts; calibrated on {len(calibration)} held-out labels"
     )
     options = asdict(config.student)
     student = LinearStudent(loss=options.pop("loss"), random_state=config.seed, **options)
-    assert splits.labeled.labels is not None
+    assert gold.labels is not None and calibration.labels is not None
     student.fit(
         splits.unlabeled.texts,
         store.get(splits.unlabeled.texts),
         classes=teacher_info["classes"],
-        gold_texts=splits.labeled.texts,
-        gold_labels=splits.labeled.labels,
+        gold_texts=gold.texts,
+        gold_labels=gold.labels,
     )
+    temperature = fit_temperature(
+        student.decision_function(calibration.texts),
+        _label_ids(calibration.labels, teacher_info["classes"]),
+    )
+    student.model_.temperature = temperature
     student.save(run.path("student"))
     info = {
         "selection": student.selection_,
@@ -312,6 +329,7 @@ def _student_stage(
         "n_teacher_rows": student.n_teacher_rows_,
         "n_gold_rows": student.n_gold_rows_,
         "n_features": student.model_.featurizer.n_features,
+        "temperature": temperature,
     }
     run.complete("student", key, info)
     return info
@@ -364,3 +382,141 @@ def _evaluate(
             "cores": 1,
         }
     return {name: systems[name] for name in ("baseline", "teacher", "student")}
+
+
+def _label_ids(labels: list[str], classes: list[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(classes)}
+    return np.array([index[label] for label in labels], dtype=np.int64)
+
+
+def _calibration_and_cascade(
+    run: RunDirectory,
+    splits: Splits,
+    config: RunConfig,
+    store: LogitsStore,
+    teacher: Callable[[], Teacher],
+    teacher_info: dict[str, Any],
+    systems: dict[str, Any],
+) -> dict[str, Any]:
+    """Calibration of teacher and student, the cascade curve and artifact, and where the
+    student and the teacher disagree. Thresholds and temperatures come from the calibration
+    split (the teacher's validation split); everything reported is measured on the test set.
+    """
+    classes = teacher_info["classes"]
+    calibration, test = splits.teacher_validation, splits.test
+    assert calibration.labels is not None and test.labels is not None
+    _label(store, calibration.texts, teacher, config, "teacher on the calibration split")
+    teacher_temperature = fit_temperature(
+        store.get(calibration.texts), _label_ids(calibration.labels, classes)
+    )
+    student = load_runtime(str(run.path("student")))
+    y_test = _label_ids(test.labels, classes)
+    teacher_logits = store.get(test.texts)
+    student_logits = student.decision_function(test.texts)
+    student_probabilities = student.probabilities(student_logits)
+    confidence = student_probabilities.max(axis=1)
+    student_pred, teacher_pred = student_logits.argmax(axis=1), teacher_logits.argmax(axis=1)
+    rates = (systems["student"]["docs_per_s"], systems["teacher"]["docs_per_s"])
+
+    curve = cascade_curve(confidence, student_pred, teacher_pred, y_test, *rates, steps=101)
+    teacher_accuracy = systems["teacher"]["accuracy"]
+    reach = next((row for row in curve if row["accuracy"] >= teacher_accuracy), curve[-1])
+    calibration_logits = student.decision_function(calibration.texts)
+    y_calibration = _label_ids(calibration.labels, classes)
+    threshold = choose_threshold(
+        student.probabilities(calibration_logits).max(axis=1),
+        calibration_logits.argmax(axis=1),
+        store.get(calibration.texts).argmax(axis=1),
+        y_calibration,
+    )
+    chosen = at_threshold(threshold, confidence, student_pred, teacher_pred, y_test, *rates)
+    cascade_metrics = {
+        "operating_point": chosen,
+        "reaches_teacher_accuracy": reach,
+        "teacher_accuracy": teacher_accuracy,
+        "student_accuracy": systems["student"]["accuracy"],
+        "student_docs_per_s": rates[0],
+        "teacher_docs_per_s": rates[1],
+    }
+    save_cascade(
+        run.path("cascade"),
+        student=run.path("student"),
+        teacher=run.path("teacher"),
+        threshold=threshold,
+        teacher_temperature=teacher_temperature,
+        metrics=cascade_metrics,
+    )
+    log(
+        f"cascade: threshold {threshold:.3f} (chosen on the calibration split) defers "
+        f"{chosen['fraction_deferred']:.1%} of test documents: accuracy "
+        f"{chosen['accuracy']:.4f} at {chosen['docs_per_s']:,.0f} docs/s"
+    )
+    return {
+        "calibration": {
+            "n_calibration": len(calibration),
+            "teacher": calibration_report(teacher_logits, y_test, teacher_temperature),
+            "student": calibration_report(student_logits, y_test, student.temperature),
+        },
+        "cascade": {**cascade_metrics, "threshold": threshold, "curve": curve},
+        "fidelity": fidelity(
+            test,
+            classes,
+            student_probabilities,
+            softmax(teacher_logits, teacher_temperature),
+            y_test,
+        ),
+    }
+
+
+def fidelity(
+    test: TextDataset,
+    classes: list[str],
+    student_probabilities: np.ndarray,
+    teacher_probabilities: np.ndarray,
+    y_true: np.ndarray,
+    n_examples: int = 12,
+) -> dict[str, Any]:
+    """Agreement by student-confidence bucket and the disagreements the student was surest
+    of: what the student has not learned from its teacher."""
+    student_pred = student_probabilities.argmax(axis=1)
+    teacher_pred = teacher_probabilities.argmax(axis=1)
+    confidence = student_probabilities.max(axis=1)
+    edges = np.linspace(1.0 / len(classes), 1.0, 6)
+    buckets = []
+    for low, high in itertools.pairwise(edges):
+        members = (confidence >= low) & ((confidence < high) | (high == edges[-1]))
+        count = int(members.sum())
+        buckets.append(
+            {
+                "low": float(low),
+                "high": float(high),
+                "count": count,
+                "agreement": float(np.mean(student_pred[members] == teacher_pred[members]))
+                if count
+                else None,
+                "student_accuracy": float(np.mean(student_pred[members] == y_true[members]))
+                if count
+                else None,
+                "teacher_accuracy": float(np.mean(teacher_pred[members] == y_true[members]))
+                if count
+                else None,
+            }
+        )
+    disagree = np.flatnonzero(student_pred != teacher_pred)
+    disagree = disagree[np.argsort(-confidence[disagree], kind="stable")][:n_examples]
+    examples = [
+        {
+            "text": test.texts[i][:300],
+            "gold": classes[y_true[i]],
+            "student": classes[student_pred[i]],
+            "student_confidence": float(confidence[i]),
+            "teacher": classes[teacher_pred[i]],
+            "teacher_confidence": float(teacher_probabilities[i].max()),
+        }
+        for i in disagree
+    ]
+    return {
+        "by_confidence": buckets,
+        "disagreements": examples,
+        "n_disagreements": int(np.sum(student_pred != teacher_pred)),
+    }

@@ -13,6 +13,8 @@ SYSTEM_NAMES = {
     "student": "student (distilled, numpy runtime)",
 }
 PLOT_NAME = "accuracy_vs_throughput.png"
+RELIABILITY_PLOT = "reliability.png"
+CASCADE_PLOT = "cascade.png"
 
 
 def _size(n_bytes: float) -> str:
@@ -151,7 +153,167 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         ),
         "",
     ]
+    if "calibration" in metrics:
+        lines += _reliability_sections(metrics)
     return "\n".join(lines)
+
+
+def _reliability_sections(metrics: dict[str, Any]) -> list[str]:
+    """Calibration, cascade and fidelity: what to trust the student with."""
+    calibration, cascade, fidelity = (
+        metrics["calibration"],
+        metrics["cascade"],
+        metrics["fidelity"],
+    )
+    chosen, reach = cascade["operating_point"], cascade["reaches_teacher_accuracy"]
+    lines = [
+        "## Calibration",
+        "",
+        f"Temperatures fitted on {calibration['n_calibration']} held-out labels (the "
+        "teacher's validation split, which the student never trains on); expected "
+        "calibration error (ECE, 10 bins) and negative log-likelihood on the test set.",
+        "",
+        "| model | temperature | ECE before | ECE after | NLL before | NLL after |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in ("teacher", "student"):
+        c = calibration[name]
+        lines.append(
+            f"| {name} | {c['temperature']:.3f} | {c['ece_before']:.4f} | "
+            f"{c['ece_after']:.4f} | {c['nll_before']:.4f} | {c['nll_after']:.4f} |"
+        )
+    lines += [
+        "",
+        f"![reliability diagram]({RELIABILITY_PLOT})",
+        "",
+        "## Cascade: the student answers, the teacher settles the hard cases",
+        "",
+        f"Documents whose calibrated student confidence is below the threshold go to the "
+        f"teacher. Chosen on the calibration split: threshold {cascade['threshold']:.3f}, "
+        f"which on the test set defers {chosen['fraction_deferred']:.1%} of documents for "
+        f"accuracy {chosen['accuracy']:.4f} at {chosen['docs_per_s']:,.0f} docs/s "
+        f"(teacher alone: {cascade['teacher_accuracy']:.4f} at "
+        f"{cascade['teacher_docs_per_s']:,.0f} docs/s; student alone: "
+        f"{cascade['student_accuracy']:.4f}).",
+        "",
+        f"Measured on the test set, deferring {reach['fraction_deferred']:.0%} reaches the "
+        f"teacher's accuracy ({reach['accuracy']:.4f}) at {reach['docs_per_s']:,.0f} docs/s, "
+        f"{reach['docs_per_s'] / cascade['teacher_docs_per_s']:,.1f}x the teacher alone. "
+        "The artifact is `cascade/` (use it with `textdistill predict --cascade`).",
+        "",
+        "| deferred | threshold | accuracy | agreement with teacher | docs/s |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        *(
+            f"| {row['fraction_deferred']:.0%} | {min(row['threshold'], 1.0):.3f} | "
+            f"{row['accuracy']:.4f} | {row['agreement_with_teacher']:.4f} | "
+            f"{row['docs_per_s']:,.0f} |"
+            for row in cascade["curve"][::10]
+        ),
+        "",
+        f"![cascade curve]({CASCADE_PLOT})",
+        "",
+        "## Where the student and the teacher disagree",
+        "",
+        f"{fidelity['n_disagreements']} test documents. Agreement by student confidence:",
+        "",
+        "| student confidence | documents | agreement | student accuracy | teacher accuracy |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *(
+            f"| {b['low']:.2f}-{b['high']:.2f} | {b['count']} | {_fmt(b['agreement'])} | "
+            f"{_fmt(b['student_accuracy'])} | {_fmt(b['teacher_accuracy'])} |"
+            for b in fidelity["by_confidence"]
+        ),
+        "",
+        "The disagreements the student was surest of:",
+        "",
+        "| gold | student (confidence) | teacher (confidence) | text |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {e['gold']} | {e['student']} ({e['student_confidence']:.2f}) | {e['teacher']} "
+            f"({e['teacher_confidence']:.2f}) | {_cell(e['text'])} |"
+            for e in fidelity["disagreements"]
+        ),
+        "",
+    ]
+    return lines
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return " ".join(text.split()).replace("|", "\\|")[:200]
+
+
+def plot_reliability(calibration: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), dpi=120, sharey=True)
+    for ax, name in zip(axes, ("teacher", "student"), strict=True):
+        report = calibration[name]
+        ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label="perfect")
+        for when, style in (("before", "o--"), ("after", "s-")):
+            bins = [b for b in report[f"reliability_{when}"] if b["count"]]
+            ax.plot(
+                [b["confidence"] for b in bins],
+                [b["accuracy"] for b in bins],
+                style,
+                label=f"{when} (ECE {report[f'ece_{when}']:.3f})",
+            )
+        ax.set_title(f"{name} (T = {report['temperature']:.2f})")
+        ax.set_xlabel("confidence")
+        ax.set_xlim(0.45, 1.01)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    axes[0].set_ylabel("accuracy")
+    fig.suptitle("Reliability on the test set, before and after temperature scaling")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_cascade(cascade: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = cascade["curve"]
+    fractions = [100 * row["fraction_deferred"] for row in curve]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    ax.plot(
+        fractions, [row["accuracy"] for row in curve], color="tab:blue", label="cascade accuracy"
+    )
+    ax.axhline(cascade["teacher_accuracy"], color="tab:red", linestyle="--", label="teacher alone")
+    chosen = cascade["operating_point"]
+    ax.scatter(
+        [100 * chosen["fraction_deferred"]],
+        [chosen["accuracy"]],
+        color="black",
+        zorder=3,
+        label="chosen threshold",
+    )
+    ax.set_xlabel("documents deferred to the teacher (%)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    speed = ax.twinx()
+    speed.plot(
+        fractions,
+        [row["docs_per_s"] for row in curve],
+        color="tab:green",
+        linestyle=":",
+        label="docs/s",
+    )
+    speed.set_yscale("log")
+    speed.set_ylabel("documents per second (log)")
+    lines, labels = ax.get_legend_handles_labels()
+    more_lines, more_labels = speed.get_legend_handles_labels()
+    ax.legend(lines + more_lines, labels + more_labels, fontsize=8, loc="center right")
+    ax.set_title("Cascade: accuracy and speed against deferral")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def _fmt(value: float | None) -> str:
@@ -161,6 +323,9 @@ def _fmt(value: float | None) -> str:
 def write_report(root: Path, metrics: dict[str, Any]) -> None:
     """Write ``report.md`` and the plot into the run directory; print the table."""
     plot_accuracy_vs_throughput(metrics["systems"], root / PLOT_NAME)
+    if "calibration" in metrics:
+        plot_reliability(metrics["calibration"], root / RELIABILITY_PLOT)
+        plot_cascade(metrics["cascade"], root / CASCADE_PLOT)
     (root / "report.md").write_text(render_markdown(metrics))
     print(summary_table(metrics["systems"]), file=sys.stdout)
     print(f"\nreport: {root / 'report.md'}", file=sys.stdout)

@@ -1,0 +1,219 @@
+"""A cascade: the student answers the documents it is sure of, the teacher settles the rest.
+
+With calibrated probabilities, the student's confidence says how likely it is to be right, so
+deferring the least confident few to the teacher buys most of the teacher's accuracy for a
+fraction of its cost. The curve (accuracy and throughput against the fraction deferred) is
+measured on the test set; the threshold stored in the cascade artifact is chosen on the
+held-out calibration split, never on the test set.
+
+A cascade artifact is a directory holding ``cascade.json``: the threshold, the teacher's
+calibration temperature, the measured curve, and the paths (relative to the directory) of a
+student artifact and of a saved teacher.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textdistill.runtime import LinearModel, load, softmax
+from textdistill.runtime.atomic import write_file_atomically
+
+CASCADE_FILE = "cascade.json"
+FORMAT_VERSION = 1
+
+
+def cascade_curve(
+    confidence: np.ndarray,
+    student_pred: np.ndarray,
+    teacher_pred: np.ndarray,
+    y_true: np.ndarray,
+    student_docs_per_s: float,
+    teacher_docs_per_s: float,
+    steps: int = 21,
+) -> list[dict[str, float]]:
+    """Accuracy and docs/s when the least confident ``f`` of documents go to the teacher.
+
+    Every document is scored by the student; a deferred one costs a teacher call on top, so
+    throughput is ``1 / (1/student + f/teacher)``.
+
+    >>> conf = np.array([0.99, 0.6, 0.9, 0.55])
+    >>> curve = cascade_curve(conf, np.array([1, 0, 1, 0]), np.array([1, 1, 1, 1]),
+    ...                       np.array([1, 1, 1, 1]), 1000.0, 10.0, steps=3)
+    >>> [(row["fraction_deferred"], row["accuracy"]) for row in curve]
+    [(0.0, 0.5), (0.5, 1.0), (1.0, 1.0)]
+    """
+    order = np.argsort(confidence, kind="stable")  # least confident first
+    n = len(order)
+    rows = []
+    for step in range(steps):
+        deferred = round(step / (steps - 1) * n)
+        final = student_pred.copy()
+        final[order[:deferred]] = teacher_pred[order[:deferred]]
+        fraction = deferred / n
+        rows.append(
+            {
+                "fraction_deferred": fraction,
+                "threshold": float(confidence[order[deferred]]) if deferred < n else 1.0 + 1e-9,
+                "accuracy": float(np.mean(final == y_true)),
+                "agreement_with_teacher": float(np.mean(final == teacher_pred)),
+                "docs_per_s": 1.0 / (1.0 / student_docs_per_s + fraction / teacher_docs_per_s),
+            }
+        )
+    return rows
+
+
+def choose_threshold(
+    confidence: np.ndarray, student_pred: np.ndarray, teacher_pred: np.ndarray, y_true: np.ndarray
+) -> float:
+    """The lowest confidence threshold (defer when confidence < threshold) at which the
+    cascade is as accurate as the teacher on these documents (the calibration split)."""
+    target = float(np.mean(teacher_pred == y_true))
+    order = np.argsort(confidence, kind="stable")
+    final = student_pred.copy()
+    for deferred in range(len(order) + 1):
+        if np.mean(final == y_true) >= target:
+            return float(confidence[order[deferred]]) if deferred < len(order) else 1.0 + 1e-9
+        final[order[deferred]] = teacher_pred[order[deferred]]
+    return 1.0 + 1e-9
+
+
+def at_threshold(
+    threshold: float,
+    confidence: np.ndarray,
+    student_pred: np.ndarray,
+    teacher_pred: np.ndarray,
+    y_true: np.ndarray,
+    student_docs_per_s: float,
+    teacher_docs_per_s: float,
+) -> dict[str, float]:
+    """What the cascade does on these documents with this threshold."""
+    deferred = confidence < threshold
+    final = np.where(deferred, teacher_pred, student_pred)
+    fraction = float(deferred.mean())
+    return {
+        "threshold": threshold,
+        "fraction_deferred": fraction,
+        "accuracy": float(np.mean(final == y_true)),
+        "agreement_with_teacher": float(np.mean(final == teacher_pred)),
+        "docs_per_s": 1.0 / (1.0 / student_docs_per_s + fraction / teacher_docs_per_s),
+    }
+
+
+def save_cascade(
+    directory: str | Path,
+    *,
+    student: str | Path,
+    teacher: str | Path,
+    threshold: float,
+    teacher_temperature: float,
+    metrics: dict[str, Any],
+) -> Path:
+    """Write ``cascade.json`` with paths relative to ``directory`` (so a run directory can be
+    moved as a whole)."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    content = {
+        "format_version": FORMAT_VERSION,
+        "student": os.path.relpath(Path(student).resolve(), root.resolve()),
+        "teacher": os.path.relpath(Path(teacher).resolve(), root.resolve()),
+        "threshold": threshold,
+        "teacher_temperature": teacher_temperature,
+        "metrics": metrics,
+    }
+    write_file_atomically(root / CASCADE_FILE, json.dumps(content, indent=2).encode())
+    return root / CASCADE_FILE
+
+
+@dataclass
+class CascadePrediction:
+    """Per document: the label, calibrated probabilities, raw logits and who answered."""
+
+    labels: list[str]
+    probabilities: np.ndarray
+    logits: np.ndarray
+    sources: list[str]
+
+
+class Cascade:
+    """Student first; below ``threshold`` confidence, the teacher (loaded on first need)."""
+
+    def __init__(
+        self,
+        student: LinearModel,
+        teacher_path: Path,
+        threshold: float,
+        teacher_temperature: float = 1.0,
+    ) -> None:
+        self.student = student
+        self.teacher_path = teacher_path
+        self.threshold = threshold
+        self.teacher_temperature = teacher_temperature
+        self._teacher: Any = None
+
+    @classmethod
+    def load(cls, directory: str | Path, *, threshold: float | None = None) -> Cascade:
+        root = Path(directory)
+        path = root / CASCADE_FILE
+        if not path.is_file():
+            raise ValueError(
+                f"{root}: not a cascade ({CASCADE_FILE} is missing); "
+                "`textdistill run` writes one into RUN/cascade"
+            )
+        spec = json.loads(path.read_text())
+        if spec.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: cascade format {spec['format_version']} is newer than "
+                f"this textdistill reads ({FORMAT_VERSION}): upgrade textdistill"
+            )
+        student = load(str(root / spec["student"]))
+        return cls(
+            student,
+            root / spec["teacher"],
+            spec["threshold"] if threshold is None else threshold,
+            spec.get("teacher_temperature", 1.0),
+        )
+
+    @property
+    def labels(self) -> list[str]:
+        return self.student.labels
+
+    def teacher(self) -> Any:
+        if self._teacher is None:
+            try:
+                from textdistill.teacher import Teacher
+            except ImportError as error:
+                raise ImportError(
+                    "a cascade's teacher needs the training extra: pip install 'textdistill[train]'"
+                ) from error
+            self._teacher = Teacher.load(self.teacher_path)
+            if list(self._teacher.classes_) != self.labels:
+                raise ValueError(
+                    f"{self.teacher_path}: teacher classes "
+                    f"{self._teacher.classes_} differ from the student's "
+                    f"{self.labels}"
+                )
+        return self._teacher
+
+    def predict_detailed(self, texts: Sequence[str]) -> CascadePrediction:
+        logits = np.asarray(self.student.decision_function(texts), dtype=np.float32)
+        probabilities = self.student.probabilities(logits)
+        deferred = np.flatnonzero(probabilities.max(axis=1) < self.threshold).tolist()
+        sources = ["student"] * len(texts)
+        if len(deferred):
+            teacher_logits = self.teacher().logits([texts[i] for i in deferred])
+            logits[deferred] = teacher_logits
+            probabilities[deferred] = softmax(teacher_logits, self.teacher_temperature)
+            for i in deferred:
+                sources[i] = "teacher"
+        labels = [self.labels[i] for i in probabilities.argmax(axis=1)]
+        return CascadePrediction(labels, probabilities, logits, sources)
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return self.predict_detailed(texts).labels
