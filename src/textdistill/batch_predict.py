@@ -14,13 +14,15 @@ import multiprocessing
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from textdistill.runtime import load, softmax
+from textdistill.cascade import Cascade
+from textdistill.runtime import load
 
 CHUNK = 2000
 
@@ -68,6 +70,15 @@ def iter_texts(source: str, text_column: str = "text") -> Iterator[str]:
 _worker_model: Any = None
 
 
+@dataclass(frozen=True)
+class Scored:
+    """One chunk's raw logits, calibrated probabilities and (for a cascade) who answered."""
+
+    logits: np.ndarray
+    probabilities: np.ndarray
+    sources: list[str] | None = None
+
+
 def _load_worker(artifact: str) -> None:
     global _worker_model
     _worker_model = load(artifact)
@@ -77,52 +88,74 @@ def _score(chunk: list[str]) -> np.ndarray:
     return np.asarray(_worker_model.decision_function(chunk))
 
 
+def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(texts)
+    return iter(lambda: list(islice(iterator, size)), [])
+
+
 def score_chunks(
     artifact: str, texts: Iterable[str], *, jobs: int = 1, chunk_size: int = CHUNK
-) -> Iterator[np.ndarray]:
-    """Logits of consecutive chunks of ``texts``, in order."""
-    iterator = iter(texts)
-    chunks = iter(lambda: list(islice(iterator, chunk_size)), [])
+) -> Iterator[Scored]:
+    """Scores of consecutive chunks of ``texts``, in order."""
+    model = load(artifact)
     if jobs <= 1:
-        model = load(artifact)
-        for chunk in chunks:
-            yield model.decision_function(chunk)
+        for chunk in _chunks(texts, chunk_size):
+            logits = model.decision_function(chunk)
+            yield Scored(logits, model.probabilities(logits))
         return
     with multiprocessing.get_context("spawn").Pool(jobs, _load_worker, (artifact,)) as pool:
         pending: deque[Any] = deque()
-        for chunk in chunks:
+        for chunk in _chunks(texts, chunk_size):
             pending.append(pool.apply_async(_score, (chunk,)))
             if len(pending) >= 2 * jobs:
-                yield pending.popleft().get()
+                logits = pending.popleft().get()
+                yield Scored(logits, model.probabilities(logits))
         while pending:
-            yield pending.popleft().get()
+            logits = pending.popleft().get()
+            yield Scored(logits, model.probabilities(logits))
+
+
+def cascade_chunks(
+    cascade: Cascade, texts: Iterable[str], *, chunk_size: int = CHUNK
+) -> Iterator[Scored]:
+    """Scores of a cascade: the student everywhere, the teacher below the threshold."""
+    for chunk in _chunks(texts, chunk_size):
+        result = cascade.predict_detailed(chunk)
+        yield Scored(result.logits, result.probabilities, result.sources)
 
 
 def write_predictions(
     out: IO[str],
     labels: list[str],
-    logits_chunks: Iterable[np.ndarray],
+    scored_chunks: Iterable[Scored],
     *,
     fmt: str = "csv",
     with_logits: bool = False,
-    temperature: float = 1.0,
+    with_sources: bool = False,
 ) -> int:
-    """Write label + calibrated probabilities (+ raw logits) per text; returns the row count."""
+    """Write label + calibrated probabilities (+ raw logits, + which model answered) per
+    text; returns the row count."""
     writer = csv.writer(out) if fmt == "csv" else None
     if writer is not None:
         header = ["label", *(f"p_{label}" for label in labels)]
         if with_logits:
             header += [f"logit_{label}" for label in labels]
+        if with_sources:
+            header.append("source")
         writer.writerow(header)
     rows = 0
-    for logits in logits_chunks:
-        probabilities = softmax(logits, temperature)
-        for row_logits, row_probs in zip(logits, probabilities, strict=True):
-            label = labels[int(row_logits.argmax())]
+    for scored in scored_chunks:
+        sources = scored.sources or [""] * len(scored.logits)
+        for row_logits, row_probs, source in zip(
+            scored.logits, scored.probabilities, sources, strict=True
+        ):
+            label = labels[int(row_probs.argmax())]
             if writer is not None:
                 values = [label, *(f"{p:.6f}" for p in row_probs)]
                 if with_logits:
                     values += [f"{z:.6f}" for z in row_logits]
+                if with_sources:
+                    values.append(source)
                 writer.writerow(values)
             else:
                 record: dict[str, Any] = {
@@ -131,6 +164,8 @@ def write_predictions(
                 }
                 if with_logits:
                     record["logits"] = dict(zip(labels, map(float, row_logits), strict=True))
+                if with_sources:
+                    record["source"] = source
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
             rows += 1
     return rows

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any
@@ -127,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--logits", action="store_true", help="also write raw logits")
     predict.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
     predict.add_argument(
+        "--cascade",
+        action="store_true",
+        help="ARTIFACT is a cascade (RUN/cascade): texts the student is unsure of go to the "
+        "teacher (needs the train extra); output gains a `source` column",
+    )
+    predict.add_argument(
+        "--threshold", type=float, help="with --cascade: the confidence below which to defer"
+    )
+    predict.add_argument(
         "--jobs",
         "-j",
         type=int,
@@ -162,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     serve.add_argument(
+        "--cascade",
+        action="store_true",
+        help="ARTIFACT is a cascade (RUN/cascade): texts the student is unsure of go to the "
+        "teacher (needs the train extra); predictions gain a `source` field",
+    )
+    serve.add_argument(
         "--max-batch", type=int, default=256, help="most texts in one request (default 256)"
     )
     serve.add_argument(
@@ -187,23 +202,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------ predict
 def _predict(args: argparse.Namespace) -> None:
-    from textdistill.batch_predict import InputError, iter_texts, score_chunks, write_predictions
-    from textdistill.runtime import read_manifest
+    from textdistill.batch_predict import (
+        InputError,
+        Scored,
+        cascade_chunks,
+        iter_texts,
+        score_chunks,
+        write_predictions,
+    )
+    from textdistill.cascade import Cascade
 
-    manifest = read_manifest(args.artifact)
-    labels = [str(label) for label in manifest["labels"]]
-    temperature = float(manifest.get("calibration", {}).get("temperature", 1.0))
     if args.texts and args.input:
         raise UsageError("give texts as arguments or with --input, not both")
+    if args.threshold is not None and not args.cascade:
+        raise UsageError("--threshold goes with --cascade")
     jobs = args.jobs if args.jobs > 0 else len(os.sched_getaffinity(0))
     texts = iter(args.texts) if args.texts else iter_texts(args.input or "-", args.text_column)
+    chunks: Iterator[Scored]
+    if args.cascade:
+        cascade = Cascade.load(args.artifact, threshold=args.threshold)
+        labels, chunks = cascade.labels, cascade_chunks(cascade, texts)
+    else:
+        from textdistill.runtime import read_manifest
+
+        labels = [str(label) for label in read_manifest(args.artifact)["labels"]]
+        chunks = score_chunks(str(args.artifact), texts, jobs=jobs)
     out: IO[str] = (
         args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
     )
     try:
-        chunks = score_chunks(str(args.artifact), texts, jobs=jobs)
         write_predictions(
-            out, labels, chunks, fmt=args.format, with_logits=args.logits, temperature=temperature
+            out, labels, chunks, fmt=args.format, with_logits=args.logits, with_sources=args.cascade
         )
     except InputError as error:
         raise UsageError(str(error)) from None
@@ -238,6 +267,7 @@ def _serve(args: argparse.Namespace) -> None:
         max_batch=args.max_batch,
         max_text_chars=args.max_text_chars,
         max_body_bytes=args.max_body_bytes,
+        cascade=args.cascade,
     )
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from textdistill import __version__
+from textdistill.cascade import CASCADE_FILE, Cascade
 from textdistill.runtime import load, read_manifest
 
 SERVE_HINT = "the HTTP server needs the serve extra: pip install 'textdistill[serve]'"
@@ -90,6 +91,9 @@ class Prediction(BaseModel):
     probabilities: dict[str, float] = Field(description="probability of every label")
     logits: dict[str, float] | None = Field(
         default=None, description='raw logit of every label (only with "logits": true)'
+    )
+    source: str | None = Field(
+        default=None, description='which model answered, "student" or "teacher" (cascade only)'
     )
 
 
@@ -268,8 +272,13 @@ def create_app(
     max_batch: int = DEFAULT_MAX_BATCH,
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    cascade: bool = False,
 ) -> FastAPI:
-    """A FastAPI app serving the artifact at ``artifact``, loaded (and checked) right now."""
+    """A FastAPI app serving the artifact at ``artifact``, loaded (and checked) right now.
+
+    With ``cascade``, ``artifact`` is a cascade directory: the student answers, and texts it
+    is unsure of go to the teacher (loaded now too, so a broken teacher fails at start-up).
+    """
     for name, value in (
         ("max_batch", max_batch),
         ("max_text_chars", max_text_chars),
@@ -277,6 +286,12 @@ def create_app(
     ):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    cascade_model = Cascade.load(artifact) if cascade else None
+    if cascade_model is not None:
+        cascade_model.teacher()
+        artifact = (
+            Path(artifact) / json.loads((Path(artifact) / CASCADE_FILE).read_text())["student"]
+        )
     manifest = read_manifest(artifact)
     model = load(str(artifact))
     model.decision_function([""])  # warm up (builds the C vocabulary) before any request
@@ -343,12 +358,22 @@ def create_app(
                 )
         predictions: list[dict[str, Any]] = []
         if texts:
-            logits = model.decision_function(texts)
-            probabilities = model.probabilities(logits)
-            for row_logits, row_probabilities in zip(logits, probabilities, strict=True):
+            sources: list[str | None]
+            if cascade_model is not None:
+                result = cascade_model.predict_detailed(texts)
+                logits, probabilities = result.logits, result.probabilities
+                sources = list(result.sources)
+            else:
+                logits = model.decision_function(texts)
+                probabilities = model.probabilities(logits)
+                sources = [None] * len(texts)
+            for row_logits, row_probabilities, source in zip(
+                logits, probabilities, sources, strict=True
+            ):
                 prediction: dict[str, Any] = {
-                    "label": labels[int(row_logits.argmax())],
+                    "label": labels[int(row_probabilities.argmax())],
                     "probabilities": dict(zip(labels, map(float, row_probabilities), strict=True)),
+                    "source": source,
                 }
                 if request.logits:
                     prediction["logits"] = dict(zip(labels, map(float, row_logits), strict=True))
@@ -372,6 +397,7 @@ def serve(
     port: int = 8000,
     *,
     log_level: str = "info",
+    cascade: bool = False,
     **limits: int,
 ) -> None:
     """Serve ``artifact`` with uvicorn until interrupted. ``limits``: see :func:`create_app`."""
@@ -379,7 +405,7 @@ def serve(
         import uvicorn
     except ImportError as error:  # pragma: no cover - depends on the install
         raise ImportError(f"{SERVE_HINT} ({error})") from error
-    app = create_app(artifact, **limits)
+    app = create_app(artifact, cascade=cascade, **limits)
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
