@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         "input (one per line), read in chunks so any size fits in memory.",
     )
     predict.add_argument("artifact", type=Path, help="student artifact directory")
-    predict.add_argument("texts", nargs="*", help="texts to label")
+    predict.add_argument("texts", nargs="*", help="texts to label (put them before the options)")
     predict.add_argument("--input", "-i", help="file to read texts from ('-' for stdin)")
     predict.add_argument("--text-column", default="text", help="column of --input CSV/JSONL")
     predict.add_argument(

@@ -126,11 +126,25 @@ def _describe(data: TextDataset) -> dict[str, Any]:
 def run_pipeline(
     labeled: TextDataset, unlabeled: TextDataset | None, test: TextDataset | None, config: RunConfig
 ) -> dict[str, Any]:
-    """Run (or resume) every stage and return the metrics written to ``metrics.json``."""
+    """Run (or resume) every stage and return the metrics written to ``metrics.json``.
+
+    The run directory is held (locked) for the whole run and released even when a stage fails,
+    so that a rerun in the same process is not mistaken for a concurrent one.
+    """
+    with RunDirectory(config.out, log=log) as run:
+        return _run_stages(run, labeled, unlabeled, test, config)
+
+
+def _run_stages(
+    run: RunDirectory,
+    labeled: TextDataset,
+    unlabeled: TextDataset | None,
+    test: TextDataset | None,
+    config: RunConfig,
+) -> dict[str, Any]:
     from textdistill.report import write_report
 
     started = time.perf_counter()
-    run = RunDirectory(config.out)
     splits = prepare_splits(labeled, unlabeled, test, config)
     for note in splits.notes:
         log(note)
@@ -194,6 +208,7 @@ def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dic
         log("baseline: unchanged, reusing")
         return info
     log("baseline: TF-IDF n-grams + logistic regression on the labeled set")
+    run.start("baseline", "fit")
     baseline = LinearStudent(
         loss="soft_ce",
         max_n=config.student.max_n,
@@ -205,7 +220,7 @@ def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dic
     baseline.fit(splits.labeled.texts, splits.labeled.labels)
     baseline.save(run.path("baseline"))
     info = {"selection": baseline.selection_, "fit_seconds": baseline.fit_seconds_}
-    run.complete("baseline", key, info)
+    run.complete("baseline", key, info, outputs=["baseline"])
     return info
 
 
@@ -225,11 +240,12 @@ def _teacher_stage(
     info = run.cached("teacher", key)
     if info is not None:
         log(f"teacher: unchanged, reusing {run.path('teacher')}")
-        return info, cache(lambda: Teacher.load(run.path("teacher")))
+        return info, cache(lambda: _load_teacher(run.path("teacher"), info["fingerprint"]))
     log(
         f"teacher: fine-tuning {config.teacher.model} on {len(splits.teacher_train)} texts "
         f"({len(splits.teacher_validation)} held out to pick the best epoch)"
     )
+    run.start("teacher", "fine-tuning")
     teacher = Teacher(config.teacher)
     assert splits.teacher_train.labels is not None
     teacher.fit(
@@ -248,8 +264,24 @@ def _teacher_stage(
         "best_epoch": teacher.best_epoch_,
         "history": teacher.history_,
     }
-    run.complete("teacher", key, info)
+    run.complete("teacher", key, info, outputs=["teacher"])
     return info, lambda: teacher
+
+
+def _load_teacher(path: Path, fingerprint: str) -> Teacher:
+    """The saved teacher, refused if its weights are not the ones that wrote the logits cache.
+
+    The cache is keyed by the fingerprint recorded at fine-tuning; a teacher whose weights
+    changed since would mix its logits with another teacher's under that key.
+    """
+    teacher = Teacher.load(path)
+    if teacher.fingerprint != fingerprint:
+        raise ValueError(
+            f"{path}: the teacher's weights are not the ones it was fine-tuned with (fingerprint "
+            f"{teacher.fingerprint[:12]}, recorded {fingerprint[:12]}); delete {path} to "
+            "fine-tune it again"
+        )
+    return teacher
 
 
 def _label(
@@ -260,9 +292,11 @@ def _label(
     description: str,
 ) -> dict[str, Any]:
     """Fill the store with the teacher's logits of ``texts``; report what it cost."""
-    todo = len(store.missing(texts))
+    distinct, done = store.coverage(texts)
+    todo = distinct - done
     if todo:
-        log(f"{description}: {todo} distinct texts to score ({len(texts)} given)")
+        resumed = f", {done} already scored and kept" if done else ""
+        log(f"{description}: {todo} distinct texts to score ({len(texts)} given{resumed})")
     stats = store.fill(
         texts,
         lambda batch: teacher().logits(batch),
@@ -307,6 +341,7 @@ def _student_stage(
         f"student: linear ({config.student.loss}) on {len(splits.unlabeled)} teacher-labeled "
         f"+ {len(gold)} gold-labeled texts; calibrated on {len(calibration)} held-out labels"
     )
+    run.start("student", "fit")
     options = asdict(config.student)
     student = LinearStudent(loss=options.pop("loss"), random_state=config.seed, **options)
     assert gold.labels is not None and calibration.labels is not None
@@ -331,7 +366,7 @@ def _student_stage(
         "n_features": student.model_.featurizer.n_features,
         "temperature": temperature,
     }
-    run.complete("student", key, info)
+    run.complete("student", key, info, outputs=["student"])
     return info
 
 
