@@ -37,10 +37,25 @@ def test_curve_goes_from_student_to_teacher() -> None:
     assert curve[0]["docs_per_s"] == pytest.approx(10_000.0)
     assert curve[-1]["docs_per_s"] == pytest.approx(1 / (1 / 10_000 + 1 / 10))
     assert all(a["docs_per_s"] >= b["docs_per_s"] for a, b in itertools.pairwise(curve))
-    threshold = choose_threshold(confidence, student, teacher, y)
-    point = at_threshold(threshold, confidence, student, teacher, y, 10_000.0, 10.0)
+    point = at_threshold(0.7, confidence, student, teacher, y, 10_000.0, 10.0)
     assert point["accuracy"] >= np.mean(teacher == y)
-    assert 0.3 < point["fraction_deferred"] < 0.6  # about the 40% the student gets wrong
+    assert point["fraction_deferred"] == pytest.approx(np.mean(confidence < 0.7))
+
+
+def test_threshold_reaches_the_teachers_expected_accuracy() -> None:
+    rng = np.random.default_rng(1)
+    student = rng.uniform(0.5, 1.0, 1000)
+    teacher = np.full(1000, 0.85)
+    threshold = choose_threshold(student, teacher)
+    kept = student >= threshold
+    expected = (student[kept].sum() + teacher[~kept].sum()) / 1000
+    assert expected >= 0.85
+    # One document fewer deferred would fall short.
+    just_below = np.max(student[~kept])
+    kept_more = student >= just_below
+    assert (student[kept_more].sum() + teacher[~kept_more].sum()) / 1000 < 0.85
+    # A student surer than its teacher never defers.
+    assert choose_threshold(np.full(10, 0.95), np.full(10, 0.9)) == 0.95
 
 
 @pytest.fixture(scope="module")

@@ -98,11 +98,12 @@ def test_tsv(tmp_path: Path) -> None:
 
 
 def test_jsonl_ignores_blank_lines_and_stringifies_labels(tmp_path: Path) -> None:
-    lines = [{"text": "a", "label": 1}, {"text": "b", "label": "1"}, {"text": "c", "label": True}]
+    # Labels of one type become their str(); mixed types are an error (tests/test_bad_input.py).
+    lines = [{"text": "a", "label": 1}, {"text": "b", "label": 0}, {"text": "c", "label": 1}]
     content = "\n".join(json.dumps(x) for x in lines[:2]) + "\n\n   \n" + json.dumps(lines[2])
     data = read_labeled(write(tmp_path / "d.jsonl", content))
     assert data.texts == ["a", "b", "c"]
-    assert data.labels == ["1", "1", "True"]
+    assert data.labels == ["1", "0", "1"]
 
 
 def test_parquet_reads_only_the_needed_columns(tmp_path: Path) -> None:

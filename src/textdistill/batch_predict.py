@@ -33,38 +33,84 @@ class InputError(ValueError):
 
 def iter_texts(source: str, text_column: str = "text") -> Iterator[str]:
     """Texts of ``source`` one by one: ``-`` (stdin, one per line), ``.csv``/``.tsv``/``.jsonl``
-    (the ``text_column``), or any other file (one per line)."""
+    (the ``text_column``), or any other file (one per line).
+
+    Input is strict UTF-8: a bad byte, a malformed CSV row or a JSON line without a string
+    text stops with an :class:`InputError` naming the line, rather than predicting something
+    for a text that is not what the file says (``null`` is not the text "None").
+    """
     if source == "-":
-        for line in sys.stdin:
-            yield line.rstrip("\n")
+        binary = getattr(sys.stdin, "buffer", None)
+        lines = _decoded(binary, "standard input") if binary is not None else iter(sys.stdin)
+        for line in lines:
+            yield line.rstrip("\r\n")
         return
     path = Path(source)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open("rb") as handle:
+        lines = _decoded(handle, str(path))
         if suffix in {".csv", ".tsv"}:
-            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
-            if text_column not in (reader.fieldnames or []):
-                raise InputError(
-                    f"{path}: no column {text_column!r} (columns: "
-                    f"{reader.fieldnames}); pass --text-column"
-                )
-            for row in reader:
-                yield row[text_column] or ""
-        elif suffix == ".jsonl":
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        yield str(json.loads(line)[text_column])
-                    except (json.JSONDecodeError, KeyError, TypeError) as error:
+            csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+            # strict: an unterminated quote is an error, not the rest of the file in one text.
+            delimiter = "\t" if suffix == ".tsv" else ","
+            reader = csv.DictReader(lines, delimiter=delimiter, strict=True)
+            try:
+                if text_column not in (reader.fieldnames or []):
+                    raise InputError(
+                        f"{path}: no column {text_column!r} (columns: "
+                        f"{reader.fieldnames}); pass --text-column"
+                    )
+                for row in reader:
+                    text = row[text_column]
+                    if text is None:
                         raise InputError(
-                            f"{path}: line {number}: expected a JSON object with "
-                            f"{text_column!r} ({error})"
-                        ) from None
+                            f"{path}: line {reader.line_num}: fewer fields than the header "
+                            f"{reader.fieldnames}"
+                        )
+                    yield text
+            except csv.Error as error:
+                raise InputError(
+                    f"{path}: line {reader.line_num}: malformed CSV ({error})"
+                ) from None
+        elif suffix == ".jsonl":
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    yield _json_text(line, text_column, f"{path}: line {number}")
         else:
-            for line in handle:
-                yield line.rstrip("\n")
+            for line in lines:
+                yield line.rstrip("\r\n")
+
+
+# A 10 MB document must fit in one CSV field; the standard library allows 128 KiB.
+_CSV_FIELD_LIMIT = 64 * 1024 * 1024
+
+
+def _decoded(stream: Iterable[bytes], source: str) -> Iterator[str]:
+    """UTF-8 lines of a binary stream (a leading BOM dropped); a bad byte names its line."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(
+                f"{source}: line {number}: expected UTF-8 text, found the byte "
+                f"0x{raw[error.start : error.start + 1].hex()}; re-encode the input as UTF-8"
+            ) from None
+
+
+def _json_text(line: str, text_column: str, where: str) -> str:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{where}: expected a JSON object ({error})") from None
+    if not isinstance(value, dict) or text_column not in value:
+        raise InputError(f"{where}: expected a JSON object with {text_column!r}")
+    text = value[text_column]
+    if not isinstance(text, str):
+        found = "null" if text is None else f"{type(text).__name__} {text!r:.40}"
+        raise InputError(f"{where}: expected {text_column!r} to be a string, found {found}")
+    return text
 
 
 _worker_model: Any = None

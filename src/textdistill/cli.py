@@ -11,6 +11,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any
@@ -211,6 +212,7 @@ def _predict(args: argparse.Namespace) -> None:
         write_predictions,
     )
     from textdistill.cascade import Cascade
+    from textdistill.runtime.atomic import atomic_text_file
 
     if args.texts and args.input:
         raise UsageError("give texts as arguments or with --input, not both")
@@ -227,18 +229,22 @@ def _predict(args: argparse.Namespace) -> None:
 
         labels = [str(label) for label in read_manifest(args.artifact)["labels"]]
         chunks = score_chunks(str(args.artifact), texts, jobs=jobs)
-    out: IO[str] = (
-        args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
+    # -o is written atomically: a run that fails half-way leaves no partial file behind.
+    output: AbstractContextManager[IO[str]] = (
+        atomic_text_file(args.output) if args.output else nullcontext(sys.stdout)
     )
-    try:
-        write_predictions(
-            out, labels, chunks, fmt=args.format, with_logits=args.logits, with_sources=args.cascade
-        )
-    except InputError as error:
-        raise UsageError(str(error)) from None
-    finally:
-        if args.output:
-            out.close()
+    with output as out:
+        try:
+            write_predictions(
+                out,
+                labels,
+                chunks,
+                fmt=args.format,
+                with_logits=args.logits,
+                with_sources=args.cascade,
+            )
+        except InputError as error:
+            raise UsageError(str(error)) from None
 
 
 # ------------------------------------------------------------------------------- export

@@ -530,6 +530,7 @@ def _collect(
     texts: list[str] = []
     labels: list[str] = []
     skipped: Counter[str] = Counter()
+    label_kinds: dict[str, tuple[str, object]] = {}  # kind -> first (where, value) of that kind
     for record in rows:
         if isinstance(record, _Row):
             keys_seen.update(record.values)
@@ -543,7 +544,19 @@ def _collect(
             continue
         texts.append(checked.values[text_column])
         if label_column is not None:
+            assert isinstance(record, _Row)
+            raw = record.values[label_column]
+            label_kinds.setdefault(_LABEL_KINDS.get(type(raw), "other"), (record.where, raw))
             labels.append(checked.values[label_column])
+    if len(label_kinds) > 1:
+        examples = " and ".join(
+            f"{kind} ({where}: {raw!r})" for kind, (where, raw) in sorted(label_kinds.items())
+        )
+        raise DataError(
+            f"{source}, column {label_column!r}: expected labels of one type, found {examples}; "
+            'labels are compared as text, so 1 and "1" would be one class but 1 and 1.0 two: '
+            "write the column with one type"
+        )
     if keys_seen:  # JSONL rows carry their own keys: a key in no row at all is a wrong column
         _require_columns(source, sorted(keys_seen), columns)
     if not texts:
@@ -555,6 +568,10 @@ def _collect(
         source=source,
         skipped=dict(skipped),
     )
+
+
+# Label types as a reader of the file would name them; str() of each is the class name.
+_LABEL_KINDS = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
 def _check_row(row: _Row, text_column: str, label_column: str | None) -> _Row | _BadRow:
@@ -571,7 +588,25 @@ def _check_row(row: _Row, text_column: str, label_column: str | None) -> _Row | 
     if label is None or _is_nan(label) or not str(label).strip():
         found = _describe_missing(row, label_column)
         return _BadRow(row.where, "missing label", label_column, "a label", found)
+    if not isinstance(label, str | int | float):  # a list or an object is not a class name
+        return _BadRow(
+            row.where, "invalid label", label_column, "a string or a number", _describe(label)
+        )
+    if isinstance(label, str) and not _is_unicode(label):
+        # JSON can spell a lone surrogate ("\ud800"); no file format downstream can store it
+        # as a class name, and it would fail only when the model is saved, hours later.
+        return _BadRow(
+            row.where, "invalid label", label_column, "valid Unicode text", _describe(label)
+        )
     return _Row(row.where, {text_column: text, label_column: str(label)})
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _describe_missing(row: _Row, column: str) -> str:

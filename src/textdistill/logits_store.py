@@ -7,17 +7,23 @@ are scored once. Chunks of another teacher live in another folder and are never 
 
 Layout::
 
-    ROOT/<fingerprint>/store.json        teacher fingerprint, number of classes
-    ROOT/<fingerprint>/chunk-*.npz       hashes (uint8 [n, 16]) + logits (float32 [n, k]) + checksum
+    ROOT/<fingerprint>/store.json        format version, teacher fingerprint, number of classes
+    ROOT/<fingerprint>/chunk-*.npz       hashes (uint8 [n, 16]) + logits (float32 [n, k])
+                                         + the teacher's fingerprint + a checksum of all three
 
 A chunk whose content does not match its checksum (a damaged disk, a hand edit) is moved
-aside as ``*.corrupt``, reported, and its documents scored again: never silently used.
+aside as ``*.corrupt``, one that names another teacher (copied from another store) as
+``*.foreign``; either is reported and its documents scored again: never silently used. A store
+written by a newer textdistill is refused with a message, not guessed at. Temporary files
+that a killed writer left behind are removed when the store is opened.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import sys
 import time
 import uuid
@@ -32,6 +38,11 @@ import numpy as np
 from textdistill.runtime.atomic import atomic_file, write_file_atomically
 
 HASH_BYTES = 16
+FORMAT_VERSION = 1
+"""Version of the store's layout (store.json, chunks); a newer one is refused."""
+# A temporary chunk of runtime/atomic.py: ``.chunk-....npz.<pid>.<uuid>.tmp``.
+_TEMPORARY = re.compile(r"\.chunk-.*\.npz\.(\d+)\.[0-9a-f]{32}\.tmp")
+_ABANDONED_AFTER_S = 60.0
 
 
 class StoreError(ValueError):
@@ -43,8 +54,21 @@ def text_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:HASH_BYTES]
 
 
-def _chunk_checksum(hashes: np.ndarray, logits: np.ndarray) -> str:
-    return hashlib.sha256(hashes.tobytes() + logits.tobytes()).hexdigest()
+def _chunk_checksum(hashes: np.ndarray, logits: np.ndarray, fingerprint: str | None) -> str:
+    """sha256 of a chunk's content; chunks written before fingerprints were stored in them
+    (``fingerprint=None``) are checked without it."""
+    tag = b"" if fingerprint is None else fingerprint.encode()
+    return hashlib.sha256(hashes.tobytes() + logits.tobytes() + tag).hexdigest()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -79,19 +103,61 @@ class LogitsStore:
         self.fingerprint = fingerprint
         self.n_classes = n_classes
         self.directory.mkdir(parents=True, exist_ok=True)
-        info_path = self.directory / "store.json"
-        info = {"fingerprint": fingerprint, "n_classes": n_classes}
-        if info_path.exists():
-            found = json.loads(info_path.read_text())
-            if found != info:
-                raise StoreError(
-                    f"{info_path}: this store holds logits of {found}, not of {info}; "
-                    "use another directory or delete it"
-                )
-        else:
-            write_file_atomically(info_path, json.dumps(info).encode())
+        self._check_info()
+        self._remove_abandoned_temporaries()
         self._index: dict[bytes, np.ndarray] = {}
         self._load_chunks()
+
+    def _check_info(self) -> None:
+        """Refuse a store of another teacher, shape or newer format; rewrite a damaged one."""
+        info_path = self.directory / "store.json"
+        info = {"fingerprint": self.fingerprint, "n_classes": self.n_classes}
+        if info_path.exists():
+            try:
+                found = json.loads(info_path.read_text(encoding="utf-8"))
+                if not isinstance(found, dict):
+                    raise ValueError(f"a JSON {type(found).__name__}, not an object")
+            except (ValueError, UnicodeDecodeError) as error:
+                # The directory name is the fingerprint and every chunk checks its own content,
+                # teacher and shape, so the description can be rebuilt safely.
+                print(
+                    f"textdistill: {info_path} is damaged ({error}); rewritten",
+                    file=sys.stderr,
+                )
+            else:
+                version = found.get("format_version", 1)
+                if not isinstance(version, int) or version > FORMAT_VERSION:
+                    raise StoreError(
+                        f"{info_path}: written by a newer textdistill (store format {version}; "
+                        f"this one reads format {FORMAT_VERSION} at most); upgrade textdistill "
+                        "or use another logits cache"
+                    )
+                found_info = {key: found.get(key) for key in info}
+                if found_info != info:
+                    raise StoreError(
+                        f"{info_path}: this store holds logits of {found_info}, not of {info}; "
+                        "use another directory or delete it"
+                    )
+                return
+        payload = {"format_version": FORMAT_VERSION, **info}
+        write_file_atomically(info_path, json.dumps(payload).encode())
+
+    def _remove_abandoned_temporaries(self) -> None:
+        """Delete half-written chunks of dead writers (never read, but they use disk).
+
+        A writer on another machine sharing the cache cannot be seen, so a temporary file is
+        only removed when its process is gone *and* it is older than any real write takes.
+        """
+        now = time.time()
+        for item in self.directory.iterdir():
+            match = _TEMPORARY.fullmatch(item.name)
+            if match is None or _pid_alive(int(match.group(1))):
+                continue
+            try:
+                if now - item.stat().st_mtime > _ABANDONED_AFTER_S:
+                    item.unlink()
+            except FileNotFoundError:
+                pass
 
     def _load_chunks(self) -> None:
         for chunk in sorted(self.directory.glob("chunk-*.npz")):
@@ -99,22 +165,33 @@ class LogitsStore:
                 with np.load(chunk, allow_pickle=False) as content:
                     hashes, logits = content["hashes"], content["logits"]
                     checksum = str(content["checksum"])
+                    owner = str(content["fingerprint"]) if "fingerprint" in content else None
                 if (
-                    checksum != _chunk_checksum(hashes, logits)
+                    checksum != _chunk_checksum(hashes, logits, owner)
+                    or hashes.dtype != np.uint8
                     or hashes.shape[1:] != (HASH_BYTES,)
                     or logits.shape != (len(hashes), self.n_classes)
                 ):
                     raise ValueError("checksum or shape mismatch")
             except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-                aside = chunk.with_suffix(".corrupt")
-                chunk.rename(aside)
-                print(
-                    f"textdistill: {chunk} is damaged ({error}); moved to {aside.name}, "
-                    "its documents will be scored again",
-                    file=sys.stderr,
+                self._set_aside(chunk, ".corrupt", f"is damaged ({error})")
+                continue
+            if owner is not None and owner != self.fingerprint:
+                self._set_aside(
+                    chunk, ".foreign", f"holds logits of another teacher ({owner[:12]})"
                 )
                 continue
             self._remember(hashes, logits)
+
+    @staticmethod
+    def _set_aside(chunk: Path, suffix: str, why: str) -> None:
+        aside = chunk.with_suffix(suffix)
+        chunk.rename(aside)
+        print(
+            f"textdistill: {chunk} {why}; moved to {aside.name}, "
+            "its documents will be scored again",
+            file=sys.stderr,
+        )
 
     def _remember(self, hashes: np.ndarray, logits: np.ndarray) -> None:
         for key, row in zip(hashes, logits, strict=True):
@@ -125,6 +202,11 @@ class LogitsStore:
 
     def __contains__(self, text: str) -> bool:
         return text_hash(text) in self._index
+
+    def coverage(self, texts: Sequence[str]) -> tuple[int, int]:
+        """``(distinct texts, distinct texts already stored)``, e.g. to report a resume."""
+        keys = {text_hash(text) for text in texts}
+        return len(keys), sum(1 for key in keys if key in self._index)
 
     def missing(self, texts: Sequence[str]) -> list[str]:
         """Distinct texts with no logits yet, in first-seen order."""
@@ -187,7 +269,8 @@ class LogitsStore:
                 handle,
                 hashes=hashes,
                 logits=logits,
-                checksum=np.array(_chunk_checksum(hashes, logits)),
+                fingerprint=np.array(self.fingerprint),
+                checksum=np.array(_chunk_checksum(hashes, logits, self.fingerprint)),
             )
         self._remember(hashes, logits)
 

@@ -34,6 +34,9 @@ from textdistill.runtime.artifact import directory_size
 from textdistill.students.linear import LinearStudent
 from textdistill.teacher import Teacher, TeacherConfig
 
+# Unlabeled texts kept from the student to choose the cascade threshold: a tenth, at most this.
+UNSEEN_BY_STUDENT_MAX = 2_000
+
 
 @dataclass
 class StudentConfig:
@@ -74,6 +77,15 @@ class Splits:
     teacher_train: TextDataset
     teacher_validation: TextDataset
     notes: tuple[str, ...]
+    # Unlabeled texts the teacher labels but the student never trains on: the student's
+    # confidence there is honest, so the cascade threshold is chosen on them.
+    unseen_by_student: tuple[str, ...] = ()
+
+    @property
+    def transfer(self) -> list[str]:
+        """The teacher-labeled texts the student trains on."""
+        unseen = set(self.unseen_by_student)
+        return [text for text in self.unlabeled.texts if text not in unseen]
 
 
 def log(message: str) -> None:
@@ -95,6 +107,7 @@ def prepare_splits(
     if config.n_labeled is not None and config.n_labeled < len(labeled):
         _, labeled = stratified_split(labeled, config.n_labeled, seed=config.seed)
         notes.append(f"kept {len(labeled)} labeled rows (stratified sample, seed {config.seed})")
+    given_unlabeled = unlabeled is not None
     if unlabeled is None:
         unlabeled = labeled.without_labels()
         notes.append(
@@ -105,10 +118,51 @@ def prepare_splits(
         order = np.random.default_rng(config.seed).permutation(len(unlabeled))
         unlabeled = unlabeled.subset(sorted(order[: config.n_unlabeled].tolist()))
         notes.append(f"kept {len(unlabeled)} unlabeled rows (random sample, seed {config.seed})")
+    notes.extend(_duplicate_notes(labeled, test))
     teacher_train, teacher_validation = stratified_split(
         labeled, config.validation_size, seed=config.seed
     )
-    return Splits(labeled, unlabeled, test, teacher_train, teacher_validation, tuple(notes))
+    unseen: tuple[str, ...] = ()
+    if given_unlabeled and len(unlabeled) >= 20:
+        order = np.random.default_rng(config.seed + 1).permutation(len(unlabeled))
+        n_unseen = min(UNSEEN_BY_STUDENT_MAX, len(unlabeled) // 10)
+        unseen = tuple(unlabeled.texts[i] for i in sorted(order[:n_unseen].tolist()))
+    return Splits(labeled, unlabeled, test, teacher_train, teacher_validation, tuple(notes), unseen)
+
+
+def _duplicate_notes(labeled: TextDataset, test: TextDataset) -> list[str]:
+    """Warnings about repeats that data nobody cleaned often has.
+
+    A test text that is also a training text inflates the test scores (the usual cause is
+    two exports of the same table), one text with two labels is noise the teacher is trained
+    on, and "pos" beside "Pos " is two classes; all are said, not silently kept or fixed.
+    """
+    notes = []
+    assert labeled.labels is not None
+    labels_of: dict[str, set[str]] = {}
+    for text, label in zip(labeled.texts, labeled.labels, strict=True):
+        labels_of.setdefault(text, set()).add(label)
+    spellings: dict[str, set[str]] = {}
+    for label in set(labeled.labels):
+        spellings.setdefault(label.strip().casefold(), set()).add(label)
+    for variants in spellings.values():
+        if len(variants) > 1:
+            notes.append(
+                f"labels {sorted(variants)} differ only in case or surrounding spaces and are "
+                "different classes; fix the file if they mean one class"
+            )
+    conflicting = sum(1 for found in labels_of.values() if len(found) > 1)
+    if conflicting:
+        notes.append(
+            f"{conflicting} distinct texts occur in {labeled.source} with different labels"
+        )
+    leaked = sum(1 for text in set(test.texts) if text in labels_of)
+    if leaked:
+        notes.append(
+            f"{leaked} distinct test texts also occur in the labeled training rows: the test "
+            "scores may be optimistic"
+        )
+    return notes
 
 
 def _describe(data: TextDataset) -> dict[str, Any]:
@@ -240,7 +294,8 @@ def _teacher_stage(
     info = run.cached("teacher", key)
     if info is not None:
         log(f"teacher: unchanged, reusing {run.path('teacher')}")
-        return info, cache(lambda: _load_teacher(run.path("teacher"), info["fingerprint"]))
+        recorded = str(info["fingerprint"])
+        return info, cache(lambda: _load_teacher(run.path("teacher"), recorded))
     log(
         f"teacher: fine-tuning {config.teacher.model} on {len(splits.teacher_train)} texts "
         f"({len(splits.teacher_validation)} held out to pick the best epoch)"
@@ -325,6 +380,7 @@ def _student_stage(
         "student",
         teacher_info["fingerprint"],
         splits.unlabeled.content_hash(),
+        sorted(splits.unseen_by_student),
         splits.teacher_train.content_hash(),
         splits.teacher_validation.content_hash(),
         asdict(config.student),
@@ -337,8 +393,9 @@ def _student_stage(
     # The calibration split (the teacher's validation split) stays out of the student's gold
     # rows, so the temperature is fitted on labels the student has not seen.
     gold, calibration = splits.teacher_train, splits.teacher_validation
+    transfer = splits.transfer
     log(
-        f"student: linear ({config.student.loss}) on {len(splits.unlabeled)} teacher-labeled "
+        f"student: linear ({config.student.loss}) on {len(transfer)} teacher-labeled "
         f"+ {len(gold)} gold-labeled texts; calibrated on {len(calibration)} held-out labels"
     )
     run.start("student", "fit")
@@ -346,8 +403,8 @@ def _student_stage(
     student = LinearStudent(loss=options.pop("loss"), random_state=config.seed, **options)
     assert gold.labels is not None and calibration.labels is not None
     student.fit(
-        splits.unlabeled.texts,
-        store.get(splits.unlabeled.texts),
+        transfer,
+        store.get(transfer),
         classes=teacher_info["classes"],
         gold_texts=gold.texts,
         gold_labels=gold.labels,
@@ -384,7 +441,7 @@ def _evaluate(
     classes = teacher_info["classes"]
     key = stage_key("teacher-test", teacher_info["fingerprint"], test.content_hash())
     timing = run.cached("teacher-test", key)
-    if timing is None:
+    if timing is None or store.missing(test.texts):  # missing: a damaged chunk was set aside
         # Timed on a fresh pass, not read from the store, so docs/s is the teacher's real speed.
         fitted_teacher = teacher()
         log(f"teacher: scoring {len(test)} test texts")
@@ -434,8 +491,9 @@ def _calibration_and_cascade(
     systems: dict[str, Any],
 ) -> dict[str, Any]:
     """Calibration of teacher and student, the cascade curve and artifact, and where the
-    student and the teacher disagree. Thresholds and temperatures come from the calibration
-    split (the teacher's validation split); everything reported is measured on the test set.
+    student and the teacher disagree. Temperatures come from the calibration split (the
+    teacher's validation split), the cascade threshold from calibrated confidences on the
+    unlabeled set; everything reported is measured on the test set.
     """
     classes = teacher_info["classes"]
     calibration, test = splits.teacher_validation, splits.test
@@ -456,13 +514,12 @@ def _calibration_and_cascade(
     curve = cascade_curve(confidence, student_pred, teacher_pred, y_test, *rates, steps=101)
     teacher_accuracy = systems["teacher"]["accuracy"]
     reach = next((row for row in curve if row["accuracy"] >= teacher_accuracy), curve[-1])
-    calibration_logits = student.decision_function(calibration.texts)
-    y_calibration = _label_ids(calibration.labels, classes)
+    # The threshold: from both models' calibrated confidences on unlabeled texts the student
+    # never trained on (their teacher logits are already in the store).
+    sample = list(splits.unseen_by_student) or calibration.texts
     threshold = choose_threshold(
-        student.probabilities(calibration_logits).max(axis=1),
-        calibration_logits.argmax(axis=1),
-        store.get(calibration.texts).argmax(axis=1),
-        y_calibration,
+        student.predict_proba(sample).max(axis=1),
+        softmax(store.get(sample), teacher_temperature).max(axis=1),
     )
     chosen = at_threshold(threshold, confidence, student_pred, teacher_pred, y_test, *rates)
     cascade_metrics = {
@@ -482,7 +539,7 @@ def _calibration_and_cascade(
         metrics=cascade_metrics,
     )
     log(
-        f"cascade: threshold {threshold:.3f} (chosen on the calibration split) defers "
+        f"cascade: threshold {threshold:.3f} (chosen on the unlabeled set) defers "
         f"{chosen['fraction_deferred']:.1%} of test documents: accuracy "
         f"{chosen['accuracy']:.4f} at {chosen['docs_per_s']:,.0f} docs/s"
     )

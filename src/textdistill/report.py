@@ -189,8 +189,10 @@ def _reliability_sections(metrics: dict[str, Any]) -> list[str]:
         "## Cascade: the student answers, the teacher settles the hard cases",
         "",
         f"Documents whose calibrated student confidence is below the threshold go to the "
-        f"teacher. Chosen on the calibration split: threshold {cascade['threshold']:.3f}, "
-        f"which on the test set defers {chosen['fraction_deferred']:.1%} of documents for "
+        f"teacher. The threshold, {cascade['threshold']:.3f}, is where the cascade's expected "
+        "accuracy (from both models' calibrated confidences on the unlabeled set) reaches the "
+        "teacher's; "
+        f"on the test set it defers {chosen['fraction_deferred']:.1%} of documents for "
         f"accuracy {chosen['accuracy']:.4f} at {chosen['docs_per_s']:,.0f} docs/s "
         f"(teacher alone: {cascade['teacher_accuracy']:.4f} at "
         f"{cascade['teacher_docs_per_s']:,.0f} docs/s; student alone: "

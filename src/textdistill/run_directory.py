@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from textdistill.runtime.atomic import write_file_atomically
+from textdistill.runtime.atomic import WriteError, write_file_atomically
 
 try:  # POSIX; elsewhere runs are simply not locked
     import fcntl
@@ -91,7 +91,10 @@ class RunDirectory:
 
     def __init__(self, root: str | Path, *, log: Callable[[str], None] | None = None) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise WriteError(error.errno, error.strerror, str(self.root)) from error
         self._log = log or (lambda message: None)
         self._lock: IO[str] | None = self._acquire()
         try:
@@ -105,7 +108,10 @@ class RunDirectory:
     def _acquire(self) -> IO[str] | None:
         if fcntl is None:  # pragma: no cover - Windows
             return None
-        handle = (self.root / LOCK_FILE).open("a+", encoding="utf-8")
+        try:
+            handle = (self.root / LOCK_FILE).open("a+", encoding="utf-8")
+        except OSError as error:  # a read-only directory fails here, before any work
+            raise WriteError(error.errno, error.strerror, str(self.root / LOCK_FILE)) from error
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

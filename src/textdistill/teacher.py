@@ -25,6 +25,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -441,12 +442,25 @@ class Teacher:
             with _quiet_transformers():
                 tokenizer = AutoTokenizer.from_pretrained(source)
                 torch.manual_seed(cfg.seed)
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    source,
-                    num_labels=len(classes),
-                    id2label=dict(enumerate(classes)),
-                    label2id=label_to_id,
-                )
+                try:
+                    # safetensors only: a .bin checkpoint is a pickle, and loading one can run
+                    # whatever code its author put in it.
+                    model = AutoModelForSequenceClassification.from_pretrained(
+                        source,
+                        num_labels=len(classes),
+                        id2label=dict(enumerate(classes)),
+                        label2id=label_to_id,
+                        use_safetensors=True,
+                    )
+                except OSError as error:
+                    if "safetensors" not in str(error):
+                        raise
+                    raise OSError(
+                        f"{cfg.model}: no safetensors weights ({error}); textdistill does not "
+                        "load pickled checkpoints (.bin), which can run code: use a model that "
+                        "ships model.safetensors, or convert it with transformers' "
+                        "save_pretrained(..., safe_serialization=True)"
+                    ) from None
             print(
                 f"textdistill: new {len(classes)}-class classification head on {cfg.model} "
                 "(randomly initialised; fit() trains it)",
@@ -676,8 +690,11 @@ class Teacher:
                     f"{target} is a non-empty directory that is not a saved teacher; "
                     "refusing to overwrite it"
                 )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        except OSError as error:
+            raise _write_error(error, target) from error
         try:
             with _quiet_transformers():
                 self._model.save_pretrained(tmp)
@@ -707,9 +724,12 @@ class Teacher:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(tmp, target)
-        except BaseException:
+        except BaseException as error:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            explained = _write_error(error, target)
+            if explained is error:
+                raise
+            raise explained from error
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | None = None) -> Teacher:
@@ -782,6 +802,29 @@ class Teacher:
                 stacklevel=2,
             )
         return teacher
+
+
+def _write_error(error: BaseException, target: Path) -> BaseException:
+    """An I/O failure while saving as a one-line :class:`WriteError` naming ``target``.
+
+    safetensors reports a full disk as its own exception type ("I/O error: No space left on
+    device (os error 28)"), not as an OSError, so its message is read for the error number.
+    Anything that is not an I/O failure is returned unchanged.
+    """
+    from textdistill.runtime.atomic import WriteError
+
+    if isinstance(error, WriteError):
+        return error
+    if isinstance(error, OSError):
+        code = error.errno
+    else:
+        found = re.search(r"os error (\d+)", str(error))
+        if found is None:
+            return error
+        code = int(found.group(1))
+    if code is None:
+        return error
+    return WriteError(code, os.strerror(code), str(target))
 
 
 def _linear_warmup_decay(warmup_steps: int, total_steps: int) -> Any:

@@ -38,10 +38,38 @@ def _manifest_checksum(manifest: dict[str, Any]) -> str:
 
 
 def _safe_member(root: Path, name: str) -> Path:
-    """Resolve a file named by a manifest, refusing anything that leaves the artifact."""
-    if not name or name != Path(name).name or name in {".", ".."}:
+    """Resolve a file named by a manifest, refusing anything that leaves the artifact.
+
+    A plain name is not enough: a symbolic link inside the directory could point anywhere (a
+    secret, or ``/dev/zero``, which would never finish hashing), so members must be regular
+    files of the artifact itself.
+    """
+    if (
+        not isinstance(name, str)
+        or not name
+        or "\0" in name
+        or "\\" in name
+        or name != Path(name).name
+        or name in {".", ".."}
+    ):
         raise ArtifactError(f"{root / MANIFEST}: file name {name!r} is not a plain file name")
-    return root / name
+    member = root / name
+    if member.is_symlink():
+        raise ArtifactError(f"{member}: a symbolic link; an artifact holds regular files only")
+    if member.exists() and not member.is_file():
+        raise ArtifactError(f"{member}: not a regular file")
+    return member
+
+
+def _json(content: Any, indent: int | None = None) -> str:
+    """JSON that stays readable (UTF-8, not ``\\u`` escapes) unless a string holds a lone
+    surrogate, which UTF-8 cannot encode but a JSON escape can carry."""
+    text = json.dumps(content, ensure_ascii=False, indent=indent)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(content, ensure_ascii=True, indent=indent)
+    return text
 
 
 def save_artifact(
@@ -64,7 +92,7 @@ def save_artifact(
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
             files[f"{name}.npy"] = _sha256_file(tmp / f"{name}.npy")
         for name, document in documents.items():
-            (tmp / f"{name}.json").write_text(json.dumps(document, ensure_ascii=False))
+            (tmp / f"{name}.json").write_text(_json(document), encoding="utf-8")
             files[f"{name}.json"] = _sha256_file(tmp / f"{name}.json")
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -74,7 +102,7 @@ def save_artifact(
             **meta,
         }
         manifest["checksum"] = _manifest_checksum(manifest)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        (tmp / MANIFEST).write_text(_json(manifest, indent=2), encoding="utf-8")
 
     write_directory_atomically(Path(path), fill)
 
@@ -87,10 +115,12 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     manifest_path = root / MANIFEST
     if not root.is_dir():
         raise ArtifactError(f"{root}: no such artifact directory")
+    if manifest_path.is_symlink():
+        raise ArtifactError(f"{manifest_path}: a symbolic link; an artifact holds regular files")
     if not manifest_path.is_file():
         raise ArtifactError(f"{root}: not a textdistill artifact ({MANIFEST} is missing)")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ArtifactError(f"{manifest_path}: damaged manifest ({error})") from None
     if not isinstance(manifest, dict) or "format_version" not in manifest:
@@ -104,6 +134,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         )
     if manifest.get("checksum") != _manifest_checksum(manifest):
         raise ArtifactError(f"{manifest_path}: checksum mismatch: the manifest was altered")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise ArtifactError(f"{manifest_path}: 'files' must map file names to sha256 digests")
     return manifest
 
 
@@ -125,7 +158,7 @@ def load_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarra
         if suffix == ".npy":
             arrays[stem] = np.load(member, allow_pickle=False)
         elif suffix == ".json":
-            documents[stem] = json.loads(member.read_text())
+            documents[stem] = json.loads(member.read_text(encoding="utf-8"))
         else:
             raise ArtifactError(f"{member}: unexpected file type in the artifact")
     return manifest, arrays, documents

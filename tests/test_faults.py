@@ -1,0 +1,542 @@
+"""Faults a nightly job meets: SIGKILL at any moment, a full disk, a read-only directory, two
+jobs on one run directory, damaged or edited outputs, a directory from a newer textdistill.
+
+The SIGKILL tests run the real command line (``python -m textdistill.cli run``) in a
+subprocess with the tiny BERT teacher, freeze it with SIGSTOP at the moment of interest (so
+what is on disk can be inspected while nothing moves), then kill it with SIGKILL, which no
+handler can catch: what a crashed machine or an out-of-memory killer leaves behind.
+
+Labeling is slowed only by its batch size: ``label_batch_size = 4`` in the ``[run]`` table of
+the TOML file turns 2,000 texts into 500 chunks, a few seconds of work.
+
+Logits of a resumed run are compared with those of an uninterrupted one with a tolerance
+(1e-5), not for equality: texts are scored in length-sorted batches padded to their longest
+member, and a resumed run groups the remaining texts into different batches. Padding is
+masked out, but a different padded width changes the order of floating-point sums, so a
+logit may move in its last bits (about 1e-7 here).
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import _make_toy_sentiment
+from textdistill.cli import main
+from textdistill.logits_store import LogitsStore
+from textdistill.run_directory import RunDirectory
+from textdistill.runtime import load
+
+N_UNLABELED = 2000
+LABEL_BATCH = 4
+TOLERANCE = 1e-5
+TOML = f"""
+[run]
+label_batch_size = {LABEL_BATCH}
+seed = 0
+
+[teacher]
+epochs = 3
+max_length = 32
+learning_rate = 0.001
+batch_size = 8
+
+[student]
+min_df = 1
+"""
+
+
+# ------------------------------------------------------------------------------- helpers
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> SimpleNamespace:
+    """Input files and the command-line arguments every run of this module shares."""
+    root = tmp_path_factory.mktemp("faults")
+    texts, labels = _make_toy_sentiment()
+    labeled = root / "labeled.jsonl"
+    labeled.write_text(
+        "".join(
+            json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels, strict=True)
+        )
+    )
+    more, _ = _make_toy_sentiment(n_per_class=N_UNLABELED // 2, seed=1)
+    unlabeled_texts = [f"{text} number {i}" for i, text in enumerate(more)]
+    unlabeled = root / "unlabeled.txt"
+    unlabeled.write_text("".join(t + "\n" for t in unlabeled_texts))
+    config = root / "run.toml"
+    config.write_text(TOML)
+    arguments = [
+        "run",
+        "--config",
+        str(config),
+        "--labeled",
+        str(labeled),
+        "--unlabeled",
+        str(unlabeled),
+        "--teacher",
+        str(tiny_bert_dir),
+        "--no-progress",
+    ]
+    return SimpleNamespace(root=root, arguments=arguments, unlabeled=unlabeled_texts)
+
+
+def _command(workspace: SimpleNamespace, out: Path) -> list[str]:
+    return [sys.executable, "-m", "textdistill.cli", *workspace.arguments, "--out", str(out)]
+
+
+class Run:
+    """A ``textdistill run`` subprocess whose output goes to files (a pipe could fill up)."""
+
+    def __init__(self, workspace: SimpleNamespace, out: Path, logs: Path | None = None) -> None:
+        self.out = out
+        logs = logs or out.parent
+        logs.mkdir(parents=True, exist_ok=True)
+        index = len(list(logs.glob(f"{out.name}.*.stderr")))
+        self.stderr_path = logs / f"{out.name}.{index}.stderr"
+        self.stdout_path = logs / f"{out.name}.{index}.stdout"
+        with self.stderr_path.open("wb") as err, self.stdout_path.open("wb") as std:
+            self.process = subprocess.Popen(
+                _command(workspace, out),
+                stdout=std,
+                stderr=err,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 120.0) -> None:
+        """Poll ``condition`` every millisecond; fail if the run ends or time runs out first."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"the run ended (exit {self.process.returncode}) too early:\n{self.stderr}"
+                )
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"timed out waiting for the run:\n{self.stderr}")
+            time.sleep(0.001)
+
+    def freeze(self) -> None:
+        """SIGSTOP: nothing on disk changes until :meth:`kill`."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL, even while stopped
+        self.process.wait(timeout=30)
+
+    def finish(self, timeout: float = 300.0) -> int:
+        return self.process.wait(timeout=timeout)
+
+
+def _store_directory(out: Path) -> Path | None:
+    found = (
+        [p for p in (out / "logits").glob("*") if p.is_dir()] if (out / "logits").is_dir() else []
+    )
+    return found[0] if found else None
+
+
+def _chunks(out: Path) -> list[Path]:
+    store = _store_directory(out)
+    return sorted(store.glob("chunk-*.npz")) if store else []
+
+
+def _rows(chunks: list[Path]) -> int:
+    total = 0
+    for chunk in chunks:
+        with np.load(chunk, allow_pickle=False) as content:
+            total += len(content["hashes"])
+    return total
+
+
+def _metrics(out: Path) -> dict[str, Any]:
+    return json.loads((out / "metrics.json").read_text())
+
+
+def _unlabeled_logits(out: Path, workspace: SimpleNamespace) -> np.ndarray:
+    metrics = _metrics(out)
+    store = LogitsStore(
+        out / "logits",
+        fingerprint=metrics["teacher"]["fingerprint"],
+        n_classes=len(metrics["teacher"]["classes"]),
+    )
+    return store.get(workspace.unlabeled)
+
+
+def _kept(stderr: str) -> int:
+    """How many already scored texts the labeling log line says were kept (0 if none)."""
+    found = re.search(
+        r"labeling unlabeled set: \d+ distinct texts to score \(\d+ given, (\d+)", stderr
+    )
+    return int(found.group(1)) if found else 0
+
+
+@pytest.fixture(scope="module")
+def reference(workspace: SimpleNamespace) -> Path:
+    """One uninterrupted run: what every interrupted run must end up equal to."""
+    out = workspace.root / "reference"
+    run = Run(workspace, out)
+    assert run.finish() == 0, run.stderr
+    return out
+
+
+# ----------------------------------------------------------------------------- SIGKILL
+def test_sigkill_during_labeling_loses_at_most_the_batch_in_flight(
+    workspace: SimpleNamespace, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    saved_rows = 0
+    # Three kills at different points of labeling (500 chunks in all), each rerun resuming
+    # from what the previous one saved, then a run to the end.
+    for kill_at_chunk in (1, 150, 350):
+        run = Run(workspace, out)
+        run.wait_until(lambda n=kill_at_chunk: len(_chunks(out)) >= n)
+        run.freeze()
+        chunks = _chunks(out)
+        store = _store_directory(out)
+        assert store is not None
+        in_flight = list(store.glob(".chunk-*.tmp"))
+        run.kill()
+        # Every batch is saved before the next one is scored: at most one unsaved batch.
+        assert len(in_flight) <= 1
+        assert _kept(run.stderr) == saved_rows, run.stderr  # nothing saved was scored again
+        saved_rows = _rows(chunks)
+        assert saved_rows >= kill_at_chunk * LABEL_BATCH
+        assert not (out / "stages" / "student.json").exists()
+        assert not (out / "metrics.json").exists()
+        if kill_at_chunk > 1:
+            assert "teacher: unchanged, reusing" in run.stderr
+
+    final = Run(workspace, out)
+    assert final.finish() == 0, final.stderr
+    assert _kept(final.stderr) == saved_rows, final.stderr
+    labeling = _metrics(out)["teacher"]["labeling"]
+    assert labeling["n_cached"] == saved_rows
+    assert labeling["n_scored"] == N_UNLABELED - saved_rows
+
+    # The same teacher (a fixed seed on a CPU gives the same weights) and the same logits.
+    assert _metrics(out)["teacher"]["fingerprint"] == _metrics(reference)["teacher"]["fingerprint"]
+    np.testing.assert_allclose(
+        _unlabeled_logits(out, workspace),
+        _unlabeled_logits(reference, workspace),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+    # No text was stored twice (a batch saved twice would show here), none is missing.
+    stored = _rows(_chunks(out))
+    assert stored == len(
+        LogitsStore(
+            out / "logits", fingerprint=_metrics(out)["teacher"]["fingerprint"], n_classes=2
+        )
+    )
+    assert not list((out / "stages").glob("*.started"))
+
+
+def test_sigkill_during_fine_tuning_and_student_fit_restarts_the_stage_and_says_so(
+    workspace: SimpleNamespace, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    stages = out / "stages"
+
+    first = Run(workspace, out)
+    first.wait_until((stages / "teacher.started").exists)
+    time.sleep(0.3)  # into the epochs
+    first.freeze()
+    assert not (stages / "teacher.json").exists(), "the kill came after fine-tuning"
+    first.kill()
+    assert not (out / "teacher" / "teacher.json").exists()
+
+    second = Run(workspace, out)
+    second.wait_until((stages / "student.started").exists)
+    second.freeze()
+    assert not (stages / "student.json").exists(), "the kill came after the student fit"
+    second.kill()
+    assert re.search(
+        r"teacher: the previous fine-tuning did not finish \(started \d{4}-\d\d-\d\dT.*\); "
+        "starting it again",
+        second.stderr,
+    ), second.stderr
+
+    third = Run(workspace, out)
+    assert third.finish() == 0, third.stderr
+    assert "student: the previous fit did not finish" in third.stderr
+    assert "teacher: unchanged, reusing" in third.stderr
+    assert "did not finish" not in third.stderr.replace(
+        "student: the previous fit did not finish", ""
+    )
+    assert not list(stages.glob("*.started"))
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+    # Restarted cleanly: the same teacher and the same student as the uninterrupted run.
+    assert _metrics(out)["teacher"]["fingerprint"] == _metrics(reference)["teacher"]["fingerprint"]
+    texts = workspace.unlabeled[:200]
+    np.testing.assert_allclose(
+        load(str(out / "student")).decision_function(texts),
+        load(str(reference / "student")).decision_function(texts),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+
+
+# ------------------------------------------------------------------- full disk, read only
+def _mount(*arguments: str) -> None:
+    finished = subprocess.run(["mount", *arguments], capture_output=True, text=True)
+    if finished.returncode != 0:
+        pytest.skip(f"mount is not permitted here ({finished.stderr.strip()})")
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs (root and CAP_SYS_ADMIN needed; skipped elsewhere)."""
+    if sys.platform != "linux" or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root on Linux to mount a tmpfs")
+    point = tmp_path / "disk"
+    point.mkdir()
+    _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(point))
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def _one_error_line(stderr: str) -> str:
+    """The error of a failed run: exactly one line that is not progress, and no traceback."""
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("textdistill run: error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def _no_half_written_files(out: Path) -> None:
+    """Nothing a rerun would trust is incomplete: no temporary files (except at most the
+    batch in flight of a killed writer, never read), every chunk verifies, every completed
+    stage's outputs match their recorded sha256s."""
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".tmp-" in p.name]
+    assert leftovers == []
+    store = _store_directory(out)
+    if store is not None:
+        for chunk in store.glob("chunk-*.npz"):
+            with np.load(chunk, allow_pickle=False) as content:
+                assert len(content["hashes"]) == len(content["logits"])
+    for marker in (out / "stages").glob("*.json"):
+        record = json.loads(marker.read_text())
+        for name, digest in record.get("outputs", {}).items():
+            import hashlib
+
+            assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest, name
+
+
+@pytest.mark.parametrize("free_kb", [120, 450])
+def test_a_full_disk_is_one_clear_line_and_a_rerun_after_making_room_completes(
+    workspace: SimpleNamespace, reference: Path, tmpfs: Path, free_kb: int
+) -> None:
+    # 120 KB runs out while the teacher is saved; 450 KB during labeling.
+    filler = tmpfs / "filler"
+    filler.write_bytes(b"\0" * ((1024 - free_kb) * 1024))
+    out = tmpfs / "run"
+    run = Run(workspace, out)
+    assert run.finish() == 1, run.stderr
+    line = _one_error_line(run.stderr)
+    assert "No space left on device" in line and str(tmpfs) in line, line
+    assert "nothing half-written was kept" in line
+    assert not (out / "metrics.json").exists()
+    _no_half_written_files(out)
+
+    filler.unlink()  # make room
+    _mount("-o", "remount,size=16m", str(tmpfs))
+    again = Run(workspace, out)
+    assert again.finish() == 0, again.stderr
+    np.testing.assert_allclose(
+        _unlabeled_logits(out, workspace),
+        _unlabeled_logits(reference, workspace),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+
+
+def test_a_read_only_run_directory_is_one_clear_line_and_is_left_untouched(
+    workspace: SimpleNamespace, reference: Path, tmpfs: Path
+) -> None:
+    _mount("-o", "remount,size=16m", str(tmpfs))
+    out = tmpfs / "run"
+    shutil.copytree(reference, out)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    _mount("-o", "remount,ro", str(tmpfs))
+    run = Run(workspace, out, logs=tmpfs.parent)
+    assert run.finish() == 1, run.stderr
+    line = _one_error_line(run.stderr)
+    assert "Read-only file system" in line and str(out) in line, line
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+# -------------------------------------------------------------- write errors, in process
+class _FailingOs:
+    """``os`` for runtime/atomic.py whose ``replace`` fails for chosen file names."""
+
+    def __init__(self, pattern: str, code: int) -> None:
+        self.pattern = pattern
+        self.code = code
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def replace(self, source: Any, target: Any) -> None:
+        if fnmatch.fnmatch(Path(target).name, self.pattern):
+            self.failures += 1
+            raise OSError(self.code, os.strerror(self.code))
+        os.replace(source, target)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "code"),
+    [
+        ("chunk-*.npz", errno.ENOSPC),  # a logits chunk, during labeling
+        ("student.json", errno.ENOSPC),  # a stage marker, after the student is saved
+        ("metrics.json", errno.EROFS),  # the very last write
+    ],
+)
+def test_a_failing_write_stops_with_one_line_and_the_rerun_trusts_only_complete_files(
+    workspace: SimpleNamespace,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    pattern: str,
+    code: int,
+) -> None:
+    import textdistill.runtime.atomic as atomic
+
+    out = tmp_path / "run"
+    failing = _FailingOs(pattern, code)
+    monkeypatch.setattr(atomic, "os", failing)
+    assert main([*workspace.arguments, "--out", str(out)]) == 1
+    assert failing.failures == 1
+    err = capsys.readouterr().err
+    line = _one_error_line(err)
+    assert os.strerror(code) in line and "cannot write" in line and str(out) in line, line
+    _no_half_written_files(out)
+    stage = pattern.removesuffix(".json")
+    assert not (out / "stages" / pattern).exists() or stage == "metrics"
+
+    monkeypatch.setattr(atomic, "os", os)
+    assert main([*workspace.arguments, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    if pattern == "student.json":  # the student was saved, but never marked complete
+        assert "student: the previous fit did not finish" in err
+    assert (
+        _metrics(out)["teacher"]["labeling"]["n_scored"]
+        + _metrics(out)["teacher"]["labeling"]["n_cached"]
+        == N_UNLABELED
+    )
+
+
+# ----------------------------------------------------------- concurrency and versions
+def test_a_second_run_on_a_directory_in_use_is_refused(
+    workspace: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    with RunDirectory(out):  # another job holds it
+        assert main([*workspace.arguments, "--out", str(out)]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "in use by another textdistill run (pid" in line and str(out) in line
+    assert not (out / "stages").exists()
+
+
+def test_a_run_directory_from_a_newer_textdistill_is_explained_and_left_untouched(
+    workspace: SimpleNamespace, reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    marker = out / "stages" / "teacher.json"
+    record = json.loads(marker.read_text())
+    record["textdistill_version"] = "99.0.0"
+    marker.write_text(json.dumps(record))
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != ".lock"}
+    assert main([*workspace.arguments, "--out", str(out)]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "written by textdistill 99.0.0" in line and "upgrade textdistill" in line, line
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != ".lock"} == before
+
+
+# ------------------------------------------------------------------ damaged run outputs
+def _damage(path: Path) -> None:
+    """Flip one byte in the middle: a bad sector, a bad copy, a hand edit."""
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+
+
+@pytest.mark.parametrize(
+    ("victim", "expected"),
+    [
+        ("student/coef.npy", "student: {path} changed since the stage finished"),
+        ("baseline/model.json", "baseline: {path} changed since the stage finished"),
+        ("teacher/model.safetensors", "teacher: {path} changed since the stage finished"),
+        ("student/vocabulary.json", "student: {path} is missing since the stage finished"),
+        ("stages/student.json", "student: {path} is damaged; computing the stage again"),
+    ],
+)
+def test_a_damaged_output_is_explained_and_computed_again_never_used(
+    workspace: SimpleNamespace,
+    reference: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    victim: str,
+    expected: str,
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    path = out / victim
+    if "missing" in expected:
+        path.unlink()
+    elif victim.startswith("stages/"):
+        path.write_text(path.read_text()[:40])  # truncated
+    else:
+        _damage(path)
+    assert main([*workspace.arguments, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert expected.format(path=path) in err, err
+    load(str(out / "student"))  # verified again: every checksum matches
+    load(str(out / "baseline"))
+    metrics = _metrics(out)
+    assert metrics["teacher"]["fingerprint"] == _metrics(reference)["teacher"]["fingerprint"]
+    assert metrics["teacher"]["labeling"]["n_scored"] == 0  # the same teacher: cache reused
+
+
+def test_a_damaged_logits_chunk_is_set_aside_and_only_its_texts_rescored(
+    workspace: SimpleNamespace, reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    chunks = _chunks(out)
+    victims = [chunks[0], chunks[-1]]  # the last chunk holds the test set's logits
+    rows = _rows([chunks[0]])
+    for chunk in victims:
+        _damage(chunk)
+    assert main([*workspace.arguments, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("its documents will be scored again") == 2, err
+    assert len(list(_store_directory(out).glob("*.corrupt"))) == 2  # type: ignore[union-attr]
+    assert _metrics(out)["teacher"]["labeling"]["n_scored"] == rows
+    np.testing.assert_allclose(
+        _unlabeled_logits(out, workspace),
+        _unlabeled_logits(reference, workspace),
+        rtol=0,
+        atol=TOLERANCE,
+    )
