@@ -539,7 +539,8 @@ def _calibration_and_cascade(
         metrics=cascade_metrics,
     )
     log(
-        f"cascade: threshold {threshold:.3f} (chosen on the unlabeled set) defers "
+        f"cascade: threshold {threshold:.3f} (chosen on {len(sample)} texts the student never "
+        f"trained on) defers "
         f"{chosen['fraction_deferred']:.1%} of test documents: accuracy "
         f"{chosen['accuracy']:.4f} at {chosen['docs_per_s']:,.0f} docs/s"
     )
