@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
+from results_file import write_results
 from seed_protocol import protocol_splits
 from textdistill.calibration import expected_calibration_error, fit_temperature
 from textdistill.data import TextDataset, read_labeled, stratified_split
 from textdistill.logits_store import LogitsStore
 from textdistill.runtime import load, softmax
-
-RESULTS = Path(__file__).resolve().parent / "results" / "calibration_methods.json"
 
 
 def _rows(dataset: str, run_dir: Path, labeled: TextDataset, test: TextDataset) -> list[dict]:
@@ -82,20 +77,7 @@ def main() -> None:
         sst2.subset(order[:1000]),
         read_labeled(args.data / "sst2_dev.csv.gz"),
     )
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "calibration_methods",
-                "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
-                "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                "commit": subprocess.run(
-                    ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-                ).stdout.strip(),
-                "rows": rows,
-            },
-            indent=2,
-        )
-    )
+    write_results("calibration_methods", rows)
 
 
 if __name__ == "__main__":

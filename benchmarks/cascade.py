@@ -12,21 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from results_file import write_results
 from seed_protocol import protocol_splits
 from textdistill.data import read_labeled
 from textdistill.pipeline import RunConfig, run_pipeline
 from textdistill.teacher import TeacherConfig
-
-RESULTS = Path(__file__).resolve().parent / "results" / "cascade.json"
 
 
 def _row(dataset: str, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -77,20 +72,7 @@ def main() -> None:
         sst2_config,
     )
     rows.append(_row("sst2", metrics))
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "cascade",
-                "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
-                "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                "commit": subprocess.run(
-                    ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-                ).stdout.strip(),
-                "rows": rows,
-            },
-            indent=2,
-        )
-    )
+    write_results("cascade", rows)
     print(json.dumps(rows, indent=2))
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -22,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from results_file import write_results
 from textdistill.data import read_labeled
 from textdistill.students.linear import LinearStudent
-
-RESULTS = Path(__file__).resolve().parent / "results" / "predict_memory.json"
 
 
 def _write_input(path: Path, lines: list[str], target_bytes: int) -> int:
@@ -95,20 +93,7 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
             source.unlink()
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "predict_memory",
-                "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
-                "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                "commit": subprocess.run(
-                    ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-                ).stdout.strip(),
-                "rows": rows,
-            },
-            indent=2,
-        )
-    )
+    write_results("predict_memory", rows)
 
 
 if __name__ == "__main__":

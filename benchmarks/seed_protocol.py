@@ -16,28 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from results_file import write_results
 from textdistill.data import TextDataset, read_labeled, read_unlabeled
 from textdistill.pipeline import RunConfig, run_pipeline
-
-RESULTS = Path(__file__).resolve().parent / "results" / "seed_protocol.json"
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def protocol_splits(
@@ -112,27 +98,18 @@ def main() -> None:
         # each larger row contains the smaller one.
         more = pool.head(args.more_unlabeled)
         rows.append(_row(run_pipeline(labeled, more, test, config), len(pool)))
-    result = {
-        "benchmark": "seed_protocol",
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "processor": platform.processor(),
-        },
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": _commit(),
-        "seed": args.seed,
-        "teacher": config.teacher.model,
-        "seconds": time.time() - started,
-        "reference_article": {
+    write_results(
+        "seed_protocol",
+        rows,
+        seed=args.seed,
+        teacher=config.teacher.model,
+        seconds=time.time() - started,
+        reference_article={
             "baseline_accuracy": 0.79,
             "teacher_accuracy": 0.89,
             "student_accuracy": 0.87,
         },
-        "rows": rows,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
+    )
     print(json.dumps(rows, indent=2))
 
 

@@ -24,7 +24,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from results_file import write_results
 from textdistill.data import TextDataset, read_labeled
 from textdistill.evaluate import throughput
 from textdistill.runtime import featurizer as featurizer_module
@@ -43,7 +43,6 @@ from textdistill.runtime import load
 from textdistill.runtime.artifact import directory_size
 from textdistill.students.linear import LinearStudent
 
-RESULTS = Path(__file__).resolve().parent / "results" / "throughput.json"
 Predict = Callable[[Sequence[str]], Any]
 
 
@@ -259,21 +258,7 @@ def main() -> None:
             rows += _measure("fasttext", dataset, predict, test, cores, size_bytes=size)
             if args.teacher:
                 rows.extend(_teacher_rows(args.teacher, dataset, texts[: args.teacher_docs], cores))
-    result = {
-        "benchmark": "throughput",
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": cores,
-            "processor": platform.processor(),
-        },
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),
-        "rows": rows,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
+    write_results("throughput", rows)
 
 
 def _teacher_rows(path: Path, dataset: str, texts: list[str], cores: int) -> list[dict]:
