@@ -27,7 +27,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import signal
@@ -39,8 +38,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from results_file import write_results
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results" / "soak.json"
 MAX_GROWTH = 0.10
 
 # wrk's Lua side: one body per line of BODIES; each thread stops after LIMIT answers and
@@ -273,7 +273,6 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5_000, help="warm-up requests (5000)")
     parser.add_argument("--connections", type=int, default=8, help="open connections (8)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("soak.py needs wrk: apt-get install wrk (or brew install wrk)")
@@ -330,34 +329,24 @@ def main() -> None:
         "server_peak_rss_kib": after["VmHWM"],
     }
     wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
-    document = {
-        "benchmark": "soak",
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "processor": platform.processor(),
-            "python": platform.python_version(),
-            "load_average_1_5_15_before": [round(x, 2) for x in load_before],
+    written = write_results(
+        "soak",
+        [row],
+        client={
             "wrk": (wrk_version.stdout or wrk_version.stderr).splitlines()[0],
+            "wrk_command": soak["command"],
+            "load_average_1_5_15_before": [round(x, 2) for x in load_before],
         },
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "wrk_command": soak["command"],
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
-        "artifact": what,
-        "texts": source,
-        "request_mix": "70% one sentence, 10% one IMDB review, 10% a batch of 16 sentences, "
+        artifact=what,
+        texts=source,
+        request_mix="70% one sentence, 10% one IMDB review, 10% a batch of 16 sentences, "
         "10% one sentence with logits; 1,000 fixed bodies cycled",
-        "notes": "client (wrk) and server share the machine; server access log off; latency "
-        "from wrk; RSS before is after a warm-up of "
-        f"{warm['requests']} requests; growth limit {MAX_GROWTH:.0%}",
-        "rows": [row],
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
+        notes="client (wrk) and server share the machine; server access log off; latency "
+        f"from wrk; RSS before is after a warm-up of {warm['requests']} requests; growth "
+        f"limit {MAX_GROWTH:.0%}",
+    )
     print(json.dumps(row, indent=2))
-    print(f"[soak] wrote {args.out}", file=sys.stderr)
+    print(f"[soak] wrote {written}", file=sys.stderr)
     problems = []
     if soak["requests"] < args.requests:
         problems.append(f"only {soak['requests']} requests completed")

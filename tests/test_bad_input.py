@@ -234,7 +234,7 @@ CASES: dict[str, Case] = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input(
+def test_malformed_input_table(
     name: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

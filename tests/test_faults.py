@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import textdistill
 from conftest import _make_toy_sentiment
 from textdistill.cli import main
 from textdistill.logits_store import LogitsStore
@@ -540,3 +541,99 @@ def test_a_damaged_logits_chunk_is_set_aside_and_only_its_texts_rescored(
         rtol=0,
         atol=TOLERANCE,
     )
+
+
+# ------------------------------------------------------------- the store and leftovers
+def test_a_chunk_copied_from_another_teachers_store_is_set_aside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    texts = [f"text {i}" for i in range(8)]
+    LogitsStore(tmp_path, fingerprint="teacher-a", n_classes=2).fill(
+        texts, lambda batch: np.ones((len(batch), 2)), progress=False
+    )
+    LogitsStore(tmp_path, fingerprint="teacher-b", n_classes=2)  # creates its directory
+    for chunk in (tmp_path / "teacher-a").glob("chunk-*.npz"):
+        shutil.copy(chunk, tmp_path / "teacher-b" / chunk.name)
+    other = LogitsStore(tmp_path, fingerprint="teacher-b", n_classes=2)
+    assert len(other) == 0
+    assert "holds logits of another teacher (teacher-a)" in capsys.readouterr().err
+    assert list((tmp_path / "teacher-b").glob("*.foreign"))
+
+
+def test_a_store_from_a_newer_textdistill_is_refused_and_a_damaged_description_rebuilt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from textdistill.logits_store import FORMAT_VERSION, StoreError
+
+    store = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
+    store.fill(["a", "b"], lambda batch: np.ones((len(batch), 2)), progress=False)
+    info = tmp_path / "t" / "store.json"
+    described = json.loads(info.read_text())
+    assert described["format_version"] == FORMAT_VERSION
+    info.write_text(json.dumps({**described, "format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(StoreError, match="written by a newer textdistill"):
+        LogitsStore(tmp_path, fingerprint="t", n_classes=2)
+    info.write_text('{"fingerprint": "t", "n_cla')  # torn by a bad disk
+    reopened = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
+    assert "is damaged" in capsys.readouterr().err and len(reopened) == 2
+    assert json.loads(info.read_text()) == described
+
+
+def test_temporary_files_of_dead_writers_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    hex32 = "0" * 32
+    run = tmp_path / "run"
+    (run / "stages").mkdir(parents=True)
+    leftovers = [
+        run / ".student.tmp-k2j3h4",  # a directory being built by write_directory_atomically
+        run / ".teacher.old-1234",
+        run / f".metrics.json.{pid}.{hex32}.tmp",
+        run / "stages" / f".student.json.{pid}.{hex32}.tmp",
+    ]
+    leftovers[0].mkdir()
+    (leftovers[0] / "coef.npy").write_bytes(b"half")
+    leftovers[1].mkdir()
+    for path in leftovers[2:]:
+        path.write_bytes(b"half")
+    kept = [run / "notes.tmp", run / "student", run / "stages" / "student.json"]
+    kept[0].write_text("a user's file")
+    kept[1].mkdir()
+    kept[2].write_text("{}")
+    with RunDirectory(run):
+        pass
+    assert [p for p in leftovers if p.exists()] == []
+    assert all(p.exists() for p in kept)
+
+    store = tmp_path / "logits" / "t"
+    store.mkdir(parents=True)
+    old = store / f".chunk-1-ab.npz.{pid}.{hex32}.tmp"
+    fresh = store / f".chunk-2-cd.npz.{pid}.{hex32}.tmp"
+    alive = store / f".chunk-3-ef.npz.{os.getpid()}.{hex32}.tmp"
+    for path in (old, fresh, alive):
+        path.write_bytes(b"half")
+    long_ago = time.time() - 3600
+    os.utime(old, (long_ago, long_ago))
+    os.utime(alive, (long_ago, long_ago))
+    LogitsStore(tmp_path / "logits", fingerprint="t", n_classes=2)
+    # Only an old file of a dead process goes: a fresh one may be another machine's writer.
+    assert (old.exists(), fresh.exists(), alive.exists()) == (False, True, True)
+
+
+def test_a_stage_computed_by_an_older_textdistill_is_recomputed_and_said(tmp_path: Path) -> None:
+    said: list[str] = []
+    with RunDirectory(tmp_path, log=said.append) as run:
+        run.complete("student", "old-key", {"n": 1})
+        marker = tmp_path / "stages" / "student.json"
+        record = json.loads(marker.read_text())
+        marker.write_text(json.dumps({**record, "textdistill_version": "0.0.1"}))
+        assert run.cached("student", "new-key") is None
+    assert said == [
+        "student: computed by textdistill 0.0.1; computing it again with textdistill "
+        f"{textdistill.__version__}"
+    ]

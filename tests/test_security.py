@@ -14,6 +14,7 @@ never appear.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import pickle
@@ -60,6 +61,12 @@ def unsafe_loads(source: str, filename: str = "<source>") -> list[str]:
             for name in names:
                 if name and name.split(".")[0] in UNPICKLERS:
                     findings.append(f"{where}: imports {name}")
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "torch"
+                and any(a.name == "load" for a in node.names)
+            ):
+                findings.append(f"{where}: imports torch.load under another name")
         if not isinstance(node, ast.Call):
             continue
         function = _dotted(node.func)
@@ -67,7 +74,7 @@ def unsafe_loads(source: str, filename: str = "<source>") -> list[str]:
         last = function.rsplit(".", 1)[-1]
         if function in {"eval", "exec", "__import__"} or last in {"read_pickle", "unsafe_load"}:
             findings.append(f"{where}: calls {function}")
-        elif function in {"torch.load", "load"} and "torch" in source.split("load")[0][-200:]:
+        elif function == "torch.load":
             if not _is_constant(keywords, "weights_only", True):
                 findings.append(f"{where}: torch.load without weights_only=True")
         elif function in {"np.load", "numpy.load"}:
@@ -91,6 +98,7 @@ def unsafe_loads(source: str, filename: str = "<source>") -> list[str]:
         "import pickle",
         "from joblib import load",
         "import torch\nstate = torch.load(path)",
+        "from torch import load",
         "import torch\nstate = torch.load(path, weights_only=False)",
         "import numpy as np\nx = np.load(path)",
         "import numpy as np\nx = np.load(path, allow_pickle=True)",
@@ -136,16 +144,17 @@ class _Payload:
 def _model(tmp_path: Path) -> Path:
     texts = ["a great film", "an awful film", "great cast", "awful plot"]
     featurizer = NgramFeaturizer.fit(texts, min_df=1)
-    LinearModel(
-        featurizer, np.ones((featurizer.n_features, 2)), np.zeros(2), ["neg", "pos"]
-    ).save(tmp_path / "model")
+    LinearModel(featurizer, np.ones((featurizer.n_features, 2)), np.zeros(2), ["neg", "pos"]).save(
+        tmp_path / "model"
+    )
     return tmp_path / "model"
 
 
 def _refresh_checksums(artifact: Path, manifest: dict) -> None:
+    """Make a tampered artifact self-consistent, as an attacker would."""
     import hashlib
 
-    for name in manifest["files"]:
+    for name in ("coef.npy", "intercept.npy", "idf.npy", "vocabulary.json"):
         member = artifact / name
         if member.is_file() and not member.is_symlink():
             manifest["files"][name] = hashlib.sha256(member.read_bytes()).hexdigest()
@@ -240,9 +249,12 @@ def test_a_logits_store_cannot_be_placed_outside_its_root(tmp_path: Path, finger
 
 
 # ---------------------------------------------------------------------------- server
-fastapi = pytest.importorskip("fastapi")
+needs_serve = pytest.mark.skipif(
+    importlib.util.find_spec("fastapi") is None, reason="needs the serve extra"
+)
 
 
+@needs_serve
 def test_the_server_binds_to_loopback_by_default() -> None:
     import inspect
 
@@ -255,6 +267,7 @@ def test_the_server_binds_to_loopback_by_default() -> None:
     assert args.max_batch == 256 and args.max_text_chars == 100_000
 
 
+@needs_serve
 def test_the_app_has_no_endpoint_that_reads_files(tmp_path: Path) -> None:
     from fastapi.routing import APIRoute
     from fastapi.testclient import TestClient
@@ -305,6 +318,7 @@ def _listening_addresses(pid: int, port: int) -> set[str]:
     return found
 
 
+@needs_serve
 @pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="needs Linux /proc")
 def test_a_real_server_listens_on_loopback_only_and_refuses_a_huge_body(tmp_path: Path) -> None:
     import httpx
