@@ -21,9 +21,6 @@ import itertools
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,8 +31,10 @@ from typing import Any
 import httpx
 import numpy as np
 
+from results_file import write_results
+from server_process import free_port, start_server, stop_server
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results" / "serve_load.json"
 BATCH = 32
 
 
@@ -61,45 +60,6 @@ def _train_artifact(data: Path, out: Path) -> Path:
         file=sys.stderr,
     )
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_server(artifact: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    script = Path(sys.executable).with_name("textdistill")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "textdistill.cli"]
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [*command, "serve", str(artifact), "--port", str(port), "--log-level", "warning"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit("the server did not answer /health within 120 s")
-        time.sleep(0.1)
-
-
-def _stop_server(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _drive(url: str, bodies: list[bytes], n_docs: int, concurrency: int) -> dict[str, Any]:
@@ -156,7 +116,6 @@ def main() -> None:
         "--concurrency", type=int, nargs="+", default=[1, 4], help="client threads (default 1 4)"
     )
     parser.add_argument("--imdb-rows", type=int, default=1000, help="IMDB reviews to cycle")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     datasets = {
@@ -168,8 +127,8 @@ def main() -> None:
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="serve_load-") as tmp:
         artifact = args.artifact or _train_artifact(args.data, Path(tmp) / "student")
-        port = _free_port()
-        server = _start_server(artifact, port, Path(tmp) / "server.log")
+        port = free_port()
+        server = start_server(artifact, port, Path(tmp) / "server.log")
         url = f"http://127.0.0.1:{port}/predict"
         try:
             for dataset, texts in datasets.items():
@@ -202,27 +161,16 @@ def main() -> None:
                             flush=True,
                         )
         finally:
-            _stop_server(server)
-    result_doc = {
-        "benchmark": "serve_load",
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "processor": platform.processor(),
-            "python": platform.python_version(),
-            "load_average_1_5_15_before": [round(x, 2) for x in load_before],
-        },
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
-        "notes": "client and server share the machine; server access log off; latency "
+            stop_server(server)
+    written = write_results(
+        "serve_load",
+        rows,
+        python=platform.python_version(),
+        load_average_1_5_15_before=[round(x, 2) for x in load_before],
+        notes="client and server share the machine; server access log off; latency "
         "measured by the client (send to parsed answer)",
-        "rows": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result_doc, indent=2) + "\n")
-    print(f"[serve_load] wrote {args.out}", file=sys.stderr)
+    )
+    print(f"[serve_load] wrote {written}", file=sys.stderr)
     if failures:
         print("[serve_load] failed requests, e.g.:\n" + "\n".join(failures), file=sys.stderr)
         raise SystemExit(1)

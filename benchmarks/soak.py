@@ -30,7 +30,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from results_file import write_results
+from server_process import free_port, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_GROWTH = 0.10
@@ -185,12 +185,6 @@ def _bodies(short: list[str], long: list[str], n: int = 1000) -> list[str]:
     return bodies
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _rss_kib(pid: int) -> dict[str, int]:
     """Resident memory now and at its peak, KiB, from /proc/<pid>/status."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -200,29 +194,6 @@ def _rss_kib(pid: int) -> dict[str, int]:
         if key in {"VmRSS", "VmHWM"}:
             values[key] = int(rest.split()[0])
     return values
-
-
-def _start_server(artifact: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    script = Path(sys.executable).with_name("textdistill")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "textdistill.cli"]
-    process = subprocess.Popen(
-        [*command, "serve", str(artifact), "--port", str(port), "--log-level", "warning"],
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited:\n{log_path.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit("the server did not listen within 120 s")
-        time.sleep(0.1)
 
 
 def _wrk(
@@ -287,8 +258,8 @@ def main() -> None:
             artifact, what = _train_artifact(args.data, work / "student")
         bodies = work / "bodies.jsonl"
         bodies.write_text("\n".join(_bodies(short, long)) + "\n")
-        port = _free_port()
-        server = _start_server(artifact, port, work / "server.log")
+        port = free_port()
+        server = start_server(artifact, port, work / "server.log")
         url = f"http://127.0.0.1:{port}"
         try:
             started_rss = _rss_kib(server.pid)
@@ -298,11 +269,7 @@ def main() -> None:
             soak = _wrk(url, args.requests, args.connections, args.threads, work, bodies)
             after = _rss_kib(server.pid)
         finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
         server_log = (work / "server.log").read_text()
 
     seconds = soak["duration_us"] / 1e6
