@@ -168,3 +168,40 @@ def test_any_unicode_text_predicts_deterministically(text: str) -> None:
 
 
 _MODEL = _model()
+
+
+def _rewrite_manifest(root: Path, **changes: object) -> None:
+    from textdistill.runtime.artifact import _manifest_checksum
+
+    manifest_path = root / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest.update(changes)
+    manifest["checksum"] = _manifest_checksum(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"labels": "neg,pos"}, {"labels": [0, 1]}, {"featurizer": None}, {"calibration": 3}],
+)
+def test_a_consistent_checksum_over_wrong_fields_is_still_refused(
+    tmp_path: Path, changes: dict[str, object]
+) -> None:
+    _model(tmp_path)
+    _rewrite_manifest(tmp_path / "model", **changes)
+    with pytest.raises(ArtifactError):
+        load(str(tmp_path / "model"))
+
+
+def test_an_object_array_is_an_artifact_error(tmp_path: Path) -> None:
+    from textdistill.runtime.artifact import _sha256_file
+
+    _model(tmp_path)
+    weights = tmp_path / "model" / "intercept.npy"
+    np.save(weights, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    manifest = json.loads((tmp_path / "model" / MANIFEST).read_text())
+    _rewrite_manifest(
+        tmp_path / "model", files={**manifest["files"], "intercept.npy": _sha256_file(weights)}
+    )
+    with pytest.raises(ArtifactError, match="not a plain numeric array"):
+        load(str(tmp_path / "model"))

@@ -156,7 +156,10 @@ def load_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarra
             raise ArtifactError(f"{member}: checksum mismatch: the file is damaged or truncated")
         stem, suffix = member.stem, member.suffix
         if suffix == ".npy":
-            arrays[stem] = np.load(member, allow_pickle=False)
+            try:
+                arrays[stem] = np.load(member, allow_pickle=False)
+            except ValueError as error:  # e.g. an object array, which would need pickle
+                raise ArtifactError(f"{member}: not a plain numeric array ({error})") from None
         elif suffix == ".json":
             documents[stem] = json.loads(member.read_text(encoding="utf-8"))
         else:

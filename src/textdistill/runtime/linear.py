@@ -95,6 +95,9 @@ class LinearModel:
         manifest, arrays, documents = load_artifact(path)
         if manifest.get("kind") != KIND:
             raise ArtifactError(f"{path}: a {manifest.get('kind')!r} artifact, not {KIND!r}")
+        labels = manifest.get("labels")
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise ArtifactError(f"{path}: `labels` must be a list of names, got {labels!r:.80}")
         try:
             spec = manifest["featurizer"]
             featurizer = NgramFeaturizer(
@@ -108,8 +111,8 @@ class LinearModel:
                 temperature=manifest.get("calibration", {}).get("temperature", 1.0),
                 metadata=manifest.get("metadata"),
             )
-        except (KeyError, ValueError) as error:
-            raise ArtifactError(f"{path}: inconsistent artifact ({error})") from None
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            raise ArtifactError(f"{path}: inconsistent artifact ({error!r})") from None
 
 
 def _as_texts(texts: Sequence[str]) -> Sequence[str]:
