@@ -117,27 +117,16 @@ def test_altered_manifest_is_detected(tmp_path: Path) -> None:
 
 
 def test_newer_format_is_refused_with_advice(tmp_path: Path) -> None:
-    from textdistill.runtime.artifact import _manifest_checksum
-
     _model(tmp_path)
-    manifest_path = tmp_path / "model" / MANIFEST
-    manifest = json.loads(manifest_path.read_text())
-    manifest["format_version"] = FORMAT_VERSION + 1
-    manifest["checksum"] = _manifest_checksum(manifest)
-    manifest_path.write_text(json.dumps(manifest))
+    _rewrite_manifest(tmp_path / "model", format_version=FORMAT_VERSION + 1)
     with pytest.raises(ArtifactError, match="upgrade textdistill"):
         load(str(tmp_path / "model"))
 
 
 def test_manifest_cannot_point_outside_the_artifact(tmp_path: Path) -> None:
-    from textdistill.runtime.artifact import _manifest_checksum
-
     _model(tmp_path)
-    manifest_path = tmp_path / "model" / MANIFEST
-    manifest = json.loads(manifest_path.read_text())
-    manifest["files"]["../secret.npy"] = "0" * 64
-    manifest["checksum"] = _manifest_checksum(manifest)
-    manifest_path.write_text(json.dumps(manifest))
+    files = json.loads((tmp_path / "model" / MANIFEST).read_text())["files"]
+    _rewrite_manifest(tmp_path / "model", files={**files, "../secret.npy": "0" * 64})
     with pytest.raises(ArtifactError, match="not a plain file name"):
         load(str(tmp_path / "model"))
 
