@@ -271,7 +271,7 @@ def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dic
         random_state=config.seed,
     )
     assert splits.labeled.labels is not None
-    baseline.fit(splits.labeled.texts, splits.labeled.labels)
+    baseline.fit(splits.labeled.texts, splits.labeled.labels, progress=config.progress)
     baseline.save(run.path("baseline"))
     info = {"selection": baseline.selection_, "fit_seconds": baseline.fit_seconds_}
     run.complete("baseline", key, info, outputs=["baseline"])
@@ -408,6 +408,7 @@ def _student_stage(
         classes=teacher_info["classes"],
         gold_texts=gold.texts,
         gold_labels=gold.labels,
+        progress=config.progress,
     )
     temperature = fit_temperature(
         student.decision_function(calibration.texts),
