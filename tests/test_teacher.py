@@ -6,6 +6,7 @@ well under a second. The tiny model starts from random weights, hence the high l
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -23,6 +24,8 @@ from textdistill.teacher import (
     NotFittedError,
     Teacher,
     TeacherConfig,
+    keep_tokens,
+    logits_key,
     resolve_model_path,
 )
 
@@ -186,6 +189,108 @@ def test_truncation_to_max_length(fitted: Teacher) -> None:
     long_text = "the movie was good . " * 200  # far beyond max_length and the 128 positions
     z = fitted.logits([long_text, "bad"])
     assert np.isfinite(z).all()
+
+
+@pytest.mark.parametrize(
+    ("strategy", "kept_words"),
+    [
+        ("head", ["w0", "w1", "w2", "w3"]),
+        ("tail", ["w8", "w9", "w10", "w11"]),
+        ("head+tail", ["w0", "w9", "w10", "w11"]),
+    ],
+)
+def test_truncation_strategies_keep_the_right_tokens(
+    fitted: Teacher, strategy: str, kept_words: list[str]
+) -> None:
+    """Content tokens come from the chosen ends, between [CLS] and [SEP], within max_length."""
+    tokenizer = fitted._tokenizer
+    words = [f"w{i}" for i in range(12)]
+    tokenizer.add_tokens(words)  # one token per word, so positions are easy to read
+    try:
+        fitted.config.truncation, fitted._max_length = strategy, 6
+        (ids,) = fitted._encode([" ".join(words)])
+        assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", *kept_words, "[SEP]"]
+        (short,) = fitted._encode(["w1 w2"])
+        assert tokenizer.convert_ids_to_tokens(short) == ["[CLS]", "w1", "w2", "[SEP]"]
+    finally:
+        fitted.config.truncation, fitted._max_length = "head+tail", FAST["max_length"]
+
+
+def test_keep_tokens_at_512_is_sun_et_al_give_or_take_a_token() -> None:
+    kept = keep_tokens(list(range(2000)), 510, "head+tail")
+    assert kept[:127] == list(range(127)) and kept[127:] == list(range(2000 - 383, 2000))
+    with pytest.raises(ValueError, match="unknown truncation"):
+        keep_tokens(list(range(10)), 4, "middle")
+
+
+def test_truncation_changes_the_fingerprint_and_is_validated(
+    tiny_bert_dir: Path, toy_data: tuple[list[str], list[str]]
+) -> None:
+    texts, labels = toy_data
+    prints = {
+        strategy: make_teacher(tiny_bert_dir, truncation=strategy, epochs=1)
+        .fit(texts, labels, progress=False)
+        .fingerprint
+        for strategy in ("head", "tail")
+    }
+    assert prints["head"] != prints["tail"]
+    with pytest.raises(ValueError, match="truncation must be one of"):
+        TeacherConfig(truncation="middle")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TeacherConfig(precision="fp8")
+
+
+def test_select_precision_reports_every_candidate(fitted: Teacher) -> None:
+    texts = ["a good movie", "a bad film", "the acting was great"] * 10
+    try:
+        report = fitted.select_precision(texts)
+        assert report["requested"] == "auto" and report["check_docs"] == 30
+        assert [c["precision"] for c in report["candidates"]][:1] == ["bf16"]
+        for seen in report["candidates"]:
+            assert 0.0 <= seen["label_agreement_with_fp32"] <= 1.0
+            assert seen["docs_per_s"] > 0 and seen["max_abs_logit_diff"] >= 0
+        assert fitted.precision == report["precision"]
+        if report["precision"] == "fp32":  # nothing passed: said so by the report
+            assert all(
+                c["label_agreement_with_fp32"] < report["min_agreement"]
+                or c["docs_per_s"] <= report["fp32_docs_per_s"]
+                for c in report["candidates"]
+            )
+        # An impossible bar sends every candidate back to fp32.
+        assert fitted.select_precision(texts, min_agreement=1.01)["precision"] == "fp32"
+        assert fitted.precision == "fp32"
+    finally:
+        fitted.use_precision("fp32")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_forced_precisions_label_close_to_fp32(fitted: Teacher, precision: str) -> None:
+    texts, _ = _toy()
+    reference = fitted.logits(texts)
+    forced = Teacher(dataclasses.replace(fitted.config, precision=precision))
+    forced.__dict__.update({k: v for k, v in fitted.__dict__.items() if k != "config"})
+    try:
+        report = forced.select_precision(texts, min_agreement=0.0)
+        assert report["precision"] == precision == forced.precision
+        z = forced.logits(texts)
+        assert np.abs(z - reference).max() < 0.5
+        assert np.mean(z.argmax(1) == reference.argmax(1)) >= 0.9
+    finally:
+        forced.use_precision("fp32")
+    assert fitted.precision == "fp32"
+    with pytest.raises(ValueError, match="fp32, bf16 or int8"):
+        fitted.use_precision("fp16")
+
+
+def test_logits_key_separates_precisions() -> None:
+    assert logits_key("abc", "fp32") == "abc"
+    assert len({logits_key("abc", p) for p in ("fp32", "bf16", "int8")}) == 3
+
+
+def _toy() -> tuple[list[str], list[str]]:
+    from conftest import _make_toy_sentiment
+
+    return _make_toy_sentiment()
 
 
 def test_torch_thread_setting_is_restored(fitted: Teacher) -> None:

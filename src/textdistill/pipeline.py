@@ -32,7 +32,11 @@ from textdistill.runtime import load as load_runtime
 from textdistill.runtime import softmax
 from textdistill.runtime.artifact import directory_size
 from textdistill.students.linear import LinearStudent
-from textdistill.teacher import Teacher, TeacherConfig
+from textdistill.teacher import Teacher, TeacherConfig, logits_key
+
+# Texts on which the labeling precision is checked against fp32: enough that one flipped label
+# in 200 (the 99.5% bar) is visible, few enough to cost well under a minute on a CPU.
+PRECISION_CHECK_DOCS = 500
 
 # Unlabeled texts kept from the student to choose the cascade threshold: a tenth, at most this.
 UNSEEN_BY_STUDENT_MAX = 2_000
@@ -212,13 +216,23 @@ def _run_stages(
     )
 
     baseline_info = _baseline_stage(run, splits, config)
-    teacher_info, teacher = _teacher_stage(run, splits, config)
+    teacher_info, fitted_teacher = _teacher_stage(run, splits, config)
+    precision = _precision_stage(run, splits, config, teacher_info, fitted_teacher)
+    teacher = cache(lambda: _in_precision(fitted_teacher(), precision["precision"]))
     store = LogitsStore(
         config.logits_cache or run.path("logits"),
-        fingerprint=teacher_info["fingerprint"],
+        fingerprint=logits_key(teacher_info["fingerprint"], precision["precision"]),
         n_classes=len(teacher_info["classes"]),
     )
-    labeling = _label(store, splits.unlabeled.texts, teacher, config, "labeling unlabeled set")
+    labeling = _label(
+        store,
+        splits.unlabeled.texts,
+        teacher,
+        config,
+        "labeling unlabeled set",
+        estimated_docs_per_s=precision["docs_per_s"],
+    )
+    labeling["precision"] = precision
     student_info = _student_stage(run, splits, config, store, teacher_info)
     systems = _evaluate(run, splits, config, store, teacher, teacher_info)
     reliability = _calibration_and_cascade(
@@ -285,11 +299,15 @@ def _teacher_stage(
 
     The loader matters: when every later stage is cached, the teacher is never loaded.
     """
+    options = asdict(config.teacher)
+    # The precision changes the fine-tuning only when it forces bf16; otherwise it is the
+    # labeling's business (the precision stage), and changing it must not re-fine-tune.
+    options["precision"] = config.teacher.precision == "bf16"
     key = stage_key(
         "teacher",
         splits.teacher_train.content_hash(),
         splits.teacher_validation.content_hash(),
-        asdict(config.teacher),
+        options,
     )
     info = run.cached("teacher", key)
     if info is not None:
@@ -339,19 +357,72 @@ def _load_teacher(path: Path, fingerprint: str) -> Teacher:
     return teacher
 
 
+def _precision_stage(
+    run: RunDirectory,
+    splits: Splits,
+    config: RunConfig,
+    teacher_info: dict[str, Any],
+    teacher: Callable[[], Teacher],
+) -> dict[str, Any]:
+    """Measure the labeling precision (``Teacher.select_precision``) once per teacher.
+
+    Checked on the teacher's validation texts, then unlabeled ones, up to
+    ``PRECISION_CHECK_DOCS``: texts like those it will label, none it was trained on.
+    """
+    check = (splits.teacher_validation.texts + splits.unlabeled.texts)[:PRECISION_CHECK_DOCS]
+    key = stage_key(
+        "precision", teacher_info["fingerprint"], config.teacher.precision, sorted(check)
+    )
+    info = run.cached("precision", key)
+    if info is None:
+        log(f"teacher: measuring labeling precision on {len(check)} texts")
+        info = teacher().select_precision(check, requested=config.teacher.precision)
+        run.complete("precision", key, info)
+    tried = ", ".join(
+        f"{c['precision']} {c['label_agreement_with_fp32']:.1%} agreement at "
+        f"{c['docs_per_s']:.1f} docs/s"
+        for c in info["candidates"]
+    )
+    log(
+        f"teacher: labeling in {info['precision']} (fp32 {info['fp32_docs_per_s']:.1f} docs/s"
+        + (f"; {tried}; needed {info['min_agreement']:.1%} agreement" if tried else "")
+        + ")"
+    )
+    return dict(info)
+
+
+def _in_precision(teacher: Teacher, precision: str) -> Teacher:
+    """``teacher`` switched to the precision its logits cache was written in."""
+    teacher.use_precision(precision)
+    return teacher
+
+
 def _label(
     store: LogitsStore,
     texts: list[str],
     teacher: Callable[[], Teacher],
     config: RunConfig,
     description: str,
+    estimated_docs_per_s: float | None = None,
 ) -> dict[str, Any]:
-    """Fill the store with the teacher's logits of ``texts``; report what it cost."""
+    """Fill the store with the teacher's logits of ``texts``; report what it cost.
+
+    With ``estimated_docs_per_s`` (measured by the precision check) the expected duration is
+    printed before the work starts, so a user can decide to stop and use a GPU instead.
+    """
     distinct, done = store.coverage(texts)
     todo = distinct - done
     if todo:
         resumed = f", {done} already scored and kept" if done else ""
-        log(f"{description}: {todo} distinct texts to score ({len(texts)} given{resumed})")
+        estimate = (
+            f"; about {_duration(todo / estimated_docs_per_s)} at {estimated_docs_per_s:.1f} docs/s"
+            if estimated_docs_per_s
+            else ""
+        )
+        log(
+            f"{description}: {todo} distinct texts to score ({len(texts)} given{resumed})"
+            + estimate
+        )
     stats = store.fill(
         texts,
         lambda batch: teacher().logits(batch),
@@ -367,6 +438,19 @@ def _label(
         "seconds": stats.seconds,
         "docs_per_s": stats.docs_per_second,
     }
+
+
+def _duration(seconds: float) -> str:
+    """A duration as people say it.
+
+    >>> _duration(42), _duration(754), _duration(7384)
+    ('42 s', '13 min', '2.1 h')
+    """
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _student_stage(
@@ -440,7 +524,7 @@ def _evaluate(
     test = splits.test
     assert test.labels is not None
     classes = teacher_info["classes"]
-    key = stage_key("teacher-test", teacher_info["fingerprint"], test.content_hash())
+    key = stage_key("teacher-test", store.fingerprint, test.content_hash())
     timing = run.cached("teacher-test", key)
     if timing is None or store.missing(test.texts):  # missing: a damaged chunk was set aside
         # Timed on a fresh pass, not read from the store, so docs/s is the teacher's real speed.

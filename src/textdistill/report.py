@@ -98,6 +98,22 @@ def plot_accuracy_vs_throughput(systems: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _precision_lines(check: dict[str, Any] | None) -> list[str]:
+    """The labeling precision chosen, and what each faster candidate measured."""
+    if not check:
+        return []
+    seen = "; ".join(
+        f"{c['precision']}: {c['docs_per_s']:.1f} docs/s, "
+        f"{c['label_agreement_with_fp32']:.1%} label agreement"
+        for c in check["candidates"]
+    )
+    return [
+        f"- Labeling precision: **{check['precision']}** (fp32: {check['fp32_docs_per_s']:.1f} "
+        f"docs/s on {check['check_docs']} check texts"
+        + (f"; {seen}; a faster precision needs {check['min_agreement']:.1%})" if seen else ")")
+    ]
+
+
 def render_markdown(metrics: dict[str, Any]) -> str:
     systems = metrics["systems"]
     data = metrics["data"]
@@ -136,7 +152,12 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         f"best epoch {teacher['best_epoch']} (of {len(teacher['history'])}).",
         f"- Labeling: {labeling['n_scored']} texts scored this run, {labeling['n_cached']} "
         f"reused from the cache"
-        + (f", {labeling['docs_per_s']:.1f} docs/s." if labeling["n_scored"] else "."),
+        + (
+            f", {labeling['docs_per_s']:.1f} docs/s in {labeling['seconds']:.0f} s."
+            if labeling["n_scored"]
+            else "."
+        ),
+        *_precision_lines(labeling.get("precision")),
         f"- Student: loss `{student['selection']['loss']}`, "
         f"{student['selection']['penalty_name']}={student['selection']['penalty']} chosen on "
         f"{student['selection']['n_validation']} held-out teacher-labeled rows; "
