@@ -461,3 +461,40 @@ def test_real_default_teacher_fine_tunes(toy_sentiment: tuple[list[str], list[st
     assert z.shape == (32, 2) and z.dtype == np.float32
     assert np.isfinite(z).all()
     assert len(teacher.history_) == 1
+
+
+# ---------------------------------------------------------------------- other methods
+
+
+def test_frozen_encoder_with_a_logistic_head_learns_and_round_trips(
+    tiny_bert_dir: Path, toy_data: tuple[list[str], list[str]], tmp_path: Path
+) -> None:
+    texts, labels = toy_data
+    teacher = make_teacher(tiny_bert_dir, method="frozen").fit(
+        texts[:60], labels[:60], val_texts=texts[60:], val_labels=labels[60:], progress=False
+    )
+    assert teacher.history_[0]["C"] in (0.01, 0.1, 1.0, 10.0, 100.0)
+    train_accuracy = np.mean(np.array(teacher.predict(texts[:60])) == np.array(labels[:60]))
+    assert train_accuracy >= 0.9  # random encoder, but token identities survive mean pooling
+    teacher.save(tmp_path / "frozen")
+    loaded = Teacher.load(tmp_path / "frozen")
+    assert loaded.config.method == "frozen" and loaded.fingerprint == teacher.fingerprint
+    np.testing.assert_allclose(loaded.logits(texts), teacher.logits(texts), atol=1e-5)
+    loaded.use_precision("int8")  # the head is an nn.Linear: quantizes like any model
+    assert loaded.logits(texts).shape == (len(texts), 2)
+
+
+def test_a_fine_tuned_classifier_is_used_as_is(
+    fitted: Teacher, toy_data: tuple[list[str], list[str]], tmp_path: Path
+) -> None:
+    texts, labels = toy_data
+    fitted.save(tmp_path / "classifier")  # a plain HF classifier directory with id2label
+    as_is = Teacher(model=str(tmp_path / "classifier"), method="as-is", max_length=32)
+    as_is.fit(texts, labels, val_texts=texts[:10], val_labels=labels[:10], progress=False)
+    assert as_is.classes_ == fitted.classes_ and as_is.best_epoch_ == 0
+    assert as_is.fingerprint != fitted.fingerprint or as_is.config.model != fitted.config.model
+    np.testing.assert_allclose(as_is.logits(texts), fitted.logits(texts), atol=1e-5)
+    with pytest.raises(ValueError, match=r"not among the model's labels \['neg', 'pos'\]"):
+        as_is.fit(texts, ["great" if y == "pos" else y for y in labels], progress=False)
+    with pytest.raises(ValueError, match="method must be one of"):
+        TeacherConfig(method="distil")

@@ -62,6 +62,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     teacher.add_argument("--epochs", type=int, help="fine-tuning epochs (default 8)")
     teacher.add_argument("--max-length", type=int, help="teacher tokens per text (default 512)")
     teacher.add_argument(
+        "--method",
+        choices=["fine-tune", "frozen", "as-is"],
+        help="fine-tune (default); frozen: encoder embeddings + logistic head, no "
+        "backpropagation; as-is: --teacher is already a fine-tuned classifier",
+    )
+    teacher.add_argument(
         "--truncation",
         choices=["head", "tail", "head+tail"],
         help="tokens kept from longer texts (default head+tail: first quarter + last 3/4)",
@@ -365,6 +371,7 @@ def _run(args: argparse.Namespace) -> None:
             "max_length": "max_length",
             "truncation": "truncation",
             "precision": "precision",
+            "method": "method",
             "learning_rate": "learning_rate",
             "batch_size": "batch_size",
         },

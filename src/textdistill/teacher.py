@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TEACHER",
     "FORMAT_VERSION",
+    "METHODS",
     "MIN_PRECISION_AGREEMENT",
     "PRECISIONS",
     "TRUNCATION_STRATEGIES",
@@ -60,6 +61,9 @@ DEFAULT_TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
 
 TRUNCATION_STRATEGIES = ("head", "tail", "head+tail")
 """Which tokens of an over-long document the teacher keeps; see :class:`TeacherConfig`."""
+
+METHODS = ("fine-tune", "frozen", "as-is")
+"""How a teacher gets its classifier; see :class:`TeacherConfig`."""
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 """Numeric precision choices of :class:`TeacherConfig`; ``auto`` is decided by measurement."""
@@ -136,6 +140,11 @@ class TeacherConfig:
       rest from the end, i.e. 127 + 383 tokens at 512, where they keep 128 + 382). A review's
       verdict is as often at its end as at its start. 512 tokens cost more per document than
       256 (README "Teacher speed"): pass ``max_length=256`` where labeling time matters more.
+    * ``method`` -- ``"fine-tune"`` (default) trains the encoder with a new head;
+      ``"frozen"`` keeps the encoder frozen and fits a logistic-regression head on its
+      mean-pooled embeddings (seconds instead of minutes, no backpropagation, usually a
+      weaker teacher); ``"as-is"`` uses a model that is already a fine-tuned classifier, its
+      classes read from its ``id2label`` (no training at all).
     * ``eval_batch_size`` is larger than ``batch_size`` because inference keeps no activations
       for the backward pass.
     * ``precision="auto"`` -- fine-tuning runs in fp32 on a CPU (reproducible, the recipe the
@@ -153,6 +162,7 @@ class TeacherConfig:
     max_length: int = 512
     truncation: str = "head+tail"
     precision: str = "auto"
+    method: str = "fine-tune"
     learning_rate: float = 5e-5
     epochs: int = 8
     batch_size: int = 16
@@ -176,6 +186,10 @@ class TeacherConfig:
             raise ValueError(
                 f"TeacherConfig.truncation must be one of {list(TRUNCATION_STRATEGIES)}, "
                 f"got {self.truncation!r}"
+            )
+        if self.method not in METHODS:
+            raise ValueError(
+                f"TeacherConfig.method must be one of {list(METHODS)}, got {self.method!r}"
             )
         if self.precision not in PRECISIONS:
             raise ValueError(
@@ -417,7 +431,21 @@ class Teacher:
     def _logits_encoded(
         self, encoded: list[list[int]], batch_size: int, progress: bool, desc: str
     ) -> np.ndarray:
-        """Logits for pre-tokenized docs, batched longest-first to minimise padding.
+        """Logits for pre-tokenized docs, in the current precision."""
+        model = self._int8_model if self._precision == "int8" else self._model
+        return self._run_encoded(
+            encoded, lambda **batch: model(**batch).logits, batch_size, progress, desc
+        )
+
+    def _run_encoded(
+        self,
+        encoded: list[list[int]],
+        forward: Callable[..., Any],
+        batch_size: int | None = None,
+        progress: bool = False,
+        desc: str = "embedding",
+    ) -> np.ndarray:
+        """``forward(batch)`` (one row per doc) for pre-tokenized docs, batched longest-first.
 
         Sorting by length means each batch pads to nearly its own length, which for IMDB-like
         length spread saves a large share of the compute; longest-first makes an out-of-memory
@@ -426,24 +454,29 @@ class Teacher:
         import torch
         from tqdm.auto import tqdm
 
-        k = len(self.classes_)
-        out = np.empty((len(encoded), k), dtype=np.float32)
+        size = batch_size or self.config.eval_batch_size
         if not encoded:
-            return out
+            return np.empty((0, len(self.classes_)), dtype=np.float32)
         lengths = np.fromiter((len(r) for r in encoded), dtype=np.int64, count=len(encoded))
         order = np.argsort(-lengths, kind="stable")
-        model = self._int8_model if self._precision == "int8" else self._model
-        model.eval()
-        starts = range(0, len(order), batch_size)
+        self._model.eval()
+        out: np.ndarray | None = None
         with torch.inference_mode(), self._threads():
             for start in tqdm(
-                starts, desc=desc, unit="batch", file=sys.stderr, disable=not progress
+                range(0, len(order), size),
+                desc=desc,
+                unit="batch",
+                file=sys.stderr,
+                disable=not progress,
             ):
-                idx = order[start : start + batch_size]
+                idx = order[start : start + size]
                 batch = self._collate([encoded[i] for i in idx])
                 with self._autocast(self._precision == "bf16"):
-                    logits = model(**batch).logits
-                out[idx] = logits.float().cpu().numpy()
+                    rows = forward(**batch).float().cpu().numpy()
+                if out is None:
+                    out = np.empty((len(encoded), rows.shape[1]), dtype=np.float32)
+                out[idx] = rows
+        assert out is not None
         return out
 
     def _autocast(self, bf16: bool) -> contextlib.AbstractContextManager[Any]:
@@ -492,7 +525,7 @@ class Teacher:
         """
         _require_torch()
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         cfg = self.config
         texts_l = _check_strings(texts, "texts")
@@ -504,8 +537,6 @@ class Teacher:
             raise ValueError(
                 f"need at least two classes to train a classifier, got {classes or 'no labels'}"
             )
-        label_to_id = {c: i for i, c in enumerate(classes)}
-
         val_data: tuple[list[str], list[str]] | None = None
         if val_texts is not None or val_labels is not None:
             if val_texts is None or val_labels is None:
@@ -535,36 +566,18 @@ class Teacher:
             with _quiet_transformers():
                 tokenizer = AutoTokenizer.from_pretrained(source)
                 torch.manual_seed(cfg.seed)
-                try:
-                    # safetensors only: a .bin checkpoint is a pickle, and loading one can run
-                    # whatever code its author put in it.
-                    model = AutoModelForSequenceClassification.from_pretrained(
-                        source,
-                        num_labels=len(classes),
-                        id2label=dict(enumerate(classes)),
-                        label2id=label_to_id,
-                        use_safetensors=True,
-                    )
-                except OSError as error:
-                    if "safetensors" not in str(error):
-                        raise
-                    raise OSError(
-                        f"{cfg.model}: no safetensors weights ({error}); textdistill does not "
-                        "load pickled checkpoints (.bin), which can run code: use a model that "
-                        "ships model.safetensors, or convert it with transformers' "
-                        "save_pretrained(..., safe_serialization=True)"
-                    ) from None
-            print(
-                f"textdistill: new {len(classes)}-class classification head on {cfg.model} "
-                "(randomly initialised; fit() trains it)",
-                file=sys.stderr,
-            )
+                model, classes = _safetensors_only(cfg.model, self._pretrained, source, classes)
             model.to(device=self._device, dtype=torch.float32)  # fp32 master weights for AdamW
             self._tokenizer = tokenizer
             self._model = model
             self.classes_ = classes
             try:
-                history, best_epoch = self._train(model, texts_l, labels_l, val_data, progress)
+                if cfg.method == "fine-tune":
+                    history, best_epoch = self._train(model, texts_l, labels_l, val_data, progress)
+                elif cfg.method == "frozen":
+                    history, best_epoch = self._fit_frozen_head(texts_l, labels_l, val_data)
+                else:
+                    history, best_epoch = self._check_as_is(labels_l, val_data)
             except BaseException:
                 self._model = None  # never look fitted after an interrupted fit
                 raise
@@ -574,6 +587,70 @@ class Teacher:
         self.best_epoch_ = best_epoch
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _pretrained(self, source: str, classes: list[str]) -> tuple[Any, list[str]]:
+        """The model ``config.method`` starts from, and the classes its outputs stand for."""
+        from transformers import AutoModel, AutoModelForSequenceClassification
+
+        method = self.config.method
+        if method == "as-is":
+            model = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True)
+            names = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+            unknown = sorted(set(classes) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"{self.config.model}: label(s) {unknown} of the labeled set are not among "
+                    f"the model's labels {names} (config.json id2label); rename them in the "
+                    "data, or fine-tune instead of method='as-is'"
+                )
+            return model, names
+        if method == "frozen":
+            from textdistill.frozen_encoder import MeanPoolClassifier
+
+            encoder = AutoModel.from_pretrained(source, use_safetensors=True)
+            return MeanPoolClassifier(encoder, len(classes)), classes
+        print(
+            f"textdistill: new {len(classes)}-class classification head on {self.config.model} "
+            "(randomly initialised; fit() trains it)",
+            file=sys.stderr,
+        )
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source,
+            num_labels=len(classes),
+            id2label=dict(enumerate(classes)),
+            label2id={c: i for i, c in enumerate(classes)},
+            use_safetensors=True,
+        )
+        return model, classes
+
+    def _fit_frozen_head(
+        self, texts: list[str], labels: list[str], val_data: tuple[list[str], list[str]] | None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Embed the texts once with the frozen encoder and fit the logistic head on them."""
+        from textdistill.frozen_encoder import fit_head
+
+        self._max_length = self._effective_max_length()
+        ids = {c: i for i, c in enumerate(self.classes_)}
+
+        def embedded(batch_texts: list[str], batch_labels: list[str]) -> tuple[Any, Any]:
+            x = self._run_encoded(self._encode(batch_texts), self._model.embed)
+            return x, np.array([ids[y] for y in batch_labels])
+
+        validation = embedded(*val_data) if val_data is not None else None
+        chosen = fit_head(self._model, embedded(texts, labels), validation, self.config.seed)
+        record = {"epoch": 1, "train_loss": None, "val_accuracy": chosen["validation_accuracy"]}
+        return [{**record, "val_loss": None, "C": chosen["C"]}], 1
+
+    def _check_as_is(
+        self, labels: list[str], val_data: tuple[list[str], list[str]] | None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """No training: only the validation accuracy of the model as it comes."""
+        self._max_length = self._effective_max_length()
+        accuracy = None
+        if val_data is not None:
+            predicted = self.predict(val_data[0])
+            accuracy = float(np.mean(np.array(predicted) == np.array(val_data[1])))
+        return [{"epoch": 0, "train_loss": None, "val_accuracy": accuracy, "val_loss": None}], 0
 
     def _train(
         self,
@@ -953,7 +1030,7 @@ class Teacher:
             raise ValueError(f"{meta_path} lacks {missing}; the teacher cannot be restored")
 
         _require_torch()
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
         known = {f.name for f in dataclasses.fields(TeacherConfig)}
         config = TeacherConfig(**{k: v for k, v in meta["config"].items() if k in known})
@@ -963,16 +1040,26 @@ class Teacher:
         teacher._device = teacher._resolve_device()
         with teacher._threads(), _quiet_transformers():
             teacher._tokenizer = AutoTokenizer.from_pretrained(target, local_files_only=True)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                target, local_files_only=True, use_safetensors=True
-            )
+            if config.method == "frozen":
+                from textdistill.frozen_encoder import MeanPoolClassifier
+
+                encoder = AutoModel.from_pretrained(
+                    target, local_files_only=True, use_safetensors=True
+                )
+                model = MeanPoolClassifier.from_saved(target, encoder)
+                n_outputs = model.n_outputs
+            else:
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    target, local_files_only=True, use_safetensors=True
+                )
+                n_outputs = model.config.num_labels
         model.to(teacher._device)
         model.eval()
         teacher._model = model
         teacher.classes_ = [str(c) for c in meta["classes"]]
-        if model.config.num_labels != len(teacher.classes_):
+        if n_outputs != len(teacher.classes_):
             raise ValueError(
-                f"{target}: the model has {model.config.num_labels} outputs but "
+                f"{target}: the model has {n_outputs} outputs but "
                 f"{_META_FILE} lists {len(teacher.classes_)} classes"
             )
         teacher.history_ = list(meta.get("history", []))
@@ -1011,6 +1098,25 @@ def _write_error(error: BaseException, target: Path) -> BaseException:
     if code is None:
         return error
     return WriteError(code, os.strerror(code), str(target))
+
+
+def _safetensors_only(name: str, load: Callable[..., Any], *args: Any) -> Any:
+    """``load(*args)``, with transformers' error about missing safetensors made actionable.
+
+    textdistill loads safetensors only: a .bin checkpoint is a pickle, and loading one can
+    run whatever code its author put in it.
+    """
+    try:
+        return load(*args)
+    except OSError as error:
+        if "safetensors" not in str(error):
+            raise
+        raise OSError(
+            f"{name}: no safetensors weights ({error}); textdistill does not load pickled "
+            "checkpoints (.bin), which can run code: use a model that ships "
+            "model.safetensors, or convert it with transformers' "
+            "save_pretrained(..., safe_serialization=True)"
+        ) from None
 
 
 def logits_key(fingerprint: str, precision: str) -> str:
