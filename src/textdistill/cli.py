@@ -52,6 +52,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="where teacher logits are cached (default: OUT/logits); share it "
         "between runs to label each text once",
     )
+    run.add_argument(
+        "--teacher-logits",
+        type=Path,
+        help="precomputed teacher logits (CSV/TSV/JSONL/Parquet: text + one column per class; "
+        "or .npy rows = unlabeled, test, labeled rows): no fine-tuning, no labeling",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     teacher = parser.add_argument_group("teacher")
     teacher.add_argument(
@@ -356,9 +362,20 @@ def _run(args: argparse.Namespace) -> None:
         },
     )
     run_values = merged(
-        "run", {name: name for name in ("out", "seed", "n_labeled", "n_unlabeled", "logits_cache")}
+        "run",
+        {
+            name: name
+            for name in (
+                "out",
+                "seed",
+                "n_labeled",
+                "n_unlabeled",
+                "logits_cache",
+                "teacher_logits",
+            )
+        },
     )
-    for name in ("out", "logits_cache"):
+    for name in ("out", "logits_cache", "teacher_logits"):
         if name in run_values:
             run_values[name] = Path(run_values[name])
     if args.no_progress:

@@ -12,12 +12,12 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from textdistill.cascade import at_threshold, cascade_curve, choose_threshold, s
 from textdistill.data import TextDataset, check_known_labels, require_classes, stratified_split
 from textdistill.evaluate import agreement, classification_scores, throughput
 from textdistill.logits_store import LogitsStore
+from textdistill.precomputed import PrecomputedLogits, read_precomputed_logits
 from textdistill.run_directory import RunDirectory, stage_key
 from textdistill.runtime import load as load_runtime
 from textdistill.runtime import softmax
@@ -40,6 +41,15 @@ PRECISION_CHECK_DOCS = 500
 
 # Unlabeled texts kept from the student to choose the cascade threshold: a tenth, at most this.
 UNSEEN_BY_STUDENT_MAX = 2_000
+
+
+class Scorer(Protocol):
+    """What the stages need of a teacher: logits for texts (a model, or precomputed ones)."""
+
+    def logits(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
+
+
+EMPTY = TextDataset(texts=[], labels=None, source="none")
 
 
 @dataclass
@@ -66,6 +76,7 @@ class RunConfig:
     validation_size: float = 0.1
     label_batch_size: int = 64
     logits_cache: Path | None = None
+    teacher_logits: Path | None = None
     progress: bool = True
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -216,27 +227,58 @@ def _run_stages(
     )
 
     baseline_info = _baseline_stage(run, splits, config)
-    teacher_info, fitted_teacher = _teacher_stage(run, splits, config)
-    precision = _precision_stage(run, splits, config, teacher_info, fitted_teacher)
-    teacher = cache(lambda: _in_precision(fitted_teacher(), precision["precision"]))
+    teacher: Callable[[], Scorer]
+    precision: dict[str, Any] | None = None
+    if config.teacher_logits is None:
+        teacher_info, fitted_teacher = _teacher_stage(run, splits, config)
+        checked = _precision_stage(run, splits, config, teacher_info, fitted_teacher)
+        chosen, precision = str(checked["precision"]), checked
+        teacher = cache(lambda: _in_precision(fitted_teacher(), chosen))
+        store_key = logits_key(teacher_info["fingerprint"], chosen)
+    else:
+        table = read_precomputed_logits(
+            config.teacher_logits,
+            splits.labeled.classes,
+            [
+                *(unlabeled.texts if unlabeled else []),
+                *(test.texts if test else []),
+                *labeled.texts,
+            ],
+        )
+        log(f"teacher: {len(table.texts)} precomputed logits from {table.source}")
+        teacher_info = {
+            "model": f"precomputed logits ({table.source})",
+            "fingerprint": table.fingerprint,
+            "classes": table.classes,
+            "fit_seconds": 0.0,
+            "best_epoch": 0,
+            "history": [],
+            "precomputed": True,
+        }
+        teacher, store_key = (lambda: table), table.fingerprint
     store = LogitsStore(
         config.logits_cache or run.path("logits"),
-        fingerprint=logits_key(teacher_info["fingerprint"], precision["precision"]),
+        fingerprint=store_key,
         n_classes=len(teacher_info["classes"]),
     )
+    if config.teacher_logits is not None:
+        _import_logits(store, table)
     labeling = _label(
         store,
         splits.unlabeled.texts,
         teacher,
         config,
         "labeling unlabeled set",
-        estimated_docs_per_s=precision["docs_per_s"],
+        estimated_docs_per_s=precision["docs_per_s"] if precision else None,
     )
     labeling["precision"] = precision
     student_info = _student_stage(run, splits, config, store, teacher_info)
     systems = _evaluate(run, splits, config, store, teacher, teacher_info)
-    reliability = _calibration_and_cascade(
-        run, splits, config, store, teacher, teacher_info, systems
+    # Without a teacher model there is nothing to defer to: no calibration and cascade stage.
+    reliability = (
+        {}
+        if config.teacher_logits is not None
+        else _calibration_and_cascade(run, splits, config, store, teacher, teacher_info, systems)
     )
 
     metrics = {
@@ -391,6 +433,16 @@ def _precision_stage(
     return dict(info)
 
 
+def _import_logits(store: LogitsStore, table: PrecomputedLogits) -> None:
+    """Put the file's logits into the store (first row of a repeated text wins)."""
+    first: dict[str, int] = {}
+    for i, text in enumerate(table.texts):
+        first.setdefault(text, i)
+    new = [text for text in store.missing(list(first))]
+    if new:
+        store.put(new, table.scores[[first[text] for text in new]])
+
+
 def _in_precision(teacher: Teacher, precision: str) -> Teacher:
     """``teacher`` switched to the precision its logits cache was written in."""
     teacher.use_precision(precision)
@@ -400,7 +452,7 @@ def _in_precision(teacher: Teacher, precision: str) -> Teacher:
 def _label(
     store: LogitsStore,
     texts: list[str],
-    teacher: Callable[[], Teacher],
+    teacher: Callable[[], Scorer],
     config: RunConfig,
     description: str,
     estimated_docs_per_s: float | None = None,
@@ -517,7 +569,7 @@ def _evaluate(
     splits: Splits,
     config: RunConfig,
     store: LogitsStore,
-    teacher: Callable[[], Teacher],
+    teacher: Callable[[], Scorer],
     teacher_info: dict[str, Any],
 ) -> dict[str, Any]:
     """Score all three systems on the test set; students are scored through the runtime."""
@@ -526,7 +578,10 @@ def _evaluate(
     classes = teacher_info["classes"]
     key = stage_key("teacher-test", store.fingerprint, test.content_hash())
     timing = run.cached("teacher-test", key)
-    if timing is None or store.missing(test.texts):  # missing: a damaged chunk was set aside
+    if teacher_info.get("precomputed"):  # no model here: its speed is unknown
+        _label(store, test.texts, teacher, config, "teacher on the test set")
+        timing = {"docs_per_s": None, "seconds": None}
+    elif timing is None or store.missing(test.texts):  # missing: a damaged chunk set aside
         # Timed on a fresh pass, not read from the store, so docs/s is the teacher's real speed.
         fitted_teacher = teacher()
         log(f"teacher: scoring {len(test)} test texts")
@@ -543,7 +598,9 @@ def _evaluate(
             **classification_scores(test.labels, teacher_pred, classes),
             "agreement_with_teacher": 1.0,
             "docs_per_s": timing["docs_per_s"],
-            "size_bytes": directory_size(run.path("teacher")),
+            "size_bytes": (
+                None if teacher_info.get("precomputed") else directory_size(run.path("teacher"))
+            ),
             "cores": os.cpu_count(),
         },
     }
@@ -571,7 +628,7 @@ def _calibration_and_cascade(
     splits: Splits,
     config: RunConfig,
     store: LogitsStore,
-    teacher: Callable[[], Teacher],
+    teacher: Callable[[], Scorer],
     teacher_info: dict[str, Any],
     systems: dict[str, Any],
 ) -> dict[str, Any]:
