@@ -170,7 +170,7 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         f"- Labeling: {labeling['n_scored']} texts scored this run, {labeling['n_cached']} "
         f"reused from the cache"
         + (
-            f", {labeling['docs_per_s']:.1f} docs/s in {labeling['seconds']:.0f} s."
+            f", {labeling['docs_per_s']:.1f} docs/s in {labeling.get('seconds', 0):.0f} s."
             if labeling["n_scored"]
             else "."
         ),
