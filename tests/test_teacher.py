@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -498,3 +499,21 @@ def test_a_fine_tuned_classifier_is_used_as_is(
         as_is.fit(texts, ["great" if y == "pos" else y for y in labels], progress=False)
     with pytest.raises(ValueError, match="method must be one of"):
         TeacherConfig(method="distil")
+
+
+def test_a_teacher_saved_before_truncation_strategies_loads_as_head(
+    tiny_bert_dir: Path, toy_data: tuple[list[str], list[str]], tmp_path: Path
+) -> None:
+    texts, labels = toy_data
+    head = make_teacher(tiny_bert_dir, truncation="head", epochs=1).fit(
+        texts, labels, progress=False
+    )
+    head.save(tmp_path / "old")
+    meta_path = tmp_path / "old" / "teacher.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["truncation"], meta["config"]["precision"], meta["config"]["method"]
+    meta_path.write_text(json.dumps(meta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fingerprint mismatch would warn
+        loaded = Teacher.load(tmp_path / "old")
+    assert loaded.config.truncation == "head" and loaded.fingerprint == head.fingerprint

@@ -1033,7 +1033,9 @@ class Teacher:
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
         known = {f.name for f in dataclasses.fields(TeacherConfig)}
-        config = TeacherConfig(**{k: v for k, v in meta["config"].items() if k in known})
+        saved = {k: v for k, v in meta["config"].items() if k in known}
+        saved.setdefault("truncation", "head")  # teachers saved before truncation strategies
+        config = TeacherConfig(**saved)
         if device is not None:
             config = dataclasses.replace(config, device=device)
         teacher = cls(config)
