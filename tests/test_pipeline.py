@@ -156,3 +156,15 @@ def test_without_unlabeled_data_the_labeled_texts_are_the_transfer_set(
     metrics = run_pipeline(labeled, None, None, _config(tiny_bert_dir, tmp_path / "run"))
     assert any("no unlabeled set" in note for note in metrics["notes"])
     assert metrics["data"]["unlabeled"]["rows"] == metrics["data"]["labeled"]["rows"]
+
+
+def test_a_frozen_encoder_teacher_runs_end_to_end(
+    tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset]
+) -> None:
+    labeled, unlabeled = datasets
+    config = _config(tiny_bert_dir, tmp_path / "run")
+    config.teacher.method = "frozen"
+    metrics = run_pipeline(labeled, unlabeled, None, config)
+    assert metrics["teacher"]["history"][0]["train_loss"] is None
+    assert metrics["systems"]["teacher"]["accuracy"] > 0.5
+    assert "| 1 | - |" in (tmp_path / "run" / "report.md").read_text()

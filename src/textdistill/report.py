@@ -185,8 +185,8 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         "| epoch | train loss | val accuracy | val loss | seconds |",
         "| ---: | ---: | ---: | ---: | ---: |",
         *(
-            f"| {h['epoch']} | {h['train_loss']:.4f} | {_fmt(h.get('val_accuracy'))} | "
-            f"{_fmt(h.get('val_loss'))} | {h['seconds']:.0f} |"
+            f"| {h['epoch']} | {_fmt(h.get('train_loss'))} | {_fmt(h.get('val_accuracy'))} | "
+            f"{_fmt(h.get('val_loss'))} | {_fmt(h.get('seconds'), '.0f')} |"
             for h in teacher["history"]
         ),
         "",
@@ -356,8 +356,9 @@ def plot_cascade(cascade: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+def _fmt(value: float | None, spec: str = ".4f") -> str:
+    """A number in ``spec``, or "-" where there is none (e.g. no training loss)."""
+    return "-" if value is None else format(value, spec)
 
 
 def write_report(root: Path, metrics: dict[str, Any]) -> None:
