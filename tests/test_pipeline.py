@@ -74,6 +74,7 @@ def test_a_forced_precision_labels_into_its_own_cache(
 ) -> None:
     labeled, unlabeled = datasets
     config = _config(tiny_bert_dir, tmp_path / "run")
+    config.teacher.device = "cpu"  # int8 is CPU-only
     config.teacher.precision = "fp32"
     fp32 = run_pipeline(labeled, unlabeled, None, config)
     config.teacher.precision = "int8"  # labeling only: the teacher is not fine-tuned again

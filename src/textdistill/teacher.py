@@ -818,7 +818,10 @@ class Teacher:
             raise ValueError(f"precision must be fp32, bf16 or int8, got {precision!r}")
         if precision == "int8" and self._int8_model is None:
             if self._device.type != "cpu":
-                raise ValueError("int8 labeling needs a CPU teacher (dynamic quantization)")
+                raise ValueError(
+                    "int8 labeling needs a CPU teacher (torch's dynamic quantization); on a "
+                    "GPU use precision 'bf16' or 'auto', or load the teacher with device='cpu'"
+                )
             import copy
 
             import torch
