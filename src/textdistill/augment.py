@@ -32,7 +32,9 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,11 +92,14 @@ def spacy_tagger() -> Tagger | None:
             nlp = spacy.load(name, exclude=["parser", "ner", "lemmatizer", "senter"])
         except OSError:  # not installed
             continue
-        return lambda batch, nlp=nlp: [
-            [token.tag_ for token in doc]
-            for doc in nlp.pipe((Doc(nlp.vocab, words=words) for words in batch), batch_size=256)
-        ]
+        return partial(_spacy_tags, nlp, Doc)
     return None
+
+
+def _spacy_tags(nlp: Any, doc_class: Any, batch: Sequence[list[str]]) -> list[list[str]]:
+    """Tags of the given words, as they are: spaCy's tokenizer is bypassed."""
+    docs = nlp.pipe((doc_class(nlp.vocab, words=words) for words in batch), batch_size=256)
+    return [[token.tag_ for token in doc] for doc in docs]
 
 
 def resolve_tagger(name: str) -> tuple[str, Tagger]:

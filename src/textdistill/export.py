@@ -21,9 +21,9 @@ Signature (opset 17, standard ops only), like ``torch.nn.EmbeddingBag``:
 
 The file is self-contained: its ``metadata_props`` carry the label names, the vocabulary and
 the featurizer spec (``max_n``, ``char_ngrams``, token pattern), so :class:`OnnxStudent`
-needs only the ``.onnx`` file, and a consumer in another language has everything it needs to reproduce the
-ids. Sums run in float64 inside the graph, as they do in numpy, so the exported logits match
-:meth:`LinearModel.decision_function` to float32 rounding.
+needs only the ``.onnx`` file, and a consumer in another language has everything it needs to
+reproduce the ids. Sums run in float64 inside the graph, as they do in numpy, so the exported
+logits match :meth:`LinearModel.decision_function` to float32 rounding.
 """
 
 from __future__ import annotations
