@@ -456,25 +456,34 @@ class _Problem:
     def _logistic(
         self, X: Any, soft: np.ndarray, weights: np.ndarray | None, C: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        import scipy.sparse
-        from sklearn.linear_model import LogisticRegression
+        """Multinomial logistic regression on soft targets: L-BFGS on scikit-learn's objective,
+        ``C * sum_i w_i * CE(soft_i, softmax(x_i W + b)) + ||W||^2 / 2`` (intercept free).
 
-        n = X.shape[0]
-        base = np.ones(n) if weights is None else weights
-        # Each row once per class, weighted by the target probability of that class.
-        stacked = scipy.sparse.vstack([X] * self.k, format="csr")
-        labels = np.repeat(np.arange(self.k), n)
-        sample_weight = (soft.T * base).ravel()
-        nonzero = sample_weight > 1e-8
-        model = LogisticRegression(C=C, max_iter=1000, random_state=self.params.random_state)
-        model.fit(stacked[nonzero], labels[nonzero], sample_weight=sample_weight[nonzero])
-        if self.k == 2:
-            # scikit-learn keeps one column for two classes: logits (0, z) give the same softmax.
-            half = model.coef_[0] / 2
-            coef = np.stack([-half, half], axis=1)
-            intercept = np.array([-model.intercept_[0] / 2, model.intercept_[0] / 2])
-            return coef, intercept
-        return model.coef_.T, model.intercept_
+        Written out rather than scikit-learn's ``LogisticRegression`` on rows repeated once per
+        class with the target probabilities as weights (the same optimum): that costs k passes
+        over k times the rows, and made a 6-class TREC fit on 15,000 texts take 45 s.
+        """
+        from scipy.optimize import minimize
+
+        n, d = X.shape
+        k = self.k
+        row_weights = (np.ones(n) if weights is None else weights)[:, None] * C
+        X_t = X.T.tocsr()
+
+        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            W, b = theta[: d * k].reshape(d, k), theta[d * k :]
+            Z = np.asarray(X @ W) + b
+            Z -= Z.max(axis=1, keepdims=True)
+            log_p = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+            loss = -float(np.sum(row_weights * soft * log_p)) + 0.5 * float(np.sum(W * W))
+            dZ = row_weights * (np.exp(log_p) - soft)  # the targets of each row sum to 1
+            grad = np.concatenate([(np.asarray(X_t @ dZ) + W).ravel(), dZ.sum(axis=0)])
+            return loss, grad
+
+        result = minimize(
+            objective, np.zeros(d * k + k), jac=True, method="L-BFGS-B", options={"maxiter": 2000}
+        )
+        return result.x[: d * k].reshape(d, k), result.x[d * k :]
 
     def score(self, coef: np.ndarray, intercept: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
         """On held-out ``rows``: agreement with the teacher (its rows), accuracy (gold rows;
