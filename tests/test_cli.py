@@ -133,12 +133,21 @@ learning_rate = 0.001
 
 [student]
 min_df = 1
+alpha = [0.0, 0.3]
+
+[augment]
+tagger = "shape"
 """)
     out = tmp_path / "run"
-    assert main(["run", "--config", str(config), "--out", str(out), "--no-progress"]) == 0
+    flags = ["--augment", "2", "--char-ngrams", "2,4", "--select-by", "agreement"]
+    assert main(["run", "--config", str(config), "--out", str(out), "--no-progress", *flags]) == 0
     assert "| student |" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["teacher"]["epochs"] == 1
+    assert metrics["config"]["student"]["char_ngrams"] == [2, 4]
+    assert metrics["student"]["selection"]["alpha"] in (0.0, 0.3)
+    assert metrics["augment"]["n_iter"] == 2 and metrics["augment"]["tagger_used"] == "shape"
+    assert metrics["augment"]["n_synthetic"] > 0
     assert not (tmp_path / "ignored").exists()
     assert main(["predict", str(out / "student"), "what a superb film"]) == 0
 
@@ -153,6 +162,9 @@ def test_run_reports_bad_input_without_a_traceback(
     assert main(["run", "--labeled", str(bad), "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
     assert "bad.csv" in err and "row 2" in err and "text" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--labeled", str(bad), "--char-ngrams", "5,2"])
+    assert exit_info.value.code == 2 and "LOW <= HIGH" in capsys.readouterr().err
     config = tmp_path / "c.toml"
     config.write_text("[teacher]\nepochz = 3\n[data]\nlabeled = 'x.csv'\n")
     assert main(["run", "--config", str(config)]) == 2

@@ -39,8 +39,10 @@ PROBES = [
 ]
 
 
-def _three_class_model(tmp_path: Path) -> tuple[LinearModel, Path]:
-    featurizer = NgramFeaturizer.fit(DOCS, max_n=3, min_df=1)
+def _three_class_model(
+    tmp_path: Path, char_ngrams: tuple[int, int] | None = None
+) -> tuple[LinearModel, Path]:
+    featurizer = NgramFeaturizer.fit(DOCS, max_n=3, char_ngrams=char_ngrams, min_df=1)
     rng = np.random.default_rng(0)
     model = LinearModel(
         featurizer,
@@ -67,8 +69,12 @@ def test_ngram_ids_match_transform() -> None:
     assert sorted(terms) == ["great"] * 3 + ["great great"] * 2
 
 
-def test_three_class_parity_edge_cases_and_metadata(tmp_path: Path) -> None:
-    model, artifact = _three_class_model(tmp_path)
+@pytest.mark.parametrize("char_ngrams", [None, (2, 4)])
+def test_three_class_parity_edge_cases_and_metadata(
+    tmp_path: Path, char_ngrams: tuple[int, int] | None
+) -> None:
+    model, artifact = _three_class_model(tmp_path, char_ngrams)
+    assert load(artifact).featurizer.char_ngrams == char_ngrams  # through save and load
     path = export_onnx(artifact, tmp_path / "student.onnx")
     student = OnnxStudent(path)
     assert student.labels == ["neg", "neutral", "pos"]

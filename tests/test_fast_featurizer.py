@@ -45,16 +45,33 @@ def _both(featurizer: NgramFeaturizer, texts: list[str]) -> tuple[tuple, tuple]:
     return fast, slow
 
 
-def _vocabulary_from(texts: list[str], max_n: int) -> NgramFeaturizer:
-    return NgramFeaturizer.fit(texts, max_n=max_n, min_df=1, max_features=None)
+def _vocabulary_from(
+    texts: list[str], max_n: int, char_ngrams: tuple[int, int] | None = None
+) -> NgramFeaturizer:
+    return NgramFeaturizer.fit(
+        texts, max_n=max_n, char_ngrams=char_ngrams, min_df=1, max_features=None
+    )
 
 
+@pytest.mark.parametrize("char_ngrams", [None, (1, 1), (2, 5), (3, 3)])
 @pytest.mark.parametrize("max_n", [1, 2, 3])
-def test_tricky_texts(max_n: int) -> None:
-    featurizer = _vocabulary_from(TRICKY, max_n)
+def test_tricky_texts(max_n: int, char_ngrams: tuple[int, int] | None) -> None:
+    featurizer = _vocabulary_from(TRICKY, max_n, char_ngrams)
     fast, slow = _both(featurizer, TRICKY)
+    assert featurizer._fast  # the C path really counted
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_character_ngrams_are_counted_and_kept_apart_from_words() -> None:
+    # "ab" is a word; "#ab" is the character bigram inside "<ab>" and "<cab>": never mixed up.
+    featurizer = _vocabulary_from(["ab cab", "ab"], 1, (2, 2))
+    ids, counts, lengths = featurizer.counts(["ab cab ab"])
+    found = {featurizer.vocabulary[i]: int(c) for i, c in zip(ids, counts, strict=True)}
+    assert found == {
+        "ab": 2, "cab": 1, "#<a": 2, "#ab": 3, "#b>": 3, "#<c": 1, "#ca": 1,
+    }  # fmt: skip
+    assert lengths.tolist() == [len(found)]
 
 
 @settings(max_examples=300, deadline=None)
@@ -64,27 +81,29 @@ def test_tricky_texts(max_n: int) -> None:
 )
 def test_any_unicode_counts_identically(texts: list[str], small: list[str]) -> None:
     corpus = texts + small
-    featurizer = _vocabulary_from([*corpus, "a b", "ab"], 2)
-    fast, slow = _both(featurizer, corpus)
-    for a, b in zip(fast, slow, strict=True):
-        np.testing.assert_array_equal(a, b)
+    for char_ngrams in (None, (2, 4)):
+        featurizer = _vocabulary_from([*corpus, "a b", "ab"], 2, char_ngrams)
+        fast, slow = _both(featurizer, corpus)
+        for a, b in zip(fast, slow, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.skipif(not (DATA / "imdb_train.csv.gz").exists(), reason="shared data absent")
 def test_real_reviews_give_identical_features() -> None:
     with gzip.open(DATA / "imdb_train.csv.gz", "rt", encoding="utf-8", newline="") as handle:
         texts = [row["text"] for _, row in zip(range(600), csv.DictReader(handle), strict=False)]
-    featurizer = NgramFeaturizer.fit(texts[:400], max_n=3, min_df=2)
-    fast, slow = _both(featurizer, texts[400:])
-    for a, b in zip(fast, slow, strict=True):
-        np.testing.assert_array_equal(a, b)
+    for char_ngrams in (None, (2, 5)):
+        featurizer = NgramFeaturizer.fit(texts[:400], max_n=3, char_ngrams=char_ngrams, min_df=2)
+        fast, slow = _both(featurizer, texts[400:])
+        for a, b in zip(fast, slow, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_a_vocabulary_the_c_path_refuses_falls_back_to_python(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     class Refusing:
-        def __init__(self, terms: list[str], max_n: int) -> None:
+        def __init__(self, terms: list[str], max_n: int, **char_range: int) -> None:
             raise ValueError("terms 0 and 1 share a 96-bit hash")
 
     monkeypatch.setattr(featurizer_module, "_ngrams", type("M", (), {"Vocabulary": Refusing}))

@@ -117,3 +117,83 @@ def test_input_errors_are_clear() -> None:
         LinearStudent(loss="hinge").fit(texts, logits, classes=["a", "b"])  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="not fitted"):
         LinearStudent().predict(["x"])
+
+
+def test_alpha_is_the_share_of_the_gold_rows() -> None:
+    # The gold rows contradict the teacher on "great": alpha decides who wins.
+    texts, logits = corpus(300, seed=6)
+    gold_texts = ["great", "great film", "great plot", "great cast"] * 10
+    gold_labels = ["neg"] * len(gold_texts)
+
+    def says(alpha: float) -> str:
+        student = LinearStudent(alpha=alpha, grid=[1.0]).fit(
+            texts, logits, classes=["neg", "pos"], gold_texts=gold_texts, gold_labels=gold_labels
+        )
+        assert student.selection_["alpha"] == alpha
+        return student.predict(["great"])[0]
+
+    assert says(0.0) == "pos"  # the gold rows weigh nothing
+    assert says(0.9) == "neg"  # the gold rows carry 90% of the weight
+
+
+def test_temperature_and_alpha_are_searched_and_recorded() -> None:
+    texts, logits = corpus(300, seed=7)
+    gold_texts, gold_logits = corpus(60, seed=8)
+    gold_labels = ["neg" if row[0] > row[1] else "pos" for row in gold_logits]
+    student = LinearStudent(
+        loss="soft_ce", grid=[1.0, 10.0], temperature=[1.0, 3.0], alpha=[0.0, 0.2]
+    ).fit(texts, logits, classes=["neg", "pos"], gold_texts=gold_texts, gold_labels=gold_labels)
+    selection = student.selection_
+    tried = {(p["penalty"], p["temperature"], p["alpha"]) for p in selection["grid"]}
+    # penalties at the first T and alpha, then T, then alpha at the best so far: 4 fits
+    assert len(selection["grid"]) == 4 and len(tried) == 4
+    assert {t for _, t, _ in tried} == {1.0, 3.0} and {a for _, _, a in tried} == {0.0, 0.2}
+    assert selection["temperature"] in (1.0, 3.0) and selection["alpha"] in (0.0, 0.2)
+    assert selection["n_validation"] == 30 and selection["n_validation_gold"] == 6
+    assert all(p["accuracy"] is not None and p["agreement"] is not None for p in selection["grid"])
+    best = max(selection["grid"], key=lambda p: (p["agreement"], -p["mse"]))
+    assert (selection["penalty"], selection["temperature"], selection["alpha"]) == (
+        best["penalty"],
+        best["temperature"],
+        best["alpha"],
+    )
+    # mse ignores the temperature: one value, recorded as not applicable
+    mse = LinearStudent(temperature=[1.0, 3.0], grid=[1.0]).fit(
+        texts, logits, classes=["neg", "pos"]
+    )
+    assert mse.selection_["temperature"] is None and len(mse.selection_["grid"]) <= 1
+
+
+def test_character_ngrams_win_the_feature_search_on_unseen_inflections() -> None:
+    # The teacher reads suffixes: "-ful" words are positive, "-less" words negative. Every
+    # stem is different, so only character n-grams generalise to held-out rows.
+    rng = np.random.default_rng(0)
+    stems = ["".join(rng.choice(list("bcdfgkmnprstvz"), 5)) for _ in range(600)]
+    texts, logits = [], []
+    for i, stem in enumerate(stems):
+        positive = i % 2 == 0
+        texts.append(f"the {stem}{'ful' if positive else 'less'} one")
+        logits.append([-2.0, 2.0] if positive else [2.0, -2.0])
+    student = LinearStudent(
+        min_df=1, grid=[1.0], feature_grid=[{"char_ngrams": (3, 5)}], random_state=1
+    ).fit(texts, np.array(logits), classes=["neg", "pos"])
+    by_features = {
+        str(student.selection_["grid"][i]["features"]): student.selection_["grid"][i]["agreement"]
+        for i in range(2)
+    }
+    assert by_features["1"] > 0.9 > by_features["0"]
+    assert student.selection_["features"]["char_ngrams"] == (3, 5)
+    assert student.model_.featurizer.char_ngrams == (3, 5)
+    assert student.predict(["the qqqqqful one", "the wwwwwless one"]) == ["pos", "neg"]
+
+
+def test_search_option_errors() -> None:
+    texts, logits = corpus(40, seed=9)
+    with pytest.raises(ValueError, match="unknown option"):
+        LinearStudent(feature_grid=[{"ngram": 3}]).fit(texts, logits, classes=["a", "b"])
+    with pytest.raises(ValueError, match="needs at least 20 gold rows"):
+        LinearStudent(select_by="accuracy").fit(
+            texts, logits, classes=["a", "b"], gold_texts=["x"], gold_labels=["a"]
+        )
+    with pytest.raises(ValueError, match="alpha must be in"):
+        LinearStudent(alpha=1.0).fit(texts, logits, classes=["a", "b"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from textdistill.data import TextDataset
-from textdistill.pipeline import RunConfig, StudentConfig, run_pipeline
+from textdistill.pipeline import AugmentConfig, RunConfig, StudentConfig, run_pipeline
 from textdistill.teacher import Teacher, TeacherConfig, logits_key
 
 
@@ -169,3 +169,26 @@ def test_a_frozen_encoder_teacher_runs_end_to_end(
     assert metrics["teacher"]["history"][0]["train_loss"] is None
     assert metrics["systems"]["teacher"]["accuracy"] > 0.5
     assert "| 1 | - |" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_augmented_texts_are_labeled_by_the_teacher_and_join_the_transfer_set(
+    tiny_bert_dir: Path,
+    tmp_path: Path,
+    datasets: tuple[TextDataset, TextDataset],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    labeled, _ = datasets
+    plain = run_pipeline(labeled, None, None, _config(tiny_bert_dir, tmp_path / "run"))
+    config = _config(tiny_bert_dir, tmp_path / "run")
+    config.augment = AugmentConfig(n_iter=4, tagger="shape")
+    monkeypatch.setattr(Teacher, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    metrics = run_pipeline(labeled, None, None, config)
+    info = metrics["augment"]
+    assert info["mask_token"] == "[MASK]" and info["tagger_used"] == "shape"
+    n_gold = metrics["data"]["teacher_train"]["rows"]
+    assert 0 < info["n_synthetic"] <= 4 * n_gold
+    assert info["labeling"]["n_scored"] == info["n_synthetic"]  # each scored once, cached
+    n_transfer = plain["student"]["n_teacher_rows"]
+    assert metrics["student"]["n_teacher_rows"] == n_transfer + info["n_synthetic"]
+    again = run_pipeline(labeled, None, None, config)  # same seed: same texts, all cached
+    assert again["augment"]["labeling"]["n_scored"] == 0

@@ -93,7 +93,57 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="mse: ridge on logits (default); soft_ce: soft-label logistic",
     )
     student.add_argument("--max-n", type=int, help="longest word n-gram (default 2)")
+    student.add_argument(
+        "--char-ngrams",
+        type=_char_range,
+        metavar="LOW,HIGH",
+        help="also character n-grams of LOW..HIGH characters inside words, e.g. 2,5",
+    )
     student.add_argument("--max-features", type=int, help="feature cap (default 200000)")
+    student.add_argument(
+        "--alpha",
+        type=float,
+        nargs="+",
+        help="share of the gold labels in the student's loss, in [0, 1); several values: "
+        "chosen on held-out rows (default 0.1)",
+    )
+    student.add_argument(
+        "--temperature",
+        type=float,
+        nargs="+",
+        help="soft_ce: softmax temperature of the teacher's targets; several values: chosen "
+        "on held-out rows (default 1)",
+    )
+    student.add_argument(
+        "--select-by",
+        choices=["agreement", "accuracy"],
+        help="choose hyperparameters by agreement with the teacher on held-out teacher-labeled "
+        "rows (default) or by accuracy on held-out gold rows",
+    )
+    augment = parser.add_argument_group("augmentation (Tang et al. 2019)")
+    augment.add_argument(
+        "--augment",
+        type=int,
+        metavar="N",
+        help="N synthetic texts per labeled text (masking, same-POS replacement, n-gram "
+        "sampling), labeled by the teacher for the student; 20 suits single sentences",
+    )
+    augment.add_argument(
+        "--augment-tagger",
+        choices=["auto", "spacy", "shape"],
+        help="part-of-speech tagger for replacements: spaCy (the augment extra) or the "
+        "suffix/frequency fallback; auto (default) uses spaCy when installed",
+    )
+
+
+def _char_range(value: str) -> list[int]:
+    try:
+        low, high = (int(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH such as 2,5, got {value!r}") from None
+    if not 1 <= low <= high:
+        raise argparse.ArgumentTypeError(f"need 1 <= LOW <= HIGH, got {value!r}")
+    return [low, high]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,7 +351,7 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 # -------------------------------------------------------------------------- run / demo
-_CONFIG_TABLES = {"data", "run", "teacher", "student"}
+_CONFIG_TABLES = {"data", "run", "teacher", "student", "augment"}
 
 
 def _read_config(path: Path | None) -> dict[str, dict[str, Any]]:
@@ -332,7 +382,7 @@ def _dataclass_from(cls: Any, values: dict[str, Any], where: str) -> Any:
 def _run(args: argparse.Namespace) -> None:
     try:
         from textdistill.data import read_labeled, read_unlabeled
-        from textdistill.pipeline import RunConfig, StudentConfig, run_pipeline
+        from textdistill.pipeline import AugmentConfig, RunConfig, StudentConfig, run_pipeline
         from textdistill.teacher import TeacherConfig
     except ImportError as error:
         raise UsageError(f"{TRAIN_HINT} ({error})") from None
@@ -394,8 +444,21 @@ def _run(args: argparse.Namespace) -> None:
         },
     )
     student_values = merged(
-        "student", {"loss": "loss", "max_n": "max_n", "max_features": "max_features"}
+        "student",
+        {
+            name: name
+            for name in (
+                "loss",
+                "max_n",
+                "char_ngrams",
+                "max_features",
+                "alpha",
+                "temperature",
+                "select_by",
+            )
+        },
     )
+    augment_values = merged("augment", {"n_iter": "augment", "tagger": "augment_tagger"})
     if not data.get("labeled"):
         raise UsageError("give the labeled set: --labeled PATH (or labeled = ... in [data])")
     known_data = {"labeled", "unlabeled", "test", "text_column", "label_column", "on_bad_row"}
@@ -404,6 +467,7 @@ def _run(args: argparse.Namespace) -> None:
     run_config = _dataclass_from(RunConfig, run_values, "[run]")
     run_config.teacher = _dataclass_from(TeacherConfig, teacher_values, "[teacher]")
     run_config.student = _dataclass_from(StudentConfig, student_values, "[student]")
+    run_config.augment = _dataclass_from(AugmentConfig, augment_values, "[augment]")
     columns = {"text_column": data.get("text_column", "text")}
     on_bad_row = data.get("on_bad_row", "error")
     label_column = data.get("label_column", "label")

@@ -20,10 +20,10 @@ Signature (opset 17, standard ops only), like ``torch.nn.EmbeddingBag``:
   (softmax of the logits divided by the calibration temperature).
 
 The file is self-contained: its ``metadata_props`` carry the label names, the vocabulary and
-the featurizer spec (``max_n``, token pattern), so :class:`OnnxStudent` needs only the
-``.onnx`` file, and a consumer in another language has everything it needs to reproduce the
-ids. Sums run in float64 inside the graph, as they do in numpy, so the exported logits match
-:meth:`LinearModel.decision_function` to float32 rounding.
+the featurizer spec (``max_n``, ``char_ngrams``, token pattern), so :class:`OnnxStudent`
+needs only the ``.onnx`` file, and a consumer in another language has everything it needs to
+reproduce the ids. Sums run in float64 inside the graph, as they do in numpy, so the exported
+logits match :meth:`LinearModel.decision_function` to float32 rounding.
 """
 
 from __future__ import annotations
@@ -288,8 +288,8 @@ class OnnxStudent:
             )
         vocabulary = json.loads(meta[META_VOCABULARY])
         # Only the ids are used here: the idf lives in the graph.
-        self.featurizer = NgramFeaturizer(
-            vocabulary, np.zeros(len(vocabulary), dtype=np.float32), max_n=spec["max_n"]
+        self.featurizer = NgramFeaturizer.from_spec(
+            spec, vocabulary, np.zeros(len(vocabulary), dtype=np.float32)
         )
 
     def run(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -54,14 +54,33 @@ EMPTY = TextDataset(texts=[], labels=None, source="none")
 
 @dataclass
 class StudentConfig:
-    """Options of the linear student (and of the baseline's features)."""
+    """Options of the linear student (and of the baseline's features).
+
+    ``alpha`` and ``temperature`` may be lists: the student chooses on held-out rows, by
+    ``select_by``; ``feature_grid`` lists alternative feature options to choose from.
+    """
 
     loss: str = "mse"
     max_n: int = 2
+    char_ngrams: list[int] | None = None
     min_df: int = 2
     max_features: int | None = 200_000
-    gold_weight: float = 1.0
-    temperature: float = 1.0
+    alpha: float | list[float] = 0.1
+    temperature: float | list[float] = 1.0
+    select_by: str = "agreement"
+    feature_grid: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class AugmentConfig:
+    """Tang et al.'s augmentation of the labeled texts into more teacher-labeled texts
+    (:mod:`textdistill.augment`); ``n_iter`` 0 turns it off."""
+
+    n_iter: int = 0
+    p_mask: float = 0.1
+    p_pos: float = 0.1
+    p_ng: float = 0.25
+    tagger: str = "auto"
 
 
 @dataclass
@@ -80,6 +99,7 @@ class RunConfig:
     progress: bool = True
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass(frozen=True)
@@ -272,7 +292,12 @@ def _run_stages(
         estimated_docs_per_s=precision["docs_per_s"] if precision else None,
     )
     labeling["precision"] = precision
-    student_info = _student_stage(run, splits, config, store, teacher_info)
+    augmented, augment_info = _augment(run, splits, config)
+    if augmented:
+        augment_info["labeling"] = _label(
+            store, augmented, teacher, config, "labeling augmented texts"
+        )
+    student_info = _student_stage(run, splits, config, store, teacher_info, augmented)
     systems = _evaluate(run, splits, config, store, teacher, teacher_info)
     # Without a teacher model there is nothing to defer to: no calibration and cascade stage.
     reliability = (
@@ -296,6 +321,7 @@ def _run_stages(
         "baseline": baseline_info,
         "teacher": {**teacher_info, "labeling": labeling},
         "student": student_info,
+        "augment": augment_info,
         **reliability,
         "seconds": time.perf_counter() - started,
     }
@@ -308,6 +334,7 @@ def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dic
     """TF-IDF + logistic regression on the gold labels, its C tuned on held-out labels."""
     params = {
         "max_n": config.student.max_n,
+        "char_ngrams": config.student.char_ngrams,
         "min_df": config.student.min_df,
         "max_features": config.student.max_features,
         "seed": config.seed,
@@ -322,6 +349,7 @@ def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dic
     baseline = LinearStudent(
         loss="soft_ce",
         max_n=config.student.max_n,
+        char_ngrams=config.student.char_ngrams,
         min_df=config.student.min_df,
         max_features=config.student.max_features,
         random_state=config.seed,
@@ -505,18 +533,58 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _augment(
+    run: RunDirectory, splits: Splits, config: RunConfig
+) -> tuple[list[str], dict[str, Any]]:
+    """Synthetic texts from the student's gold texts (never from the calibration or test
+    split), for the teacher to label: deterministic for a seed, so they are cached as logits
+    like any other text and recomputed in seconds."""
+    options = config.augment
+    if options.n_iter <= 0:
+        return [], {"n_iter": 0}
+    from textdistill.augment import augment, mask_token_of, resolve_tagger
+
+    tagger_name, tagger = resolve_tagger(options.tagger)
+    mask_token = mask_token_of(run.path("teacher"))
+    started = time.perf_counter()
+    texts = augment(
+        splits.teacher_train.texts,
+        n_iter=options.n_iter,
+        p_mask=options.p_mask,
+        p_pos=options.p_pos,
+        p_ng=options.p_ng,
+        mask_token=mask_token,
+        tagger=tagger,
+        random_state=config.seed,
+    )
+    log(
+        f"augment: {len(texts)} synthetic texts from {len(splits.teacher_train)} labeled ones "
+        f"(n_iter {options.n_iter}, tagger {tagger_name}, mask {mask_token!r})"
+    )
+    info = {
+        **asdict(options),
+        "tagger_used": tagger_name,
+        "mask_token": mask_token,
+        "n_synthetic": len(texts),
+        "seconds": time.perf_counter() - started,
+    }
+    return texts, info
+
+
 def _student_stage(
     run: RunDirectory,
     splits: Splits,
     config: RunConfig,
     store: LogitsStore,
     teacher_info: dict[str, Any],
+    augmented: list[str],
 ) -> dict[str, Any]:
     key = stage_key(
         "student",
         teacher_info["fingerprint"],
         splits.unlabeled.content_hash(),
         sorted(splits.unseen_by_student),
+        sorted(augmented),
         splits.teacher_train.content_hash(),
         splits.teacher_validation.content_hash(),
         asdict(config.student),
@@ -529,7 +597,7 @@ def _student_stage(
     # The calibration split (the teacher's validation split) stays out of the student's gold
     # rows, so the temperature is fitted on labels the student has not seen.
     gold, calibration = splits.teacher_train, splits.teacher_validation
-    transfer = splits.transfer
+    transfer = splits.transfer + augmented
     log(
         f"student: linear ({config.student.loss}) on {len(transfer)} teacher-labeled "
         f"+ {len(gold)} gold-labeled texts; calibrated on {len(calibration)} held-out labels"

@@ -176,11 +176,16 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         ),
         *_precision_lines(labeling.get("precision")),
         f"- Student: loss `{student['selection']['loss']}`, "
-        f"{student['selection']['penalty_name']}={student['selection']['penalty']} chosen on "
-        f"{student['selection']['n_validation']} held-out teacher-labeled rows; "
+        f"{student['selection']['penalty_name']}={student['selection']['penalty']}, "
+        f"gold share alpha={student['selection'].get('alpha')}, "
+        f"T={student['selection'].get('temperature')} chosen by "
+        f"{student['selection'].get('select_by', 'agreement')} on "
+        f"{student['selection']['n_validation']} held-out teacher-labeled rows and "
+        f"{student['selection'].get('n_validation_gold', 0)} gold rows; "
         f"{student['n_features']:,} features; fit in {student['fit_seconds']:.1f} s.",
         f"- Baseline: C={metrics['baseline']['selection']['penalty']} chosen on held-out "
         "gold labels.",
+        *_augment_line(metrics.get("augment", {})),
         "",
         "| epoch | train loss | val accuracy | val loss | seconds |",
         "| ---: | ---: | ---: | ---: | ---: |",
@@ -370,3 +375,14 @@ def write_report(root: Path, metrics: dict[str, Any]) -> None:
     (root / "report.md").write_text(render_markdown(metrics))
     print(summary_table(metrics["systems"]), file=sys.stdout)
     print(f"\nreport: {root / 'report.md'}", file=sys.stdout)
+
+
+def _augment_line(augment: dict[str, Any]) -> list[str]:
+    """A line on Tang et al.'s augmentation, when the run used it."""
+    if not augment.get("n_iter"):
+        return []
+    return [
+        f"- Augmentation: {augment['n_synthetic']:,} synthetic texts ({augment['n_iter']} per "
+        f"labeled text; tagger `{augment['tagger_used']}`, mask `{augment['mask_token']}`), "
+        "labeled by the teacher for the student."
+    ]

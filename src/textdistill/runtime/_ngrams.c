@@ -8,6 +8,10 @@
  * A word character is what Python's re calls one minus "_", i.e. Py_UNICODE_ISALNUM.
  * Lower-casing stays in Python (str.lower), whose full Unicode case mapping C lacks.
  *
+ * With char_min..char_max set, the character n-grams of each token padded as "<token>" are
+ * counted too (featurizer.token_char_ngrams); their vocabulary terms carry the prefix "#",
+ * which no token contains, and their hashes start from another seed than word n-grams.
+ *
  * An n-gram is identified by two independent hashes of its tokens (64 + 32 bits): building
  * the table refuses a vocabulary in which two terms share both (the featurizer then uses the
  * Python path), and an n-gram outside the vocabulary matches a term by chance with a
@@ -48,6 +52,7 @@ typedef struct {
     Py_ssize_t mask;     /* table size - 1 */
     Py_ssize_t n_terms;
     int max_n;
+    int char_min, char_max; /* character n-gram lengths; 0, 0: none */
 } Vocabulary;
 
 typedef struct {
@@ -91,6 +96,12 @@ static inline uint64_t fold(uint64_t key, uint64_t token_hash) {
     return key * 0xff51afd7ed558ccdULL;
 }
 
+/* Character n-grams fold their one FNV hash into these seeds instead of 0, so that the same
+ * characters as a character term and as a word are two different keys. */
+#define CHAR_PREFIX '#'
+#define CHAR_SEED 0x2545f4914f6cdd1dULL
+#define CHAR_SEED32 0x27d4eb2dU
+
 static void Vocabulary_dealloc(Vocabulary *self) {
     PyMem_Free(self->slots);
     PyMem_Free(self->tally);
@@ -98,11 +109,17 @@ static void Vocabulary_dealloc(Vocabulary *self) {
 }
 
 static int Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"terms", "max_n", NULL};
+    static char *kwlist[] = {"terms", "max_n", "char_min", "char_max", NULL};
     PyObject *terms;
-    int max_n;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oi", kwlist, &terms, &max_n)) return -1;
+    int max_n, char_min = 0, char_max = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oi|ii", kwlist, &terms, &max_n, &char_min,
+                                     &char_max))
+        return -1;
     if (max_n < 1) { PyErr_SetString(PyExc_ValueError, "max_n must be at least 1"); return -1; }
+    if (char_min < 0 || char_max < char_min || (char_min == 0 && char_max != 0)) {
+        PyErr_SetString(PyExc_ValueError, "need 1 <= char_min <= char_max, or both 0");
+        return -1;
+    }
     /* __init__ may run twice on one object: start from a clean slate. */
     PyMem_Free(self->slots);
     PyMem_Free(self->tally);
@@ -131,6 +148,8 @@ static int Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds) {
     self->mask = size - 1;
     self->n_terms = n;
     self->max_n = max_n;
+    self->char_min = char_min;
+    self->char_max = char_max;
     self->radix_passes = 1;
     while (self->radix_passes < 4 && (n >> (8 * self->radix_passes)) > 0) self->radix_passes++;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -140,9 +159,15 @@ static int Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds) {
         Py_ssize_t len = PyUnicode_GET_LENGTH(term);
         uint64_t h = FNV_OFFSET, key = 0;
         uint32_t h2 = FNV32_OFFSET, check = 0;
-        for (Py_ssize_t j = 0; j < len; j++) {
+        /* A character term ("#" + characters) hashes its characters as one piece. */
+        int is_char = len > 1 && PyUnicode_READ(kind, data, 0) == CHAR_PREFIX;
+        if (is_char) {
+            key = CHAR_SEED;
+            check = CHAR_SEED32;
+        }
+        for (Py_ssize_t j = is_char; j < len; j++) {
             Py_UCS4 c = PyUnicode_READ(kind, data, j);
-            if (c == ' ') {
+            if (c == ' ' && !is_char) {
                 key = fold(key, h);
                 check = fold32(check, h2);
                 h = FNV_OFFSET;
@@ -268,7 +293,11 @@ static PyObject *Vocabulary_count(Vocabulary *self, PyObject *texts) {
         /* All keys first, then the look-ups with the table slots prefetched a few keys ahead:
          * the table is megabytes, so hiding its cache misses is most of the speed. */
         const int max_n = self->max_n;
-        Py_ssize_t n_keys = n_tokens * max_n;
+        const int char_min = self->char_min, char_max = self->char_max;
+        Py_ssize_t n_word_keys = n_tokens * max_n, n_keys = n_word_keys;
+        if (char_min) /* at most (padded length) x (number of lengths) per token */
+            for (Py_ssize_t t = 0; t < n_tokens; t++)
+                n_keys += (tokens[t].end - tokens[t].start + 2) * (char_max - char_min + 1);
         if (buffer_reserve(&keys, n_keys * (Py_ssize_t)(sizeof(uint64_t) + sizeof(uint32_t))) < 0)
             goto done;
         uint64_t *wanted = (uint64_t *)keys.data;
@@ -288,6 +317,28 @@ static PyObject *Vocabulary_count(Vocabulary *self, PyObject *texts) {
                 }
             }
         }
+        Py_ssize_t next_key = n_word_keys;
+        for (Py_ssize_t t = 0; char_min && t < n_tokens; t++) {
+            Py_ssize_t padded = tokens[t].end - tokens[t].start + 2;
+            for (Py_ssize_t first = 0; first + char_min <= padded; first++) {
+                uint64_t h = FNV_OFFSET;
+                uint32_t h2 = FNV32_OFFSET;
+                for (Py_ssize_t j = first; j < padded && j - first < char_max; j++) {
+                    Py_UCS4 c = j == 0 ? '<'
+                                : j == padded - 1
+                                    ? '>'
+                                    : PyUnicode_READ(kind, data, tokens[t].start + j - 1);
+                    h = fnv_step(h, c);
+                    h2 = fnv32_step(h2, c);
+                    if (j - first + 1 >= char_min) {
+                        wanted[next_key] = nonzero(fold(CHAR_SEED, h));
+                        wanted_check[next_key] = fold32(CHAR_SEED32, h2);
+                        next_key++;
+                    }
+                }
+            }
+        }
+        for (Py_ssize_t i = next_key; i < n_keys; i++) wanted[i] = 0;
         for (Py_ssize_t i = 0; i < n_keys; i++) {
             if (i + PREFETCH_AHEAD < n_keys)
                 __builtin_prefetch(&self->slots[wanted[i + PREFETCH_AHEAD] & (uint64_t)self->mask]);
@@ -352,7 +403,8 @@ static PyMethodDef Vocabulary_methods[] = {
 static PyTypeObject VocabularyType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "textdistill.runtime._ngrams.Vocabulary",
-    .tp_doc = "Vocabulary(terms, max_n): an n-gram vocabulary for fast counting.",
+    .tp_doc = "Vocabulary(terms, max_n, char_min=0, char_max=0): an n-gram vocabulary for "
+              "fast counting.",
     .tp_basicsize = sizeof(Vocabulary),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,

@@ -1,4 +1,4 @@
-"""Word n-gram TF-IDF features with numpy alone.
+"""Word n-gram (and optional character n-gram) TF-IDF features with numpy alone.
 
 This featurizer is the only one in textdistill: students are trained on its output and the
 deployed artifact runs the very same code, so what is measured is what is served.
@@ -54,6 +54,41 @@ def ngrams(tokens: Sequence[str], max_n: int) -> Iterator[str]:
             yield " ".join(tokens[start : start + n])
 
 
+# Character n-grams are taken inside each token, padded with "<" and ">" (fastText's subwords),
+# and stored in the vocabulary with this prefix: no token contains "#", "<" or ">", so a
+# character term can never be mistaken for a word n-gram ("#<go" is not the word "go").
+CHAR_PREFIX = "#"
+
+
+def token_char_ngrams(token: str, low: int, high: int) -> list[str]:
+    """The character ``low..high``-grams of ``<token>``, each prefixed by :data:`CHAR_PREFIX`.
+
+    Why inside tokens: they add spelling variants, inflections and typos ("boooring",
+    "worst"/"worse") without crossing word boundaries, which word n-grams already cover.
+
+    >>> token_char_ngrams("ok", 2, 3)
+    ['#<o', '#ok', '#k>', '#<ok', '#ok>']
+    """
+    padded = f"<{token}>"
+    return [
+        CHAR_PREFIX + padded[start : start + n]
+        for n in range(low, high + 1)
+        for start in range(len(padded) - n + 1)
+    ]
+
+
+def check_char_range(char_range: Sequence[int] | None) -> tuple[int, int] | None:
+    """``(low, high)`` with ``1 <= low <= high``, or None: the one check of the option."""
+    if char_range is None:
+        return None
+    if len(char_range) != 2:
+        raise ValueError(f"char_ngrams must be (low, high), got {char_range!r}")
+    low, high = (int(n) for n in char_range)
+    if not 1 <= low <= high:
+        raise ValueError(f"char_ngrams must satisfy 1 <= low <= high, got {char_range!r}")
+    return low, high
+
+
 @dataclass(frozen=True)
 class SparseRows:
     """A CSR matrix in plain numpy, so the runtime needs no scipy.
@@ -94,6 +129,9 @@ class SparseRows:
 class NgramFeaturizer:
     """Sublinear TF-IDF over word 1..``max_n`` grams, L2-normalised per document.
 
+    With ``char_ngrams=(low, high)``, the character n-grams of every token (see
+    :func:`token_char_ngrams`) join the word n-grams in one vocabulary, weighted the same way.
+
     The weighting matches scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` (smoothed idf),
     which is the well-tuned baseline people compare against.
 
@@ -107,7 +145,13 @@ class NgramFeaturizer:
     0
     """
 
-    def __init__(self, vocabulary: Sequence[str], idf: np.ndarray, max_n: int = 2) -> None:
+    def __init__(
+        self,
+        vocabulary: Sequence[str],
+        idf: np.ndarray,
+        max_n: int = 2,
+        char_ngrams: Sequence[int] | None = None,
+    ) -> None:
         if len(vocabulary) != len(idf):
             raise ValueError(
                 f"vocabulary has {len(vocabulary)} terms but idf has {len(idf)} weights"
@@ -115,6 +159,7 @@ class NgramFeaturizer:
         self.vocabulary = list(vocabulary)
         self.idf = np.asarray(idf, dtype=np.float32)
         self.max_n = int(max_n)
+        self.char_ngrams = check_char_range(char_ngrams)
         self._index = {term: i for i, term in enumerate(self.vocabulary)}
         # The C vocabulary: None until first use, False where it cannot serve this vocabulary.
         self._fast: Any = None
@@ -129,6 +174,7 @@ class NgramFeaturizer:
         texts: Iterable[str],
         *,
         max_n: int = 2,
+        char_ngrams: Sequence[int] | None = None,
         min_df: int = 2,
         max_features: int | None = 200_000,
     ) -> NgramFeaturizer:
@@ -136,10 +182,20 @@ class NgramFeaturizer:
         frequency, ties broken alphabetically so the result is deterministic) and idf."""
         if max_n < 1:
             raise ValueError(f"max_n must be at least 1, got {max_n}")
+        char_range = check_char_range(char_ngrams)
         doc_freq: Counter[str] = Counter()
         n_docs = 0
+        subwords: dict[str, list[str]] = {}
         for text in texts:
-            doc_freq.update(set(ngrams(tokenize(text), max_n)))
+            tokens = tokenize(text)
+            terms = set(ngrams(tokens, max_n))
+            if char_range is not None:
+                for token in set(tokens):
+                    found = subwords.get(token)
+                    if found is None:
+                        found = subwords[token] = token_char_ngrams(token, *char_range)
+                    terms.update(found)
+            doc_freq.update(terms)
             n_docs += 1
         kept = [(term, df) for term, df in doc_freq.items() if df >= min_df]
         kept.sort(key=lambda item: (-item[1], item[0]))
@@ -153,7 +209,7 @@ class NgramFeaturizer:
         vocabulary = [term for term, _ in kept]
         df = np.array([count for _, count in kept], dtype=np.float64)
         idf = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
-        return cls(vocabulary, idf, max_n=max_n)
+        return cls(vocabulary, idf, max_n=max_n, char_ngrams=char_range)
 
     def counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per document, the sorted distinct vocabulary ids of its n-grams and their counts.
@@ -163,8 +219,11 @@ class NgramFeaturizer:
         pure Python; both give the same integers, so everything downstream is identical.
         """
         if self._fast is None and _ngrams is not None and not _PURE_PYTHON:
+            low, high = self.char_ngrams or (0, 0)
             try:
-                self._fast = _ngrams.Vocabulary(self.vocabulary, self.max_n)
+                self._fast = _ngrams.Vocabulary(
+                    self.vocabulary, self.max_n, char_min=low, char_max=high
+                )
             except ValueError:  # two terms share a 96-bit hash: count them exactly in Python
                 self._fast = False
         if self._fast:
@@ -199,8 +258,19 @@ class NgramFeaturizer:
         index_get = self._index.get
         found: list[int] = []
         lengths = np.zeros(len(texts), dtype=np.int64)
+        subword_ids: dict[str, list[int]] = {}  # per token: the ids of its character n-grams
         for row, text in enumerate(texts):
-            ids = [i for i in map(index_get, ngrams(tokenize(text), self.max_n)) if i is not None]
+            tokens = tokenize(text)
+            ids = [i for i in map(index_get, ngrams(tokens, self.max_n)) if i is not None]
+            if self.char_ngrams is not None:
+                for token in tokens:
+                    known = subword_ids.get(token)
+                    if known is None:
+                        terms = token_char_ngrams(token, *self.char_ngrams)
+                        known = subword_ids[token] = [
+                            i for i in map(index_get, terms) if i is not None
+                        ]
+                    ids.extend(known)
             found.extend(ids)
             lengths[row] = len(ids)
         rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
@@ -224,11 +294,29 @@ class NgramFeaturizer:
         np.cumsum(lengths, out=indptr[1:])
         return SparseRows(values.astype(np.float32), indices, indptr, self.n_features)
 
+    @classmethod
+    def from_spec(
+        cls, spec: dict[str, Any], vocabulary: Sequence[str], idf: np.ndarray
+    ) -> NgramFeaturizer:
+        """The featurizer that :meth:`spec` described (an artifact's or an ONNX export's).
+
+        A spec written before character n-grams existed has no ``char_ngrams``: word n-grams
+        only. One whose character terms use another prefix was written by another version.
+        """
+        if spec.get("char_ngrams") is not None and spec.get("char_prefix") != CHAR_PREFIX:
+            raise ValueError(
+                f"character n-grams marked with {spec.get('char_prefix')!r}, this textdistill "
+                f"marks them with {CHAR_PREFIX!r}"
+            )
+        return cls(vocabulary, idf, max_n=spec["max_n"], char_ngrams=spec.get("char_ngrams"))
+
     def spec(self) -> dict[str, Any]:
         """What the artifact stores besides the vocabulary and idf arrays."""
         return {
             "type": "word_ngram_tfidf",
             "max_n": self.max_n,
+            "char_ngrams": None if self.char_ngrams is None else list(self.char_ngrams),
+            "char_prefix": CHAR_PREFIX,
             "token_pattern": TOKEN_PATTERN,
             "lowercase": True,
             "strip_markup": True,

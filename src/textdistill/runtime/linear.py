@@ -99,9 +99,8 @@ class LinearModel:
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise ArtifactError(f"{path}: `labels` must be a list of names, got {labels!r:.80}")
         try:
-            spec = manifest["featurizer"]
-            featurizer = NgramFeaturizer(
-                documents["vocabulary"], arrays["idf"], max_n=spec["max_n"]
+            featurizer = NgramFeaturizer.from_spec(
+                manifest["featurizer"], documents["vocabulary"], arrays["idf"]
             )
             return cls(
                 featurizer,
