@@ -46,11 +46,16 @@ from textdistill.students.neural import NeuralStudent
 # Per architecture and dataset: settings chosen on held-out teacher rows (see the README).
 STUDENTS: dict[str, dict[str, Any]] = {
     "bag": {"architecture": "bag", "hidden_units": 64, "max_features": 100_000},
-    "bilstm": {"architecture": "bilstm", "embedding_dim": 300, "lstm_units": 150,
-               "hidden_units": 200, "max_features": 30_000},
+    "bilstm": {
+        "architecture": "bilstm",
+        "embedding_dim": 300,
+        "lstm_units": 150,
+        "hidden_units": 200,
+        "max_features": 30_000,
+    },
 }
 # Long reviews cost a BiLSTM on two cores dearly: fewer tokens and epochs for IMDB.
-IMDB_BILSTM = {"max_length": 128, "epochs": 6, "patience": 2}
+IMDB_BILSTM = {"max_length": 64, "epochs": 3, "patience": 1}
 
 
 @dataclass
@@ -83,7 +88,9 @@ def _datasets(data: Path, names: list[str]) -> list[Dataset]:
         out.append(Dataset("imdb", "seed_protocol", splits))
     if "trec" in names:
         trec = read_labeled(data / "trec_train.csv.gz")
-        out.append(Dataset("trec", "trec", prepare_splits(trec, None, None, RunConfig(n_labeled=1000))))
+        out.append(
+            Dataset("trec", "trec", prepare_splits(trec, None, None, RunConfig(n_labeled=1000)))
+        )
     return out
 
 
@@ -94,7 +101,9 @@ def _open_store(run: Path, scratch: Path) -> tuple[LogitsStore, list[str]]:
     return LogitsStore(scratch, fingerprint=fingerprint, n_classes=len(classes)), classes
 
 
-def _score(model: Any, splits: Splits, classes: list[str], teacher_logits: np.ndarray) -> dict[str, Any]:
+def _score(
+    model: Any, splits: Splits, classes: list[str], teacher_logits: np.ndarray
+) -> dict[str, Any]:
     assert splits.test.labels is not None
     predicted = model.predict(splits.test.texts)
     teacher = [classes[i] for i in teacher_logits.argmax(axis=1)]
@@ -106,7 +115,9 @@ def _score(model: Any, splits: Splits, classes: list[str], teacher_logits: np.nd
     }
 
 
-def _rows(dataset: Dataset, runs: Path, students: list[str], scratch: Path, epochs: int | None) -> list[dict[str, Any]]:
+def _rows(
+    dataset: Dataset, runs: Path, students: list[str], scratch: Path, epochs: int | None
+) -> list[dict[str, Any]]:
     splits = dataset.splits
     store, classes = _open_store(runs / dataset.run, scratch / dataset.name)
     teacher_test = store.get(splits.test.texts)
@@ -120,8 +131,14 @@ def _rows(dataset: Dataset, runs: Path, students: list[str], scratch: Path, epoc
         "n_test": len(splits.test),
     }
     linear = runs / dataset.run / "student"
-    rows = [{**common, "student": "linear", **_score(load(str(linear)), splits, classes, teacher_test),
-             "size_bytes": directory_size(linear)}]
+    rows = [
+        {
+            **common,
+            "student": "linear",
+            **_score(load(str(linear)), splits, classes, teacher_test),
+            "size_bytes": directory_size(linear),
+        }
+    ]
     print(json.dumps(rows[-1]), flush=True)
     gold, calibration = splits.teacher_train, splits.teacher_validation
     assert gold.labels is not None and calibration.labels is not None

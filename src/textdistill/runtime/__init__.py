@@ -4,6 +4,8 @@ Nothing here imports torch, transformers or scikit-learn, so ``pip install textd
 (no extras) is enough to serve a trained student.
 """
 
+from typing import TypeAlias
+
 from textdistill.runtime.artifact import ArtifactError, read_manifest
 from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows, tokenize
 from textdistill.runtime.linear import LinearModel, softmax
@@ -11,7 +13,7 @@ from textdistill.runtime.neural import NeuralModel
 
 # Every kind of student artifact: each has predict, predict_proba, decision_function,
 # probabilities, labels, temperature and featurizer.
-Model = LinearModel | NeuralModel
+Model: TypeAlias = LinearModel | NeuralModel
 
 __all__ = [
     "ArtifactError",

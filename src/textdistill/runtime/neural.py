@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from textdistill.runtime.artifact import ArtifactError, load_artifact, save_artifact
-from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows, tokenize
+from textdistill.runtime.featurizer import TOKEN_PATTERN, NgramFeaturizer, SparseRows, tokenize
 from textdistill.runtime.linear import _as_texts, softmax
 
 KIND = "neural"
@@ -94,7 +94,9 @@ class TokenSequencer:
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(tokenize(text))
-        kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+        kept = sorted(
+            (w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w)
+        )
         return cls(["<pad>", "<unk>", *kept[:max_words]], max_length=max_length)
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -110,10 +112,16 @@ class TokenSequencer:
         return ids, lengths
 
     def spec(self) -> dict[str, Any]:
-        return {"type": "word_ids", "max_length": self.max_length, "lowercase": True}
+        return {
+            "type": "word_ids",
+            "max_length": self.max_length,
+            "token_pattern": TOKEN_PATTERN,
+            "lowercase": True,
+            "strip_markup": True,
+        }
 
 
-Featurizer = NgramFeaturizer | TokenSequencer
+Featurizer: TypeAlias = NgramFeaturizer | TokenSequencer
 
 
 def segment_sum(rows: SparseRows, table: np.ndarray) -> np.ndarray:
@@ -134,7 +142,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _lstm_last_state(
-    inputs: np.ndarray, lengths: np.ndarray, w_in: np.ndarray, w_hidden: np.ndarray, bias: np.ndarray
+    inputs: np.ndarray,
+    lengths: np.ndarray,
+    w_in: np.ndarray,
+    w_hidden: np.ndarray,
+    bias: np.ndarray,
 ) -> np.ndarray:
     """Hidden state of one LSTM direction after each sequence's last real step.
 
@@ -308,4 +320,3 @@ class NeuralModel:
             )
         except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise ArtifactError(f"{path}: inconsistent artifact ({error!r})") from None
-

@@ -34,9 +34,7 @@ def _torch() -> Any:
     return torch
 
 
-def regression_targets(
-    teacher_logits: np.ndarray, gold: np.ndarray, n_classes: int
-) -> np.ndarray:
+def regression_targets(teacher_logits: np.ndarray, gold: np.ndarray, n_classes: int) -> np.ndarray:
     """Centred teacher logits, then one-hot logits for the gold rows, scaled so that their
     winning margin equals the teacher's average one (a gold row pulls as hard as a confident
     teacher row).
@@ -64,7 +62,7 @@ def build_network(
     torch = _torch()
     nn = torch.nn
 
-    class Bag(nn.Module):  # type: ignore[misc,name-defined]
+    class Bag(nn.Module):  # type: ignore[name-defined]
         """TF-IDF-weighted sum of n-gram embeddings, ReLU, dropout, linear."""
 
         def __init__(self) -> None:
@@ -79,7 +77,7 @@ def build_network(
             summed = self.embedding(ids, offsets, per_sample_weights=weights)
             return self.output(self.dropout(torch.relu(summed + self.embedding_bias)))
 
-    class BiLSTM(nn.Module):  # type: ignore[misc,name-defined]
+    class BiLSTM(nn.Module):  # type: ignore[name-defined]
         """Tang et al.: embeddings, BiLSTM, last states of both directions, ReLU layer."""
 
         def __init__(self) -> None:
@@ -162,7 +160,7 @@ class NeuralStudent:
 
     >>> texts = ["good fun", "great fun", "bad plot", "awful plot"] * 10
     >>> logits = np.array([[-2.0, 2.0], [-3.0, 3.0], [2.0, -2.0], [3.0, -3.0]] * 10)
-    >>> student = NeuralStudent(min_df=1, hidden_units=8, epochs=30).fit(
+    >>> student = NeuralStudent(min_df=1, hidden_units=8, learning_rate=1e-2).fit(
     ...     texts, logits, classes=["neg", "pos"])
     >>> student.predict(["good fun", "awful plot"])
     ['pos', 'neg']
@@ -230,7 +228,9 @@ class NeuralStudent:
         ``classes``), plus optional gold-labeled rows; ``progress`` shows a bar per epoch."""
         started = time.perf_counter()
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+            raise ValueError(
+                f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}"
+            )
         classes_ = [str(c) for c in classes]
         teacher_logits = np.asarray(logits, dtype=np.float64)
         if teacher_logits.ndim != 2 or teacher_logits.shape != (len(texts), len(classes_)):
@@ -272,8 +272,12 @@ class NeuralStudent:
         best: tuple[float, int, dict[str, np.ndarray]] | None = None
         from tqdm.auto import tqdm
 
-        bar = tqdm(range(self.epochs), desc=f"neural student ({self.architecture})", unit="epoch",
-                   disable=not progress)
+        bar = tqdm(
+            range(self.epochs),
+            desc=f"neural student ({self.architecture})",
+            unit="epoch",
+            disable=not progress,
+        )
         for epoch in bar:
             network.train()
             losses = []
