@@ -201,3 +201,60 @@ def test_onnx_export_matches_numpy(architecture: str, tmp_path: Path) -> None:
     np.testing.assert_allclose(logits, model.decision_function(texts), atol=1e-5, rtol=0)
     np.testing.assert_allclose(probabilities, model.predict_proba(texts), atol=1e-5, rtol=0)
     assert exported.predict(texts) == model.predict(texts)
+
+
+def test_run_with_a_neural_student_then_predict_export_and_cascade(
+    tiny_bert_dir: Path,
+    tmp_path: Path,
+    toy_sentiment: tuple[list[str], list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`textdistill run --student neural`, then every consumer of the student artifact."""
+    import csv
+    import json
+
+    from textdistill.cascade import Cascade
+    from textdistill.cli import main
+
+    texts, labels = toy_sentiment
+    labeled = tmp_path / "labeled.csv"
+    with labeled.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *zip(texts, labels, strict=True)])
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("".join(t + " again\n" for t in texts))
+    config = tmp_path / "run.toml"
+    config.write_text(f"""
+[teacher]
+model = "{tiny_bert_dir}"
+epochs = 1
+max_length = 32
+
+[student]
+kind = "neural"
+min_df = 1
+""")
+    out = tmp_path / "run"
+    argv = ["run", "--config", str(config), "--labeled", str(labeled)]
+    argv += ["--unlabeled", str(unlabeled), "--out", str(out), "--no-progress"]
+    assert main([*argv, "--architecture", "bilstm"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["student"]["kind"] == "neural"
+    assert metrics["student"]["selection"]["architecture"] == "bilstm"
+    model = load(str(out / "student"))
+    assert isinstance(model, NeuralModel) and model.architecture == "bilstm"
+    assert 0.0 <= metrics["systems"]["student"]["accuracy"] <= 1.0
+    capsys.readouterr()
+    assert main(["predict", str(out / "student"), "what a superb film", "--format", "jsonl"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] in {"neg", "pos"}
+    assert Cascade.load(out / "cascade").predict(["what a superb film"])[0] in {"neg", "pos"}
+    pytest.importorskip("onnx")
+    assert main(["export", str(out / "student"), "-o", str(tmp_path / "s.onnx")]) == 0
+
+
+def test_an_unknown_student_kind_is_an_error(tmp_path: Path) -> None:
+    from textdistill.pipeline import StudentConfig
+
+    with pytest.raises(ValueError, match="kind must be 'linear' or 'neural'"):
+        StudentConfig(kind="forest")
+    with pytest.raises(ValueError, match="architecture must be"):
+        StudentConfig(kind="neural", architecture="gru")

@@ -71,6 +71,18 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     student.add_argument("--max-n", type=int, help="longest word n-gram (default 2)")
     student.add_argument("--max-features", type=int, help="feature cap (default 200000)")
+    student.add_argument(
+        "--student",
+        dest="student_kind",
+        choices=["linear", "neural"],
+        help="linear: n-gram model (default); neural: small network trained with torch, "
+        "run with numpy",
+    )
+    student.add_argument(
+        "--architecture",
+        choices=["bag", "bilstm"],
+        help="of the neural student: bag (embedding bag over n-grams, default) or bilstm",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,7 +369,14 @@ def _run(args: argparse.Namespace) -> None:
         },
     )
     student_values = merged(
-        "student", {"loss": "loss", "max_n": "max_n", "max_features": "max_features"}
+        "student",
+        {
+            "loss": "loss",
+            "max_n": "max_n",
+            "max_features": "max_features",
+            "kind": "student_kind",
+            "architecture": "architecture",
+        },
     )
     if not data.get("labeled"):
         raise UsageError("give the labeled set: --labeled PATH (or labeled = ... in [data])")

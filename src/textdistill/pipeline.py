@@ -32,6 +32,7 @@ from textdistill.runtime import load as load_runtime
 from textdistill.runtime import softmax
 from textdistill.runtime.artifact import directory_size
 from textdistill.students.linear import LinearStudent
+from textdistill.students.neural import NeuralStudent
 from textdistill.teacher import Teacher, TeacherConfig
 
 # Unlabeled texts kept from the student to choose the cascade threshold: a tenth, at most this.
@@ -40,7 +41,12 @@ UNSEEN_BY_STUDENT_MAX = 2_000
 
 @dataclass
 class StudentConfig:
-    """Options of the linear student (and of the baseline's features)."""
+    """Options of the student (and of the baseline's features).
+
+    ``kind = "neural"`` trains the small network of :mod:`textdistill.students.neural`
+    (``architecture`` "bag" or "bilstm", MSE on logits) instead of the linear model; it reads
+    ``max_n`` and ``min_df`` and keeps its own feature cap (its embedding table grows with it).
+    """
 
     loss: str = "mse"
     max_n: int = 2
@@ -48,6 +54,16 @@ class StudentConfig:
     max_features: int | None = 200_000
     gold_weight: float = 1.0
     temperature: float = 1.0
+    kind: str = "linear"
+    architecture: str = "bag"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("linear", "neural"):
+            raise ValueError(f"[student] kind must be 'linear' or 'neural', got {self.kind!r}")
+        if self.architecture not in ("bag", "bilstm"):
+            raise ValueError(
+                f"[student] architecture must be 'bag' or 'bilstm', got {self.architecture!r}"
+            )
 
 
 @dataclass
@@ -394,13 +410,24 @@ def _student_stage(
     # rows, so the temperature is fitted on labels the student has not seen.
     gold, calibration = splits.teacher_train, splits.teacher_validation
     transfer = splits.transfer
+    options = asdict(config.student)
+    kind, architecture = options.pop("kind"), options.pop("architecture")
+    what = f"neural ({architecture}, mse)" if kind == "neural" else f"linear ({options['loss']})"
     log(
-        f"student: linear ({config.student.loss}) on {len(transfer)} teacher-labeled "
+        f"student: {what} on {len(transfer)} teacher-labeled "
         f"+ {len(gold)} gold-labeled texts; calibrated on {len(calibration)} held-out labels"
     )
     run.start("student", "fit")
-    options = asdict(config.student)
-    student = LinearStudent(loss=options.pop("loss"), random_state=config.seed, **options)
+    student: LinearStudent | NeuralStudent
+    if kind == "neural":
+        student = NeuralStudent(
+            architecture=architecture,
+            max_n=options["max_n"],
+            min_df=options["min_df"],
+            random_state=config.seed,
+        )
+    else:
+        student = LinearStudent(loss=options.pop("loss"), random_state=config.seed, **options)
     assert gold.labels is not None and calibration.labels is not None
     student.fit(
         transfer,

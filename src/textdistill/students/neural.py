@@ -311,6 +311,10 @@ class NeuralStudent:
             "loss": "mse",
             "architecture": self.architecture,
             "best_epoch": best[1],
+            # Early stopping is this student's regularisation: named like the linear
+            # student's penalty, so reports read "epoch=N chosen on M held-out rows".
+            "penalty_name": "epoch",
+            "penalty": best[1],
             "validation_mse": best[0],
             "n_validation": len(held_out),
             "history": history,
