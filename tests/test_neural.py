@@ -258,3 +258,21 @@ def test_an_unknown_student_kind_is_an_error(tmp_path: Path) -> None:
         StudentConfig(kind="forest")
     with pytest.raises(ValueError, match="architecture must be"):
         StudentConfig(kind="neural", architecture="gru")
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_served_like_the_linear_student(architecture: str, tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from textdistill.serve import create_app
+
+    texts = _random_texts()
+    _, model = _random_model(architecture, texts)
+    model.save(tmp_path / "student")
+    with TestClient(create_app(tmp_path / "student")) as client:
+        answer = client.post("/predict", json={"texts": texts[:3]}).json()
+        metadata = client.get("/metadata").json()
+    assert [p["label"] for p in answer["predictions"]] == model.predict(texts[:3])
+    assert metadata["kind"] == "neural" and metadata["n_features"] == model.featurizer.n_features
