@@ -46,15 +46,13 @@ from textdistill.students.neural import NeuralStudent
 # Per architecture and dataset: settings chosen on held-out teacher rows (see the README).
 STUDENTS: dict[str, dict[str, Any]] = {
     "bag": {"architecture": "bag", "hidden_units": 64, "max_features": 100_000},
-    # Tang et al.'s sizes; epochs capped for this machine's budget.
+    # Tang et al.'s sizes.
     "bilstm": {
         "architecture": "bilstm",
         "embedding_dim": 300,
         "lstm_units": 150,
         "hidden_units": 200,
         "max_features": 30_000,
-        "epochs": 10,
-        "patience": 2,
     },
 }
 # Not run, and why (see the README).

@@ -130,7 +130,8 @@ def segment_sum(rows: SparseRows, table: np.ndarray) -> np.ndarray:
     out = np.zeros((rows.n_rows, table.shape[1]), dtype=np.float32)
     if len(rows.data) == 0:
         return out
-    contributions = table[rows.indices] * rows.data[:, None]
+    contributions = table[rows.indices]  # a fresh array: scaled in place, no second copy
+    contributions *= rows.data[:, None]
     lengths = np.diff(rows.indptr)
     present = lengths > 0
     out[present] = np.add.reduceat(contributions, rows.indptr[:-1][present], axis=0)
