@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from textdistill.runtime import LinearModel, load, softmax
+from textdistill.runtime import Model, load, softmax
 from textdistill.runtime.atomic import write_file_atomically
 
 CASCADE_FILE = "cascade.json"
@@ -153,7 +153,7 @@ class Cascade:
 
     def __init__(
         self,
-        student: LinearModel,
+        student: Model,
         teacher_path: Path,
         threshold: float,
         teacher_temperature: float = 1.0,

@@ -101,6 +101,18 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     student.add_argument("--max-features", type=int, help="feature cap (default 200000)")
     student.add_argument(
+        "--student",
+        dest="student_kind",
+        choices=["linear", "neural"],
+        help="linear: n-gram model (default); neural: small network trained with torch, "
+        "run with numpy",
+    )
+    student.add_argument(
+        "--architecture",
+        choices=["bag", "bilstm"],
+        help="of the neural student: bag (embedding bag over n-grams, default) or bilstm",
+    )
+    student.add_argument(
         "--alpha",
         type=float,
         nargs="+",
@@ -456,7 +468,8 @@ def _run(args: argparse.Namespace) -> None:
                 "temperature",
                 "select_by",
             )
-        },
+        }
+        | {"kind": "student_kind", "architecture": "architecture"},
     )
     augment_values = merged("augment", {"n_iter": "augment", "tagger": "augment_tagger"})
     if not data.get("labeled"):

@@ -1,4 +1,4 @@
-"""Export a linear student to ONNX, and run the exported model.
+"""Export a student (linear, or neural) to ONNX, and run the exported model.
 
 Design: the ONNX model takes **n-gram ids, not raw strings**. Standard ONNX has no
 Unicode-aware regex tokenizer (onnxruntime-extensions would add a native dependency, and its
@@ -24,6 +24,12 @@ the featurizer spec (``max_n``, ``char_ngrams``, token pattern), so :class:`Onnx
 needs only the ``.onnx`` file, and a consumer in another language has everything it needs to
 reproduce the ids. Sums run in float64 inside the graph, as they do in numpy, so the exported
 logits match :meth:`LinearModel.decision_function` to float32 rounding.
+
+The neural students export too. The embedding bag reads the same inputs: its embedding table
+takes the linear layer's place, then a ReLU and the output layer follow. The BiLSTM reads
+padded word ids instead (format ``token_ids+lengths/1``: ``token_ids`` int64 ``[batch, T]``,
+``lengths`` int64 ``[batch]``, from :meth:`TokenSequencer.encode`) and runs the standard ONNX
+``LSTM`` operator with ``sequence_lens``.
 """
 
 from __future__ import annotations
@@ -35,9 +41,11 @@ from typing import Any
 
 import numpy as np
 
+from textdistill.runtime import Model, load
 from textdistill.runtime.atomic import write_file_atomically
 from textdistill.runtime.featurizer import TOKEN_PATTERN, NgramFeaturizer
-from textdistill.runtime.linear import KIND, LinearModel, _as_texts
+from textdistill.runtime.linear import LinearModel, _as_texts
+from textdistill.runtime.neural import NeuralModel, TokenSequencer
 
 ONNX_HINT = "ONNX export needs the onnx extra: pip install 'textdistill[onnx]'"
 OPSET = 17
@@ -50,6 +58,10 @@ META_VOCABULARY = "textdistill.vocabulary"
 META_FEATURIZER = "textdistill.featurizer"
 META_INPUTS = "textdistill.inputs"
 FORMAT = "ngram_ids+offsets/1"
+FORMAT_SEQUENCE = "token_ids+lengths/1"
+# ONNX orders an LSTM's gates input, output, forget, cell; torch (and the runtime) input,
+# forget, cell, output.
+_ONNX_GATES = (0, 3, 1, 2)
 
 
 def default_output(artifact: str | Path) -> Path:
@@ -64,28 +76,34 @@ def default_output(artifact: str | Path) -> Path:
 
 
 def export_onnx(artifact: str | Path, output: str | Path) -> Path:
-    """Write the linear student at ``artifact`` as an ONNX model at ``output``; return it."""
+    """Write the student at ``artifact`` as an ONNX model at ``output``; return it."""
     try:
         import onnx  # noqa: F401  (fail early, with the hint, before loading the artifact)
     except ImportError as error:
         raise ImportError(f"{ONNX_HINT} ({error})") from None
 
-    model = LinearModel.load(artifact)
+    model = load(str(artifact))
     proto = build_onnx_model(model)
     output = Path(output)
     write_file_atomically(output, proto.SerializeToString())
     return output
 
 
-def build_onnx_model(model: LinearModel) -> Any:
+def build_onnx_model(model: Model) -> Any:
     """The ``onnx.ModelProto`` of ``model`` (see the module docstring for its signature)."""
     try:
-        import onnx
         from onnx import TensorProto, helper, numpy_helper
     except ImportError as error:
         raise ImportError(f"{ONNX_HINT} ({error})") from None
 
-    n_features, k = model.coef.shape
+    if isinstance(model, NeuralModel) and model.architecture == "bilstm":
+        return _bilstm_model(model)
+    if isinstance(model, NeuralModel):  # the bag: embeddings in the linear layer's place
+        table, bias = model.weights["embedding"], model.weights["embedding_bias"]
+    else:
+        table, bias = model.coef, model.intercept
+    assert isinstance(model.featurizer, NgramFeaturizer)
+    n_features, width = table.shape
     nodes: list[Any] = []
 
     def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
@@ -97,15 +115,15 @@ def build_onnx_model(model: LinearModel) -> Any:
         return name
 
     initializers: list[Any] = []
-    coef = const("coef", model.coef.astype(np.float32))  # [V, k]
+    coef = const("coef", table.astype(np.float32))  # [V, width]
     idf = const("idf", model.featurizer.idf.astype(np.float32))  # [V]
-    intercept = const("intercept", model.intercept.astype(np.float32))  # [k]
+    intercept = const("intercept", bias.astype(np.float32))  # [width]
     one_d = const("one_f64", np.array(1.0, dtype=np.float64))
     eps = const("eps_f64", np.array(1e-12, dtype=np.float64))
     zero_i = const("zero_i64", np.array([0], dtype=np.int64))
     one_i = const("one_i64", np.array([1], dtype=np.int64))
     minus_one_i = const("minus_one_i64", np.array([-1], dtype=np.int64))
-    k_shape = const("k_shape", np.array([k], dtype=np.int64))
+    k_shape = const("k_shape", np.array([width], dtype=np.int64))
     int64_max = const("int64_max", np.array([np.iinfo(np.int64).max], dtype=np.int64))
     zero_s = const("zero_scalar", np.array(0, dtype=np.int64))
     one_s = const("one_scalar", np.array(1, dtype=np.int64))
@@ -203,20 +221,52 @@ def build_onnx_model(model: LinearModel) -> Any:
         reduction="add",
     )
     sums_f32 = node("Cast", [sums], "sums_f32", to=TensorProto.FLOAT)
-    node("Add", [sums_f32, intercept], "logits")
-    # Calibrated probabilities: softmax(logits / T), T fitted at training time.
-    temperature = const("temperature", np.array(model.temperature, dtype=np.float32))
-    node(
-        "Softmax", [node("Div", ["logits", temperature], "scaled_logits")], "probabilities", axis=-1
+    if isinstance(model, NeuralModel):
+        summed = node("Add", [sums_f32, intercept], "bag_sum")
+        hidden = node("Relu", [summed], "bag_hidden")
+        output = const("output", model.weights["output"])
+        scores = node("MatMul", [hidden, output], "bag_scores")
+        node("Add", [scores, const("output_bias", model.weights["output_bias"])], "logits")
+    else:
+        node("Add", [sums_f32, intercept], "logits")
+    inputs = [
+        helper.make_tensor_value_info("ngram_ids", TensorProto.INT64, ["n_occurrences"]),
+        helper.make_tensor_value_info("offsets", TensorProto.INT64, ["batch_plus_1"]),
+    ]
+    description = (
+        "ngram_ids int64 [n]: vocabulary id of every n-gram occurrence, document "
+        "after document; offsets int64 [batch+1]: document d owns "
+        "ngram_ids[offsets[d]:offsets[d+1]]"
     )
+    return _finish(model, nodes, initializers, inputs, FORMAT, description)
 
+
+def _finish(
+    model: Model,
+    nodes: list[Any],
+    initializers: list[Any],
+    inputs: list[Any],
+    input_format: str,
+    input_description: str,
+) -> Any:
+    """Add calibrated probabilities to a graph whose last node writes ``logits``, and wrap it
+    as a checked, self-describing model (labels, vocabulary, featurizer spec in its metadata).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    k = len(model.labels)
+    # Calibrated probabilities: softmax(logits / T), T fitted at training time.
+    initializers.append(
+        numpy_helper.from_array(np.array(model.temperature, dtype=np.float32), "temperature")
+    )
+    nodes.append(helper.make_node("Div", ["logits", "temperature"], ["scaled_logits"]))
+    nodes.append(helper.make_node("Softmax", ["scaled_logits"], ["probabilities"], axis=-1))
+    architecture = model.architecture if isinstance(model, NeuralModel) else "linear"
     graph = helper.make_graph(
         nodes,
-        "textdistill_linear_student",
-        inputs=[
-            helper.make_tensor_value_info("ngram_ids", TensorProto.INT64, ["n_occurrences"]),
-            helper.make_tensor_value_info("offsets", TensorProto.INT64, ["batch_plus_1"]),
-        ],
+        f"textdistill_{architecture}_student",
+        inputs=inputs,
         outputs=[
             helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", k]),
             helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", k]),
@@ -228,8 +278,8 @@ def build_onnx_model(model: LinearModel) -> Any:
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="textdistill",
         doc_string=(
-            "Linear text classifier over word n-gram TF-IDF. Inputs are n-gram ids (see "
-            "metadata textdistill.inputs), not strings."
+            f"Text classifier ({architecture} student). Inputs are ids made by textdistill's "
+            "featurizer (see metadata textdistill.inputs), not strings."
         ),
     )
     proto.ir_version = min(proto.ir_version, 8)  # readable by onnxruntime >= 1.14
@@ -239,27 +289,86 @@ def build_onnx_model(model: LinearModel) -> Any:
     helper.set_model_props(
         proto,
         {
-            META_FORMAT: FORMAT,
+            META_FORMAT: input_format,
             META_LABELS: json.dumps(model.labels, ensure_ascii=False),
             META_VOCABULARY: json.dumps(model.featurizer.vocabulary, ensure_ascii=False),
             META_FEATURIZER: json.dumps(
-                {**model.featurizer.spec(), "n_features": n_features}, ensure_ascii=False
+                {**model.featurizer.spec(), "n_features": model.featurizer.n_features},
+                ensure_ascii=False,
             ),
-            META_INPUTS: (
-                "ngram_ids int64 [n]: vocabulary id of every n-gram occurrence, document "
-                "after document; offsets int64 [batch+1]: document d owns "
-                "ngram_ids[offsets[d]:offsets[d+1]]"
-            ),
-            "textdistill.kind": KIND,
+            META_INPUTS: input_description,
+            "textdistill.kind": "linear" if isinstance(model, LinearModel) else "neural",
+            "textdistill.architecture": architecture,
         },
     )
     onnx.checker.check_model(proto)
     return proto
 
 
+def _bilstm_model(model: NeuralModel) -> Any:
+    """The BiLSTM as ONNX: embedding gather, the standard bidirectional ``LSTM`` operator with
+    ``sequence_lens`` (its ``Y_h`` holds each direction's state after the last real word, as
+    the runtime's), then the ReLU layer and the logits."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = model.weights
+    units = w["lstm_hidden_forward"].shape[1]
+    initializers: list[Any] = []
+
+    def const(name: str, value: np.ndarray) -> str:
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def gates(matrix: np.ndarray) -> np.ndarray:  # torch's gate blocks in ONNX's order
+        return np.concatenate([np.split(matrix, 4)[i] for i in _ONNX_GATES])
+
+    directions = ("forward", "backward")
+    const("lstm_W", np.stack([gates(w[f"lstm_input_{d}"]) for d in directions]))
+    const("lstm_R", np.stack([gates(w[f"lstm_hidden_{d}"]) for d in directions]))
+    # ONNX adds an input and a recurrent bias; the runtime keeps their sum in the first.
+    biases = [gates(w[f"lstm_bias_{d}"]) for d in directions]
+    const("lstm_B", np.stack([np.concatenate([b, np.zeros_like(b)]) for b in biases]))
+    const("embedding", w["embedding"])
+    const("hidden", w["hidden"])
+    const("hidden_bias", w["hidden_bias"])
+    const("output", w["output"])
+    const("output_bias", w["output_bias"])
+    const("state_shape", np.array([-1, 2 * units], dtype=np.int64))
+    step = helper.make_node
+    nodes = [
+        step("Gather", ["embedding", "token_ids"], ["embedded"]),  # [batch, T, E]
+        step("Transpose", ["embedded"], ["time_major"], perm=[1, 0, 2]),
+        step("Cast", ["lengths"], ["lengths_i32"], to=TensorProto.INT32),
+        step(
+            "LSTM",
+            ["time_major", "lstm_W", "lstm_R", "lstm_B", "lengths_i32"],
+            ["", "last_state"],  # Y_h: [2, batch, H]
+            direction="bidirectional",
+            hidden_size=units,
+        ),
+        step("Transpose", ["last_state"], ["batch_major"], perm=[1, 0, 2]),
+        step("Reshape", ["batch_major", "state_shape"], ["states"]),  # forward, then backward
+        step("MatMul", ["states", "hidden"], ["hidden_scores"]),
+        step("Add", ["hidden_scores", "hidden_bias"], ["hidden_sum"]),
+        step("Relu", ["hidden_sum"], ["hidden_out"]),
+        step("MatMul", ["hidden_out", "output"], ["output_scores"]),
+        step("Add", ["output_scores", "output_bias"], ["logits"]),
+    ]
+    inputs = [
+        helper.make_tensor_value_info("token_ids", TensorProto.INT64, ["batch", "steps"]),
+        helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"]),
+    ]
+    description = (
+        "token_ids int64 [batch, T]: word ids padded on the right with 0 (1 = unknown word); "
+        "lengths int64 [batch]: real words per row, at least 1"
+    )
+    return _finish(model, nodes, initializers, inputs, FORMAT_SEQUENCE, description)
+
+
 class OnnxStudent:
     """Run an exported student with onnxruntime: tokenisation by the numpy runtime's
-    :class:`NgramFeaturizer` (rebuilt from the file's metadata), the rest in ONNX.
+    :class:`NgramFeaturizer` or :class:`TokenSequencer` (rebuilt from the file's metadata),
+    the rest in ONNX.
 
     Needs only the ``.onnx`` file (and ``onnxruntime``; ``onnx`` itself is not needed).
     """
@@ -274,10 +383,11 @@ class OnnxStudent:
             str(self.path), providers=list(providers or ["CPUExecutionProvider"])
         )
         meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get(META_FORMAT) != FORMAT:
+        self.format = meta.get(META_FORMAT)
+        if self.format not in (FORMAT, FORMAT_SEQUENCE):
             raise ValueError(
-                f"{self.path}: not a textdistill ONNX export of format {FORMAT!r} "
-                f"(found {meta.get(META_FORMAT)!r})"
+                f"{self.path}: not a textdistill ONNX export of format {FORMAT!r} or "
+                f"{FORMAT_SEQUENCE!r} (found {self.format!r})"
             )
         self.labels: list[str] = json.loads(meta[META_LABELS])
         spec = json.loads(meta[META_FEATURIZER])
@@ -287,17 +397,24 @@ class OnnxStudent:
                 f"this textdistill tokenises with {TOKEN_PATTERN!r}"
             )
         vocabulary = json.loads(meta[META_VOCABULARY])
-        # Only the ids are used here: the idf lives in the graph.
-        self.featurizer = NgramFeaturizer.from_spec(
-            spec, vocabulary, np.zeros(len(vocabulary), dtype=np.float32)
-        )
+        self.featurizer: NgramFeaturizer | TokenSequencer
+        if self.format == FORMAT_SEQUENCE:
+            self.featurizer = TokenSequencer(vocabulary, max_length=spec["max_length"])
+        else:  # only the ids are used here: the idf lives in the graph
+            self.featurizer = NgramFeaturizer.from_spec(
+                spec, vocabulary, np.zeros(len(vocabulary), dtype=np.float32)
+            )
 
     def run(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(logits, probabilities)``, float32 ``[n, k]`` each."""
-        ids, offsets = self.featurizer.ngram_ids(_as_texts(texts))
-        logits, probabilities = self.session.run(
-            list(OUTPUTS), {"ngram_ids": ids, "offsets": offsets}
-        )
+        texts = _as_texts(texts)
+        if isinstance(self.featurizer, TokenSequencer):
+            ids, lengths = self.featurizer.encode(texts)
+            feed = {"token_ids": ids, "lengths": lengths}
+        else:
+            ids, offsets = self.featurizer.ngram_ids(texts)
+            feed = {"ngram_ids": ids, "offsets": offsets}
+        logits, probabilities = self.session.run(list(OUTPUTS), feed)
         return logits, probabilities
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:

@@ -33,6 +33,7 @@ from textdistill.runtime import load as load_runtime
 from textdistill.runtime import softmax
 from textdistill.runtime.artifact import directory_size
 from textdistill.students.linear import LinearStudent
+from textdistill.students.neural import NeuralStudent
 from textdistill.teacher import Teacher, TeacherConfig, logits_key
 
 # Texts on which the labeling precision is checked against fp32: enough that one flipped label
@@ -54,10 +55,13 @@ EMPTY = TextDataset(texts=[], labels=None, source="none")
 
 @dataclass
 class StudentConfig:
-    """Options of the linear student (and of the baseline's features).
+    """Options of the student (and of the baseline's features).
 
-    ``alpha`` and ``temperature`` may be lists: the student chooses on held-out rows, by
-    ``select_by``; ``feature_grid`` lists alternative feature options to choose from.
+    ``alpha`` and ``temperature`` may be lists: the linear student chooses on held-out rows,
+    by ``select_by``; ``feature_grid`` lists alternative feature options to choose from.
+    ``kind = "neural"`` trains the small network of :mod:`textdistill.students.neural`
+    (``architecture`` "bag" or "bilstm", MSE on logits) instead of the linear model; it reads
+    ``max_n`` and ``min_df`` and keeps its own feature cap (its embedding table grows with it).
     """
 
     loss: str = "mse"
@@ -69,6 +73,16 @@ class StudentConfig:
     temperature: float | list[float] = 1.0
     select_by: str = "agreement"
     feature_grid: list[dict[str, Any]] = field(default_factory=list)
+    kind: str = "linear"
+    architecture: str = "bag"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("linear", "neural"):
+            raise ValueError(f"[student] kind must be 'linear' or 'neural', got {self.kind!r}")
+        if self.architecture not in ("bag", "bilstm"):
+            raise ValueError(
+                f"[student] architecture must be 'bag' or 'bilstm', got {self.architecture!r}"
+            )
 
 
 @dataclass
@@ -598,13 +612,24 @@ def _student_stage(
     # rows, so the temperature is fitted on labels the student has not seen.
     gold, calibration = splits.teacher_train, splits.teacher_validation
     transfer = splits.transfer + augmented
+    options = asdict(config.student)
+    kind, architecture = options.pop("kind"), options.pop("architecture")
+    what = f"neural ({architecture}, mse)" if kind == "neural" else f"linear ({options['loss']})"
     log(
-        f"student: linear ({config.student.loss}) on {len(transfer)} teacher-labeled "
+        f"student: {what} on {len(transfer)} teacher-labeled "
         f"+ {len(gold)} gold-labeled texts; calibrated on {len(calibration)} held-out labels"
     )
     run.start("student", "fit")
-    options = asdict(config.student)
-    student = LinearStudent(loss=options.pop("loss"), random_state=config.seed, **options)
+    student: LinearStudent | NeuralStudent
+    if kind == "neural":
+        student = NeuralStudent(
+            architecture=architecture,
+            max_n=options["max_n"],
+            min_df=options["min_df"],
+            random_state=config.seed,
+        )
+    else:
+        student = LinearStudent(loss=options.pop("loss"), random_state=config.seed, **options)
     assert gold.labels is not None and calibration.labels is not None
     student.fit(
         transfer,
