@@ -6,8 +6,8 @@ the pipeline's calibration split and stay unused here) and the teacher of an ear
 * IMDB: the protocol of seed_protocol.py (seed 0: 2,000 test reviews; unlabeled reviews in
   the order "the article's 5,000, the other train reviews, imdb_unlabeled"), students on the
   first 1,000 / 2,000 / 5,000 / 10,000 / 20,000 / 25,000 / 75,000 of them for each loss (a
-  learning curve); then, on the largest size with logits, a sweep of feature options
-  (n-gram length, character n-grams, feature cap) reporting artifact size against accuracy.
+  learning curve); then, on the largest size with logits, a sweep of feature options (n-gram
+  length, character n-grams, feature cap) reporting artifact size against accuracy.
 * SST-2: as cascade.py (1,000 of sst2_train, the other 5,920 unlabeled, tested on sst2_dev),
   with no unlabeled text or all of it, with and without augmentation (Tang et al., n_iter 20).
 * TREC (6 classes): as the ``runs/trec`` run (a stratified 20% of trec_train as test, 1,000
