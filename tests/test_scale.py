@@ -187,3 +187,32 @@ def test_label_command_and_its_errors(
     assert "no column 'body'" in capsys.readouterr().err
     assert main(["label", str(corpus.teacher_dir), str(corpus.root / "x.xml"), "-o", "o"]) == 1
     assert "cannot tell the format" in capsys.readouterr().err
+
+
+def test_run_with_the_ray_engine_trains_on_the_shards(
+    ray_cluster: Any, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    from conftest import _make_toy_sentiment
+    from test_pipeline import _config
+    from textdistill.data import TextDataset
+    from textdistill.pipeline import run_pipeline
+    from textdistill.teacher import Teacher
+
+    texts, labels = _make_toy_sentiment()
+    labeled = TextDataset(texts=texts, labels=labels, source="toy")
+    unlabeled = TextDataset(texts=[t + " indeed" for t in texts], labels=None, source="toy-u")
+    config = _config(tiny_bert_dir, tmp_path / "run")
+    config.engine = "ray"
+    metrics = run_pipeline(labeled, unlabeled, None, config)
+
+    labeling = metrics["teacher"]["labeling"]
+    assert labeling["engine"] == "ray" and labeling["n_scored"] == len(set(unlabeled.texts))
+    assert list((tmp_path / "run" / "logits").glob("*/shard-*.parquet"))
+    teacher = Teacher.load(tmp_path / "run" / "teacher")
+    store = LogitsStore(
+        tmp_path / "run" / "logits", fingerprint=teacher.fingerprint, n_classes=N_CLASSES
+    )
+    np.testing.assert_allclose(
+        store.get(unlabeled.texts), teacher.logits(unlabeled.texts), rtol=1e-5, atol=1e-5
+    )
+    assert metrics["student"]["n_teacher_rows"] > 0

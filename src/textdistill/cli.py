@@ -53,6 +53,17 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "between runs to label each text once",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        help="who labels the unlabeled set: this process (local, default) or Ray actors "
+        "(needs the scale extra)",
+    )
+    run.add_argument(
+        "--address",
+        dest="ray_address",
+        help="with --engine ray: the Ray cluster to join (default: start a local one)",
+    )
     teacher = parser.add_argument_group("teacher")
     teacher.add_argument(
         "--teacher",
@@ -410,7 +421,19 @@ def _run(args: argparse.Namespace) -> None:
         },
     )
     run_values = merged(
-        "run", {name: name for name in ("out", "seed", "n_labeled", "n_unlabeled", "logits_cache")}
+        "run",
+        {
+            name: name
+            for name in (
+                "out",
+                "seed",
+                "n_labeled",
+                "n_unlabeled",
+                "logits_cache",
+                "engine",
+                "ray_address",
+            )
+        },
     )
     for name in ("out", "logits_cache"):
         if name in run_values:

@@ -62,6 +62,10 @@ class RunConfig:
     validation_size: float = 0.1
     label_batch_size: int = 64
     logits_cache: Path | None = None
+    # "ray": the unlabeled set is labeled by Ray actors (scale/labeling.py), joining the
+    # cluster at ray_address or starting a local one; "local": in this process.
+    engine: str = "local"
+    ray_address: str | None = None
     progress: bool = True
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -199,6 +203,8 @@ def _run_stages(
     from textdistill.report import write_report
 
     started = time.perf_counter()
+    if config.engine not in ("local", "ray"):
+        raise ValueError(f"[run] engine must be 'local' or 'ray', got {config.engine!r}")
     splits = prepare_splits(labeled, unlabeled, test, config)
     for note in splits.notes:
         log(note)
@@ -218,7 +224,10 @@ def _run_stages(
         fingerprint=teacher_info["fingerprint"],
         n_classes=len(teacher_info["classes"]),
     )
-    labeling = _label(store, splits.unlabeled.texts, teacher, config, "labeling unlabeled set")
+    if config.engine == "ray":
+        labeling = _label_on_ray(store, splits.unlabeled.texts, run.path("teacher"), config)
+    else:
+        labeling = _label(store, splits.unlabeled.texts, teacher, config, "labeling unlabeled set")
     student_info = _student_stage(run, splits, config, store, teacher_info)
     systems = _evaluate(run, splits, config, store, teacher, teacher_info)
     reliability = _calibration_and_cascade(
@@ -366,6 +375,33 @@ def _label(
         "n_scored": stats.n_scored,
         "seconds": stats.seconds,
         "docs_per_s": stats.docs_per_second,
+    }
+
+
+def _label_on_ray(
+    store: LogitsStore, texts: list[str], teacher_path: Path, config: RunConfig
+) -> dict[str, Any]:
+    """Label the texts the store lacks with Ray actors, which write shards into the store."""
+    from textdistill.scale.labeling import label_texts, ray_session
+
+    todo = store.missing(texts)
+    n_unique = len(set(texts))
+    info: dict[str, Any] = {"engine": "ray", "n_texts": len(texts), "n_unique": n_unique}
+    info |= {"n_cached": n_unique - len(todo), "n_scored": 0, "seconds": 0.0, "docs_per_s": 0.0}
+    if not todo:
+        return info
+    log(f"labeling unlabeled set on Ray: {len(todo)} distinct texts to score")
+    with ray_session(config.ray_address):
+        stats = label_texts(
+            todo, teacher_path, store.directory.parent, batch_size=config.label_batch_size
+        )
+    store.refresh()
+    return info | {
+        "n_scored": stats.n_scored,
+        "seconds": stats.seconds,
+        "docs_per_s": stats.docs_per_second,
+        "actors": stats.actors,
+        "device": stats.device,
     }
 
 
