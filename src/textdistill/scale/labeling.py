@@ -54,6 +54,7 @@ class LabelingStats:
     actors: int
     device: str
     seconds: float
+    scoring_seconds: float  # summed over actors: teacher + shard writing, no start-up or I/O wait
 
     @property
     def docs_per_second(self) -> float:
@@ -273,18 +274,19 @@ def label_dataset(
             "batch_size": batch_size,
         },
     )
-    totals = dict.fromkeys(("rows", "already_stored", "scored", "shards"), 0)
+    totals = dict.fromkeys(("rows", "already_stored", "scored", "shards", "seconds"), 0.0)
     for part in summary.iter_batches(batch_size=None, batch_format="numpy"):
         for name in totals:
-            totals[name] += int(part[name].sum())
+            totals[name] += float(part[name].sum())
     return LabelingStats(
-        n_rows=totals["rows"],
-        n_already_stored=totals["already_stored"],
-        n_scored=totals["scored"],
-        n_shards=totals["shards"],
+        n_rows=int(totals["rows"]),
+        n_already_stored=int(totals["already_stored"]),
+        n_scored=int(totals["scored"]),
+        n_shards=int(totals["shards"]),
         actors=actors,
         device="gpu" if gpu else "cpu",
         seconds=time.perf_counter() - started,
+        scoring_seconds=totals["seconds"],
     )
 
 

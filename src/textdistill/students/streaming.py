@@ -83,10 +83,17 @@ class StreamingLinearStudent:
         """Fit to the teacher logits of every chunk; ``classes`` names the logit columns."""
         started = time.perf_counter()
         classes_ = [str(c) for c in classes]
-        featurizer = self._featurizer(chunks, progress)
+        featurizer, n_rows = self._featurizer(chunks, progress)
+        # The rows that choose the penalty: the very ones LinearStudent holds out (one bit a row).
+        rng = np.random.default_rng(self.random_state)
+        held_out = np.zeros(n_rows, dtype=bool)
+        if n_rows >= 20:
+            held_out[
+                rng.permutation(n_rows)[: max(1, round(self.validation_fraction * n_rows))]
+            ] = 1
         with tempfile.TemporaryDirectory(prefix="textdistill-stream-", dir=self.workdir) as tmp:
             cache = _FeatureCache.build(
-                Path(tmp), chunks, featurizer, len(classes_), self, progress
+                Path(tmp), chunks, featurizer, len(classes_), held_out, progress
             )
             grid = tuple(self.grid or DEFAULT_GRID["mse"])
             coef, intercept, scores, best, iterations = cache.solve(grid, self.tol, self.max_iter)
@@ -126,8 +133,9 @@ class StreamingLinearStudent:
         self.model_.save(path)
 
     # ------------------------------------------------------------------ vocabulary
-    def _featurizer(self, chunks: Chunks, progress: bool) -> NgramFeaturizer:
-        """Passes 1 and 2: the vocabulary by lossy counting, then its exact idf."""
+    def _featurizer(self, chunks: Chunks, progress: bool) -> tuple[NgramFeaturizer, int]:
+        """Passes 1 and 2: the vocabulary by lossy counting, then its exact idf; and the
+        number of rows."""
         doc_freq: Counter[str] = Counter()
         n_docs = 0
         for texts, _ in _progress(chunks(), "student vocabulary", progress):
@@ -153,7 +161,7 @@ class StreamingLinearStudent:
             ids, _, _ = probe.counts(list(texts))
             df += np.bincount(ids, minlength=len(kept))
         idf = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
-        return NgramFeaturizer(probe.vocabulary, idf, max_n=self.max_n)
+        return NgramFeaturizer(probe.vocabulary, idf, max_n=self.max_n), n_docs
 
 
 class _FeatureCache:
@@ -174,17 +182,18 @@ class _FeatureCache:
         chunks: Chunks,
         featurizer: NgramFeaturizer,
         k: int,
-        params: StreamingLinearStudent,
+        held_out_rows: np.ndarray,
         progress: bool,
     ) -> _FeatureCache:
         cache = cls(directory, featurizer.n_features, k)
-        rng = np.random.default_rng(params.random_state)
         for texts, logits in _progress(chunks(), "student features", progress):
             targets = np.asarray(logits, dtype=np.float64)
             if targets.shape != (len(texts), k):
                 raise ValueError(f"logits of shape {targets.shape} for {len(texts)} texts, k={k}")
             X = featurizer.transform(list(texts))
-            held_out = rng.random(len(texts)) < params.validation_fraction
+            held_out = held_out_rows[cache.n_rows : cache.n_rows + len(texts)]
+            if len(held_out) != len(texts):
+                raise ValueError("the chunks gave more rows on this pass than on the first")
             arrays = {
                 "data": X.data,
                 "indices": X.indices,
