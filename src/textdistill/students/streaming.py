@@ -48,7 +48,7 @@ class StreamingLinearStudent:
     >>> logits = np.array([[-2.0, 2.0], [-3.0, 3.0], [2.0, -2.0], [3.0, -3.0]] * 10)
     >>> chunks = lambda: ((texts[i : i + 8], logits[i : i + 8]) for i in range(0, 40, 8))
     >>> student = StreamingLinearStudent(min_df=1).fit(chunks, classes=["neg", "pos"])
-    >>> student.model_.predict(["good fun", "awful plot"])
+    >>> student.predict(["good fun", "awful plot"])
     ['pos', 'neg']
     """
 
@@ -128,6 +128,16 @@ class StreamingLinearStudent:
             },
         )
         return self
+
+    # Inference goes through the runtime model, as for LinearStudent.
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model_.decision_function(texts)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model_.predict_proba(texts)
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return self.model_.predict(texts)
 
     def save(self, path: str | Path) -> None:
         self.model_.save(path)
