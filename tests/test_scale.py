@@ -7,6 +7,7 @@ tiny random BERT, fine-tuned once; the shard-format tests need pyarrow only.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -169,6 +170,56 @@ def test_rerun_scores_only_new_texts_and_keeps_complete_shards(
     assert {name: after[name] for name in before} == before  # untouched
     rows = sum(pq.read_metadata(path).num_rows for path in out.glob("*/shard-*.parquet"))
     assert rows == distinct  # no text stored twice
+
+
+def _actor_pids() -> list[int]:
+    """Processes of Ray Data's map actors (their title names the batch function)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            title = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if entry.name.isdigit() and b"MapWorker" in title and b"ShardWriter" in title:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_a_killed_actors_batch_is_redone_and_nothing_is_stored_twice(
+    ray_cluster: Any, corpus: SimpleNamespace, tmp_path: Path
+) -> None:
+    import signal
+    import threading
+    import time
+
+    from textdistill.scale.labeling import label_files
+
+    texts = sorted(set(corpus.texts))
+    source = tmp_path / "distinct.parquet"
+    pq.write_table(pa.table({"text": texts}), source)
+    out = tmp_path / "out"
+    killed: list[int] = []
+
+    def kill_one_actor_mid_run() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            pids = _actor_pids()
+            if pids and len(_shard_files(out)) >= 2:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(len(_shard_files(out)))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_one_actor_mid_run)
+    watcher.start()
+    stats = label_files([str(source)], corpus.teacher_dir, out, rows_per_shard=4, batch_size=4)
+    watcher.join()
+
+    assert killed and killed[0] < len(texts) / 4, "the actor was not killed mid-run"
+    assert stats.n_scored >= len(texts)  # the batch in flight was scored again
+    rows = sum(pq.read_metadata(path).num_rows for path in out.glob("*/shard-*.parquet"))
+    assert rows == len(texts)  # but stored once
+    store = LogitsStore(out, fingerprint=corpus.teacher.fingerprint, n_classes=N_CLASSES)
+    np.testing.assert_allclose(store.get(texts), corpus.teacher.logits(texts), rtol=1e-5, atol=1e-5)
 
 
 def test_label_command_and_its_errors(
