@@ -172,16 +172,29 @@ def test_rerun_scores_only_new_texts_and_keeps_complete_shards(
     assert rows == distinct  # no text stored twice
 
 
+def _parent(pid: int) -> int:
+    # /proc/PID/stat: "pid (name) state ppid ..."; the name may hold spaces, not ")".
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def _actor_pids() -> list[int]:
-    """Processes of Ray Data's map actors (their title names the batch function)."""
+    """Processes of this test's Ray Data map actors: their title names the batch function,
+    and they descend from this process (through the local cluster's raylet), so that another
+    Ray job on the machine is left alone."""
     pids = []
     for entry in Path("/proc").iterdir():
         try:
             title = (entry / "cmdline").read_bytes()
-        except OSError:
+            if not (entry.name.isdigit() and b"MapWorker" in title and b"ShardWriter" in title):
+                continue
+            ancestor = int(entry.name)
+            for _ in range(4):
+                ancestor = _parent(ancestor)
+                if ancestor == os.getpid():
+                    pids.append(int(entry.name))
+                    break
+        except (OSError, ValueError, IndexError):
             continue
-        if entry.name.isdigit() and b"MapWorker" in title and b"ShardWriter" in title:
-            pids.append(int(entry.name))
     return pids
 
 
