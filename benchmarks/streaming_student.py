@@ -9,7 +9,7 @@ Two parts, each in its own process so that its peak RSS (``ru_maxrss``) is its o
   sentences drawn at random from IMDB reviews, generated chunk by chunk from a seed (never
   all in memory). Their "teacher logits" are the scores of a student fit in memory on 5,000
   real reviews' teacher logits: a stand-in teacher, as labeling a million documents with the
-  real one would take ten hours on this machine. Memory, not accuracy, is measured here.
+  real one would take about eight hours on this machine. Memory, not accuracy, is measured here.
 
     python benchmarks/streaming_student.py --data ../shared/data --runs /work/main/runs
 """
