@@ -79,13 +79,20 @@ def main() -> None:
         default=20000,
         help="unlabeled documents for row 2 (0: skip row 2)",
     )
+    parser.add_argument(
+        "--teacher-logits",
+        type=Path,
+        help="precomputed teacher logits for every review (e.g. from teacher_recipes.py "
+        "label, on a GPU): no fine-tuning or labeling here",
+    )
+    parser.add_argument("--results", default="seed_protocol", help="results/<NAME>.json")
     args = parser.parse_args()
 
     started = time.time()
     labeled, test, unlabeled, rest = protocol_splits(
         args.data, args.seed, args.n_labeled, args.n_test, args.n_unlabeled
     )
-    config = RunConfig(out=args.out, seed=args.seed)
+    config = RunConfig(out=args.out, seed=args.seed, teacher_logits=args.teacher_logits)
     rows = [_row(run_pipeline(labeled, unlabeled, test, config), len(unlabeled))]
     if args.more_unlabeled:
         extra = read_unlabeled(args.data / "imdb_unlabeled.csv.gz")
@@ -99,10 +106,10 @@ def main() -> None:
         more = pool.head(args.more_unlabeled)
         rows.append(_row(run_pipeline(labeled, more, test, config), len(pool)))
     write_results(
-        "seed_protocol",
+        args.results,
         rows,
         seed=args.seed,
-        teacher=config.teacher.model,
+        teacher=str(args.teacher_logits or config.teacher.model),
         seconds=time.time() - started,
         reference_article={
             "baseline_accuracy": 0.79,

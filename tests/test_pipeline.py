@@ -10,7 +10,7 @@ import pytest
 
 from textdistill.data import TextDataset
 from textdistill.pipeline import RunConfig, StudentConfig, run_pipeline
-from textdistill.teacher import Teacher, TeacherConfig
+from textdistill.teacher import Teacher, TeacherConfig, logits_key
 
 
 def _config(tiny_bert_dir: Path, out: Path, **student: object) -> RunConfig:
@@ -62,6 +62,29 @@ def test_run_writes_metrics_report_plot_and_artifacts(
     labeling = metrics["teacher"]["labeling"]
     assert labeling["n_scored"] == labeling["n_unique"] == len(set(unlabeled.texts))
     assert "| student |" in (run / "report.md").read_text()
+    check = labeling["precision"]
+    assert check["precision"] in {"fp32", "bf16", "int8"} and check["check_docs"] > 0
+    key = logits_key(metrics["teacher"]["fingerprint"], check["precision"])
+    assert (run / "logits" / key / "store.json").is_file()
+    assert "Labeling precision" in (run / "report.md").read_text()
+
+
+def test_a_forced_precision_labels_into_its_own_cache(
+    tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset]
+) -> None:
+    labeled, unlabeled = datasets
+    config = _config(tiny_bert_dir, tmp_path / "run")
+    config.teacher.device = "cpu"  # int8 is CPU-only
+    config.teacher.precision = "fp32"
+    fp32 = run_pipeline(labeled, unlabeled, None, config)
+    config.teacher.precision = "int8"  # labeling only: the teacher is not fine-tuned again
+    int8 = run_pipeline(labeled, unlabeled, None, config)
+    assert fp32["teacher"]["fingerprint"] == int8["teacher"]["fingerprint"]
+    assert fp32["teacher"]["fit_seconds"] == int8["teacher"]["fit_seconds"]
+    assert int8["teacher"]["labeling"]["precision"]["precision"] == "int8"
+    assert int8["teacher"]["labeling"]["n_scored"] == len(set(unlabeled.texts))  # not reused
+    fingerprint = int8["teacher"]["fingerprint"]
+    assert (tmp_path / "run" / "logits" / f"{fingerprint}-int8").is_dir()
 
 
 def test_rerun_skips_every_stage_and_never_loads_the_teacher(
@@ -134,3 +157,15 @@ def test_without_unlabeled_data_the_labeled_texts_are_the_transfer_set(
     metrics = run_pipeline(labeled, None, None, _config(tiny_bert_dir, tmp_path / "run"))
     assert any("no unlabeled set" in note for note in metrics["notes"])
     assert metrics["data"]["unlabeled"]["rows"] == metrics["data"]["labeled"]["rows"]
+
+
+def test_a_frozen_encoder_teacher_runs_end_to_end(
+    tiny_bert_dir: Path, tmp_path: Path, datasets: tuple[TextDataset, TextDataset]
+) -> None:
+    labeled, unlabeled = datasets
+    config = _config(tiny_bert_dir, tmp_path / "run")
+    config.teacher.method = "frozen"
+    metrics = run_pipeline(labeled, unlabeled, None, config)
+    assert metrics["teacher"]["history"][0]["train_loss"] is None
+    assert metrics["systems"]["teacher"]["accuracy"] > 0.5
+    assert "| 1 | - |" in (tmp_path / "run" / "report.md").read_text()

@@ -6,11 +6,13 @@ well under a second. The tiny model starts from random weights, hence the high l
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import json
 import math
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,8 @@ from textdistill.teacher import (
     NotFittedError,
     Teacher,
     TeacherConfig,
+    keep_tokens,
+    logits_key,
     resolve_model_path,
 )
 
@@ -186,6 +190,112 @@ def test_truncation_to_max_length(fitted: Teacher) -> None:
     long_text = "the movie was good . " * 200  # far beyond max_length and the 128 positions
     z = fitted.logits([long_text, "bad"])
     assert np.isfinite(z).all()
+
+
+@pytest.mark.parametrize(
+    ("strategy", "kept_words"),
+    [
+        ("head", ["w0", "w1", "w2", "w3"]),
+        ("tail", ["w8", "w9", "w10", "w11"]),
+        ("head+tail", ["w0", "w9", "w10", "w11"]),
+    ],
+)
+def test_truncation_strategies_keep_the_right_tokens(
+    fitted: Teacher, strategy: str, kept_words: list[str]
+) -> None:
+    """Content tokens come from the chosen ends, between [CLS] and [SEP], within max_length."""
+    tokenizer = fitted._tokenizer
+    words = [f"w{i}" for i in range(12)]
+    tokenizer.add_tokens(words)  # one token per word, so positions are easy to read
+    try:
+        fitted.config.truncation, fitted._max_length = strategy, 6
+        (ids,) = fitted._encode([" ".join(words)])
+        assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", *kept_words, "[SEP]"]
+        (short,) = fitted._encode(["w1 w2"])
+        assert tokenizer.convert_ids_to_tokens(short) == ["[CLS]", "w1", "w2", "[SEP]"]
+    finally:
+        fitted.config.truncation, fitted._max_length = "head+tail", FAST["max_length"]
+
+
+def test_keep_tokens_at_512_is_sun_et_al_give_or_take_a_token() -> None:
+    kept = keep_tokens(list(range(2000)), 510, "head+tail")
+    assert kept[:127] == list(range(127)) and kept[127:] == list(range(2000 - 383, 2000))
+    with pytest.raises(ValueError, match="unknown truncation"):
+        keep_tokens(list(range(10)), 4, "middle")
+
+
+def test_truncation_changes_the_fingerprint_and_is_validated(
+    tiny_bert_dir: Path, toy_data: tuple[list[str], list[str]]
+) -> None:
+    texts, labels = toy_data
+    prints = {
+        strategy: make_teacher(tiny_bert_dir, truncation=strategy, epochs=1)
+        .fit(texts, labels, progress=False)
+        .fingerprint
+        for strategy in ("head", "tail")
+    }
+    assert prints["head"] != prints["tail"]
+    with pytest.raises(ValueError, match="truncation must be one of"):
+        TeacherConfig(truncation="middle")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TeacherConfig(precision="fp8")
+
+
+def test_select_precision_reports_every_candidate(fitted: Teacher) -> None:
+    texts = ["a good movie", "a bad film", "the acting was great"] * 10
+    try:
+        report = fitted.select_precision(texts)
+        assert report["requested"] == "auto" and report["check_docs"] == 30
+        assert [c["precision"] for c in report["candidates"]][:1] == ["bf16"]
+        for seen in report["candidates"]:
+            assert 0.0 <= seen["label_agreement_with_fp32"] <= 1.0
+            assert seen["docs_per_s"] > 0 and seen["max_abs_logit_diff"] >= 0
+        assert fitted.precision == report["precision"]
+        if report["precision"] == "fp32":  # nothing passed: said so by the report
+            assert all(
+                c["label_agreement_with_fp32"] < report["min_agreement"]
+                or c["docs_per_s"] <= report["fp32_docs_per_s"]
+                for c in report["candidates"]
+            )
+        # An impossible bar sends every candidate back to fp32.
+        assert fitted.select_precision(texts, min_agreement=1.01)["precision"] == "fp32"
+        assert fitted.precision == "fp32"
+    finally:
+        fitted.use_precision("fp32")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_forced_precisions_label_close_to_fp32(fitted: Teacher, precision: str) -> None:
+    if precision == "int8" and fitted._device.type != "cpu":
+        with pytest.raises(ValueError, match="int8 labeling needs a CPU teacher"):
+            fitted.use_precision("int8")
+        return
+    texts, _ = _toy()
+    reference = fitted.logits(texts)
+    forced = Teacher(dataclasses.replace(fitted.config, precision=precision))
+    forced.__dict__.update({k: v for k, v in fitted.__dict__.items() if k != "config"})
+    try:
+        report = forced.select_precision(texts, min_agreement=0.0)
+        assert report["precision"] == precision == forced.precision
+        z = forced.logits(texts)
+        assert np.abs(z - reference).max() < 0.5
+        assert np.mean(z.argmax(1) == reference.argmax(1)) >= 0.9
+    finally:
+        forced.use_precision("fp32")
+    assert fitted.precision == "fp32"
+    with pytest.raises(ValueError, match="fp32, bf16 or int8"):
+        fitted.use_precision("fp16")
+
+
+def test_logits_key_separates_precisions() -> None:
+    assert logits_key("abc", "fp32") == "abc"
+    assert len({logits_key("abc", p) for p in ("fp32", "bf16", "int8")}) == 3
+
+
+def _toy() -> tuple[list[str], list[str]]:
+    from conftest import _make_toy_sentiment
+
+    return _make_toy_sentiment()
 
 
 def test_torch_thread_setting_is_restored(fitted: Teacher) -> None:
@@ -356,3 +466,59 @@ def test_real_default_teacher_fine_tunes(toy_sentiment: tuple[list[str], list[st
     assert z.shape == (32, 2) and z.dtype == np.float32
     assert np.isfinite(z).all()
     assert len(teacher.history_) == 1
+
+
+# ---------------------------------------------------------------------- other methods
+
+
+def test_frozen_encoder_with_a_logistic_head_learns_and_round_trips(
+    tiny_bert_dir: Path, toy_data: tuple[list[str], list[str]], tmp_path: Path
+) -> None:
+    texts, labels = toy_data
+    teacher = make_teacher(tiny_bert_dir, method="frozen").fit(
+        texts[:60], labels[:60], val_texts=texts[60:], val_labels=labels[60:], progress=False
+    )
+    assert teacher.history_[0]["C"] in (0.01, 0.1, 1.0, 10.0, 100.0)
+    train_accuracy = np.mean(np.array(teacher.predict(texts[:60])) == np.array(labels[:60]))
+    assert train_accuracy >= 0.9  # random encoder, but token identities survive mean pooling
+    teacher.save(tmp_path / "frozen")
+    loaded = Teacher.load(tmp_path / "frozen")
+    assert loaded.config.method == "frozen" and loaded.fingerprint == teacher.fingerprint
+    np.testing.assert_allclose(loaded.logits(texts), teacher.logits(texts), atol=1e-5)
+    if loaded._device.type == "cpu":  # int8 is CPU-only
+        loaded.use_precision("int8")  # the head is an nn.Linear: quantizes like any model
+        assert loaded.logits(texts).shape == (len(texts), 2)
+
+
+def test_a_fine_tuned_classifier_is_used_as_is(
+    fitted: Teacher, toy_data: tuple[list[str], list[str]], tmp_path: Path
+) -> None:
+    texts, labels = toy_data
+    fitted.save(tmp_path / "classifier")  # a plain HF classifier directory with id2label
+    as_is = Teacher(model=str(tmp_path / "classifier"), method="as-is", max_length=32)
+    as_is.fit(texts, labels, val_texts=texts[:10], val_labels=labels[:10], progress=False)
+    assert as_is.classes_ == fitted.classes_ and as_is.best_epoch_ == 0
+    assert as_is.fingerprint != fitted.fingerprint or as_is.config.model != fitted.config.model
+    np.testing.assert_allclose(as_is.logits(texts), fitted.logits(texts), atol=1e-5)
+    with pytest.raises(ValueError, match=r"not among the model's labels \['neg', 'pos'\]"):
+        as_is.fit(texts, ["great" if y == "pos" else y for y in labels], progress=False)
+    with pytest.raises(ValueError, match="method must be one of"):
+        TeacherConfig(method="distil")
+
+
+def test_a_teacher_saved_before_truncation_strategies_loads_as_head(
+    tiny_bert_dir: Path, toy_data: tuple[list[str], list[str]], tmp_path: Path
+) -> None:
+    texts, labels = toy_data
+    head = make_teacher(tiny_bert_dir, truncation="head", epochs=1).fit(
+        texts, labels, progress=False
+    )
+    head.save(tmp_path / "old")
+    meta_path = tmp_path / "old" / "teacher.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["truncation"], meta["config"]["precision"], meta["config"]["method"]
+    meta_path.write_text(json.dumps(meta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fingerprint mismatch would warn
+        loaded = Teacher.load(tmp_path / "old")
+    assert loaded.config.truncation == "head" and loaded.fingerprint == head.fingerprint

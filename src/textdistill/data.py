@@ -688,3 +688,66 @@ def _allocate(counts: np.ndarray, n_held: int) -> list[int]:
             excess = np.where(allocation > low, allocation - ideal, -np.inf)
             allocation[int(np.argmax(excess))] -= 1
     return [int(a) for a in allocation]
+
+
+def read_scores(
+    path: str | Path, columns: Sequence[str], text_column: str = "text"
+) -> tuple[list[str], np.ndarray]:
+    """Texts and one float per named column and row, e.g. a teacher's logits per class.
+
+    CSV, TSV, JSONL or Parquet (compressed or not), like the data files. Every value must be
+    a finite number: a bad one is a :class:`DataError` naming the file, row and column.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise DataError(f"{source}: the file does not exist")
+    fmt = _format_of(path, None)
+    if fmt == "txt":
+        raise DataError(f"{source}: expected a csv/tsv/jsonl/parquet file with scores")
+    wanted = [text_column, *columns]
+    try:
+        opened = _open_binary(path)
+    except OSError as exc:
+        raise DataError(f"{source}: cannot open the file ({exc})") from exc
+    texts: list[str] = []
+    rows: list[list[float]] = []
+    with opened as stream:
+        if fmt == "parquet":
+            records = _parquet_rows(stream, source, wanted)
+        elif fmt in ("csv", "tsv"):
+            records = _csv_rows(_decoded_lines(stream, source), source, wanted, fmt)
+        else:
+            records = _jsonl_rows(_decoded_lines(stream, source))
+        for record in records:
+            if isinstance(record, _BadRow):
+                raise record.error(source)
+            missing = [c for c in wanted if c not in record.values]
+            if missing:
+                raise DataError(f"{source}, {record.where}: missing column(s) {missing}")
+            text = record.values[text_column]
+            if not isinstance(text, str):
+                raise DataError(
+                    f"{source}, {record.where}, column {text_column!r}: expected text, "
+                    f"found {_describe(text)}"
+                )
+            texts.append(text)
+            rows.append([_score(record, c, source) for c in columns])
+    if not texts:
+        raise DataError(f"{source}: expected at least one data row, found none")
+    return texts, np.array(rows, dtype=np.float32).reshape(len(texts), len(columns))
+
+
+def _score(record: _Row, column: str, source: str) -> float:
+    """One finite number of a row, or a DataError naming where it is not."""
+    value = record.values[column]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise DataError(
+            f"{source}, {record.where}, column {column!r}: expected a finite number, "
+            f"found {_describe(value)}"
+        )
+    return number

@@ -12,12 +12,12 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -27,15 +27,29 @@ from textdistill.cascade import at_threshold, cascade_curve, choose_threshold, s
 from textdistill.data import TextDataset, check_known_labels, require_classes, stratified_split
 from textdistill.evaluate import agreement, classification_scores, throughput
 from textdistill.logits_store import LogitsStore
+from textdistill.precomputed import PrecomputedLogits, read_precomputed_logits
 from textdistill.run_directory import RunDirectory, stage_key
 from textdistill.runtime import load as load_runtime
 from textdistill.runtime import softmax
 from textdistill.runtime.artifact import directory_size
 from textdistill.students.linear import LinearStudent
-from textdistill.teacher import Teacher, TeacherConfig
+from textdistill.teacher import Teacher, TeacherConfig, logits_key
+
+# Texts on which the labeling precision is checked against fp32: enough that one flipped label
+# in 200 (the 99.5% bar) is visible, few enough to cost well under a minute on a CPU.
+PRECISION_CHECK_DOCS = 500
 
 # Unlabeled texts kept from the student to choose the cascade threshold: a tenth, at most this.
 UNSEEN_BY_STUDENT_MAX = 2_000
+
+
+class Scorer(Protocol):
+    """What the stages need of a teacher: logits for texts (a model, or precomputed ones)."""
+
+    def logits(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
+
+
+EMPTY = TextDataset(texts=[], labels=None, source="none")
 
 
 @dataclass
@@ -62,6 +76,7 @@ class RunConfig:
     validation_size: float = 0.1
     label_batch_size: int = 64
     logits_cache: Path | None = None
+    teacher_logits: Path | None = None
     # "ray": the unlabeled set is labeled by Ray actors (scale/labeling.py), joining the
     # cluster at ray_address or starting a local one; "local": in this process.
     engine: str = "local"
@@ -218,20 +233,61 @@ def _run_stages(
     )
 
     baseline_info = _baseline_stage(run, splits, config)
-    teacher_info, teacher = _teacher_stage(run, splits, config)
+    teacher: Callable[[], Scorer]
+    precision: dict[str, Any] | None = None
+    if config.teacher_logits is None:
+        teacher_info, fitted_teacher = _teacher_stage(run, splits, config)
+        checked = _precision_stage(run, splits, config, teacher_info, fitted_teacher)
+        chosen, precision = str(checked["precision"]), checked
+        teacher = cache(lambda: _in_precision(fitted_teacher(), chosen))
+        store_key = logits_key(teacher_info["fingerprint"], chosen)
+    else:
+        table = read_precomputed_logits(
+            config.teacher_logits,
+            splits.labeled.classes,
+            [
+                *(unlabeled.texts if unlabeled else []),
+                *(test.texts if test else []),
+                *labeled.texts,
+            ],
+        )
+        log(f"teacher: {len(table.texts)} precomputed logits from {table.source}")
+        teacher_info = {
+            "model": f"precomputed logits ({table.source})",
+            "fingerprint": table.fingerprint,
+            "classes": table.classes,
+            "fit_seconds": 0.0,
+            "best_epoch": 0,
+            "history": [],
+            "precomputed": True,
+        }
+        teacher, store_key = (lambda: table), table.fingerprint
     store = LogitsStore(
         config.logits_cache or run.path("logits"),
-        fingerprint=teacher_info["fingerprint"],
+        fingerprint=store_key,
         n_classes=len(teacher_info["classes"]),
     )
-    if config.engine == "ray":
-        labeling = _label_on_ray(store, splits.unlabeled.texts, run.path("teacher"), config)
+    if config.teacher_logits is not None:
+        _import_logits(store, table)
+    if config.engine == "ray" and config.teacher_logits is None:
+        labeling = _label_on_ray(store, splits.unlabeled.texts, run.path("teacher"), chosen, config)
     else:
-        labeling = _label(store, splits.unlabeled.texts, teacher, config, "labeling unlabeled set")
+        labeling = _label(
+            store,
+            splits.unlabeled.texts,
+            teacher,
+            config,
+            "labeling unlabeled set",
+            estimated_docs_per_s=precision["docs_per_s"] if precision else None,
+        )
+    labeling["precision"] = precision
     student_info = _student_stage(run, splits, config, store, teacher_info)
     systems = _evaluate(run, splits, config, store, teacher, teacher_info)
-    reliability = _calibration_and_cascade(
-        run, splits, config, store, teacher, teacher_info, systems
+    # Without a teacher model there is nothing to defer to: no calibration and cascade stage.
+    reliability = (
+        {}
+        if config.teacher_logits is not None
+        else _calibration_and_cascade(run, splits, config, store, teacher, teacher_info, systems)
     )
 
     metrics = {
@@ -294,11 +350,15 @@ def _teacher_stage(
 
     The loader matters: when every later stage is cached, the teacher is never loaded.
     """
+    options = asdict(config.teacher)
+    # The precision changes the fine-tuning only when it forces bf16; otherwise it is the
+    # labeling's business (the precision stage), and changing it must not re-fine-tune.
+    options["precision"] = config.teacher.precision == "bf16"
     key = stage_key(
         "teacher",
         splits.teacher_train.content_hash(),
         splits.teacher_validation.content_hash(),
-        asdict(config.teacher),
+        options,
     )
     info = run.cached("teacher", key)
     if info is not None:
@@ -348,19 +408,82 @@ def _load_teacher(path: Path, fingerprint: str) -> Teacher:
     return teacher
 
 
+def _precision_stage(
+    run: RunDirectory,
+    splits: Splits,
+    config: RunConfig,
+    teacher_info: dict[str, Any],
+    teacher: Callable[[], Teacher],
+) -> dict[str, Any]:
+    """Measure the labeling precision (``Teacher.select_precision``) once per teacher.
+
+    Checked on the teacher's validation texts, then unlabeled ones, up to
+    ``PRECISION_CHECK_DOCS``: texts like those it will label, none it was trained on.
+    """
+    check = (splits.teacher_validation.texts + splits.unlabeled.texts)[:PRECISION_CHECK_DOCS]
+    key = stage_key(
+        "precision", teacher_info["fingerprint"], config.teacher.precision, sorted(check)
+    )
+    info = run.cached("precision", key)
+    if info is None:
+        log(f"teacher: measuring labeling precision on {len(check)} texts")
+        info = teacher().select_precision(check, requested=config.teacher.precision)
+        run.complete("precision", key, info)
+    tried = ", ".join(
+        f"{c['precision']} {c['label_agreement_with_fp32']:.1%} agreement at "
+        f"{c['docs_per_s']:.1f} docs/s"
+        for c in info["candidates"]
+    )
+    log(
+        f"teacher: labeling in {info['precision']} (fp32 {info['fp32_docs_per_s']:.1f} docs/s"
+        + (f"; {tried}; needed {info['min_agreement']:.1%} agreement" if tried else "")
+        + ")"
+    )
+    return dict(info)
+
+
+def _import_logits(store: LogitsStore, table: PrecomputedLogits) -> None:
+    """Put the file's logits into the store (first row of a repeated text wins)."""
+    first: dict[str, int] = {}
+    for i, text in enumerate(table.texts):
+        first.setdefault(text, i)
+    new = [text for text in store.missing(list(first))]
+    if new:
+        store.put(new, table.scores[[first[text] for text in new]])
+
+
+def _in_precision(teacher: Teacher, precision: str) -> Teacher:
+    """``teacher`` switched to the precision its logits cache was written in."""
+    teacher.use_precision(precision)
+    return teacher
+
+
 def _label(
     store: LogitsStore,
     texts: list[str],
-    teacher: Callable[[], Teacher],
+    teacher: Callable[[], Scorer],
     config: RunConfig,
     description: str,
+    estimated_docs_per_s: float | None = None,
 ) -> dict[str, Any]:
-    """Fill the store with the teacher's logits of ``texts``; report what it cost."""
+    """Fill the store with the teacher's logits of ``texts``; report what it cost.
+
+    With ``estimated_docs_per_s`` (measured by the precision check) the expected duration is
+    printed before the work starts, so a user can decide to stop and use a GPU instead.
+    """
     distinct, done = store.coverage(texts)
     todo = distinct - done
     if todo:
         resumed = f", {done} already scored and kept" if done else ""
-        log(f"{description}: {todo} distinct texts to score ({len(texts)} given{resumed})")
+        estimate = (
+            f"; about {_duration(todo / estimated_docs_per_s)} at {estimated_docs_per_s:.1f} docs/s"
+            if estimated_docs_per_s
+            else ""
+        )
+        log(
+            f"{description}: {todo} distinct texts to score ({len(texts)} given{resumed})"
+            + estimate
+        )
     stats = store.fill(
         texts,
         lambda batch: teacher().logits(batch),
@@ -379,7 +502,7 @@ def _label(
 
 
 def _label_on_ray(
-    store: LogitsStore, texts: list[str], teacher_path: Path, config: RunConfig
+    store: LogitsStore, texts: list[str], teacher_path: Path, precision: str, config: RunConfig
 ) -> dict[str, Any]:
     """Label the texts the store lacks with Ray actors, which write shards into the store."""
     from textdistill.scale.labeling import label_texts, ray_session
@@ -393,7 +516,11 @@ def _label_on_ray(
     log(f"labeling unlabeled set on Ray: {len(todo)} distinct texts to score")
     with ray_session(config.ray_address):
         stats = label_texts(
-            todo, teacher_path, store.directory.parent, batch_size=config.label_batch_size
+            todo,
+            teacher_path,
+            store.directory.parent,
+            batch_size=config.label_batch_size,
+            precision=precision,
         )
     store.refresh()
     return info | {
@@ -403,6 +530,19 @@ def _label_on_ray(
         "actors": stats.actors,
         "device": stats.device,
     }
+
+
+def _duration(seconds: float) -> str:
+    """A duration as people say it.
+
+    >>> _duration(42), _duration(754), _duration(7384)
+    ('42 s', '13 min', '2.1 h')
+    """
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _student_stage(
@@ -469,16 +609,19 @@ def _evaluate(
     splits: Splits,
     config: RunConfig,
     store: LogitsStore,
-    teacher: Callable[[], Teacher],
+    teacher: Callable[[], Scorer],
     teacher_info: dict[str, Any],
 ) -> dict[str, Any]:
     """Score all three systems on the test set; students are scored through the runtime."""
     test = splits.test
     assert test.labels is not None
     classes = teacher_info["classes"]
-    key = stage_key("teacher-test", teacher_info["fingerprint"], test.content_hash())
+    key = stage_key("teacher-test", store.fingerprint, test.content_hash())
     timing = run.cached("teacher-test", key)
-    if timing is None or store.missing(test.texts):  # missing: a damaged chunk was set aside
+    if teacher_info.get("precomputed"):  # no model here: its speed is unknown
+        _label(store, test.texts, teacher, config, "teacher on the test set")
+        timing = {"docs_per_s": None, "seconds": None}
+    elif timing is None or store.missing(test.texts):  # missing: a damaged chunk set aside
         # Timed on a fresh pass, not read from the store, so docs/s is the teacher's real speed.
         fitted_teacher = teacher()
         log(f"teacher: scoring {len(test)} test texts")
@@ -495,7 +638,9 @@ def _evaluate(
             **classification_scores(test.labels, teacher_pred, classes),
             "agreement_with_teacher": 1.0,
             "docs_per_s": timing["docs_per_s"],
-            "size_bytes": directory_size(run.path("teacher")),
+            "size_bytes": (
+                None if teacher_info.get("precomputed") else directory_size(run.path("teacher"))
+            ),
             "cores": os.cpu_count(),
         },
     }
@@ -523,7 +668,7 @@ def _calibration_and_cascade(
     splits: Splits,
     config: RunConfig,
     store: LogitsStore,
-    teacher: Callable[[], Teacher],
+    teacher: Callable[[], Scorer],
     teacher_info: dict[str, Any],
     systems: dict[str, Any],
 ) -> dict[str, Any]:

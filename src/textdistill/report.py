@@ -30,6 +30,11 @@ def _size(n_bytes: float) -> str:
     raise AssertionError("unreachable")
 
 
+def _number(value: float | None) -> str:
+    """A rate with thousands separators, or n/a where it was not measured."""
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
 def summary_table(systems: dict[str, Any]) -> str:
     """The headline comparison as a Markdown table (it also reads well in a terminal)."""
     lines = [
@@ -39,8 +44,8 @@ def summary_table(systems: dict[str, Any]) -> str:
     for name, row in systems.items():
         lines.append(
             f"| {name} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | "
-            f"{row['agreement_with_teacher']:.4f} | {row['docs_per_s']:,.0f} | {row['cores']} | "
-            f"{_size(row['size_bytes'])} |"
+            f"{row['agreement_with_teacher']:.4f} | {_number(row['docs_per_s'])} | "
+            f"{row['cores']} | {_size(row['size_bytes']) if row['size_bytes'] else 'n/a'} |"
         )
     return "\n".join(lines)
 
@@ -68,6 +73,7 @@ def plot_accuracy_vs_throughput(systems: dict[str, Any], path: Path) -> None:
 
     colors = {"baseline": "tab:gray", "teacher": "tab:red", "student": "tab:blue"}
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    systems = {name: row for name, row in systems.items() if row["docs_per_s"] is not None}
     for name, row in systems.items():
         ax.scatter(
             row["docs_per_s"],
@@ -98,13 +104,29 @@ def plot_accuracy_vs_throughput(systems: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _precision_lines(check: dict[str, Any] | None) -> list[str]:
+    """The labeling precision chosen, and what each faster candidate measured."""
+    if not check:
+        return []
+    seen = "; ".join(
+        f"{c['precision']}: {c['docs_per_s']:.1f} docs/s, "
+        f"{c['label_agreement_with_fp32']:.1%} label agreement"
+        for c in check["candidates"]
+    )
+    return [
+        f"- Labeling precision: **{check['precision']}** (fp32: {check['fp32_docs_per_s']:.1f} "
+        f"docs/s on {check['check_docs']} check texts"
+        + (f"; {seen}; a faster precision needs {check['min_agreement']:.1%})" if seen else ")")
+    ]
+
+
 def render_markdown(metrics: dict[str, Any]) -> str:
     systems = metrics["systems"]
     data = metrics["data"]
     teacher = metrics["teacher"]
     student = metrics["student"]
     labeling = teacher["labeling"]
-    speedup = systems["student"]["docs_per_s"] / max(systems["teacher"]["docs_per_s"], 1e-9)
+    teacher_rate = systems["teacher"]["docs_per_s"]
     lines = [
         "# textdistill run report",
         "",
@@ -121,8 +143,14 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         "",
         summary_table(systems),
         "",
-        f"The student is {speedup:,.0f}x faster than the teacher and agrees with it on "
-        f"{systems['student']['agreement_with_teacher']:.1%} of test documents.",
+        (
+            f"The student is {systems['student']['docs_per_s'] / teacher_rate:,.0f}x faster "
+            "than the teacher and agrees"
+            if teacher_rate
+            else "The student agrees"
+        )
+        + f" with the teacher on {systems['student']['agreement_with_teacher']:.1%} of test "
+        "documents.",
         "",
         f"![accuracy against throughput]({PLOT_NAME})",
         "",
@@ -132,11 +160,21 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         "",
         "## Cost and choices",
         "",
-        f"- Teacher `{teacher['model']}`: fine-tuned in {teacher['fit_seconds']:.0f} s, "
-        f"best epoch {teacher['best_epoch']} (of {len(teacher['history'])}).",
+        (
+            f"- Teacher: {teacher['model']}; no model here, so no teacher speed, calibration "
+            "or cascade."
+            if teacher.get("precomputed")
+            else f"- Teacher `{teacher['model']}`: fine-tuned in {teacher['fit_seconds']:.0f} s, "
+            f"best epoch {teacher['best_epoch']} (of {len(teacher['history'])})."
+        ),
         f"- Labeling: {labeling['n_scored']} texts scored this run, {labeling['n_cached']} "
         f"reused from the cache"
-        + (f", {labeling['docs_per_s']:.1f} docs/s." if labeling["n_scored"] else "."),
+        + (
+            f", {labeling['docs_per_s']:.1f} docs/s in {labeling.get('seconds', 0):.0f} s."
+            if labeling["n_scored"]
+            else "."
+        ),
+        *_precision_lines(labeling.get("precision")),
         f"- Student: loss `{student['selection']['loss']}`, "
         f"{student['selection']['penalty_name']}={student['selection']['penalty']} chosen on "
         f"{student['selection']['n_validation']} held-out teacher-labeled rows; "
@@ -147,8 +185,8 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         "| epoch | train loss | val accuracy | val loss | seconds |",
         "| ---: | ---: | ---: | ---: | ---: |",
         *(
-            f"| {h['epoch']} | {h['train_loss']:.4f} | {_fmt(h.get('val_accuracy'))} | "
-            f"{_fmt(h.get('val_loss'))} | {h['seconds']:.0f} |"
+            f"| {h['epoch']} | {_fmt(h.get('train_loss'))} | {_fmt(h.get('val_accuracy'))} | "
+            f"{_fmt(h.get('val_loss'))} | {_fmt(h.get('seconds'), '.0f')} |"
             for h in teacher["history"]
         ),
         "",
@@ -318,8 +356,9 @@ def plot_cascade(cascade: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+def _fmt(value: float | None, spec: str = ".4f") -> str:
+    """A number in ``spec``, or "-" where there is none (e.g. no training loss)."""
+    return "-" if value is None else format(value, spec)
 
 
 def write_report(root: Path, metrics: dict[str, Any]) -> None:

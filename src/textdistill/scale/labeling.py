@@ -38,6 +38,7 @@ import numpy as np
 
 from textdistill.logits_store import HASH_BYTES, LogitsStore, text_hash
 from textdistill.scale.shards import ShardError, is_shard_name, read_shard, write_shard
+from textdistill.teacher import logits_key
 
 SCALE_HINT = "distributed labeling needs the scale extra: pip install 'textdistill[scale]'"
 _READERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
@@ -163,6 +164,7 @@ class ShardWriter:
         self,
         teacher_path: str,
         fingerprint: str,
+        precision: str,
         output_root: str,
         done: list[Any],
         text_column: str,
@@ -183,9 +185,10 @@ class ShardWriter:
             )
         if device == "cpu":
             self.teacher.config.num_threads = threads
-        self.fingerprint = fingerprint
+        self.teacher.use_precision(precision)
+        self.key = logits_key(fingerprint, precision)
         self.filesystem, root = _output_location(output_root)
-        self.directory = posixpath.join(root, fingerprint)
+        self.directory = posixpath.join(root, self.key)
         self.done = ray.get(done[0])
         self.text_column = text_column
         self.batch_size = batch_size
@@ -208,7 +211,7 @@ class ShardWriter:
         if todo.any():
             texts_todo = [text for text, keep in zip(keys.values(), todo, strict=True) if keep]
             logits = self.teacher.logits(texts_todo, batch_size=self.batch_size)
-            write_shard(self.directory, hashes[todo], logits, self.fingerprint, self.filesystem)
+            write_shard(self.directory, hashes[todo], logits, self.key, self.filesystem)
         return {
             "rows": np.array([len(texts)]),
             "already_stored": np.array([int((~todo).sum())]),
@@ -229,14 +232,19 @@ def label_dataset(
     use_gpu: bool | None = None,
     rows_per_shard: int = 1024,
     batch_size: int = 64,
+    precision: str = "fp32",
 ) -> LabelingStats:
     """Score every text of a Ray ``dataset`` not yet in ``output`` and write the shards.
 
     Ray must be initialised (see :func:`ray_session`). ``actors`` defaults to one per GPU
-    (``use_gpu``: whether the cluster has any) or one per ``cpus_per_actor`` CPUs.
+    (``use_gpu``: whether the cluster has any) or one per ``cpus_per_actor`` CPUs. Logits of
+    a ``precision`` other than fp32 are stored apart, under ``logits_key``, as the store does.
     """
     ray = _import_ray()
-    from textdistill.teacher import Teacher
+    from textdistill.teacher import PRECISIONS, Teacher
+
+    if precision not in PRECISIONS or precision == "auto":
+        raise ValueError(f"precision must be fp32, bf16 or int8, got {precision!r}")
 
     if rows_per_shard < 1 or batch_size < 1 or cpus_per_actor < 1:
         raise ValueError("rows_per_shard, batch_size and cpus_per_actor must be positive")
@@ -245,7 +253,7 @@ def label_dataset(
     fingerprint, n_classes = teacher.fingerprint, len(teacher.classes_)
     del teacher
     filesystem, root = _output_location(output)
-    done = stored_hashes(filesystem, root, fingerprint, n_classes)
+    done = stored_hashes(filesystem, root, logits_key(fingerprint, precision), n_classes)
     resources = ray.cluster_resources()
     gpu = bool(resources.get("GPU", 0)) if use_gpu is None else use_gpu
     if actors is None:
@@ -266,6 +274,7 @@ def label_dataset(
         fn_constructor_kwargs={
             "teacher_path": str(Path(teacher_path).resolve()),
             "fingerprint": fingerprint,
+            "precision": precision,
             "output_root": str(output) if "://" in str(output) else root,
             "done": [ray.put(done)],
             "text_column": text_column,
