@@ -355,12 +355,16 @@ def search_options(loss: str, soft_ce_grid: tuple[float, ...]) -> dict[str, Any]
     return {"alpha": ALPHAS, "temperature": 1.0}
 
 
-def run_imdb(task: Task, rows: Rows) -> list[dict[str, Any]]:
-    """Each loss at each size with logits, then the feature sweep; returns the skipped sizes."""
-    available = [n for n in IMDB_SIZES if not task.logits.missing(task.pool[:n])]
+def run_imdb(
+    task: Task, rows: Rows, sizes: Sequence[int], sweep_features: bool
+) -> list[dict[str, Any]]:
+    """Each loss at each size with logits, then (``sweep_features``) the feature sweep; returns the
+    skipped sizes. A size beyond the pool means the whole pool, and is recorded as such."""
+    sizes = sorted({min(n, len(task.pool)) for n in sizes})
+    available = [n for n in sizes if not task.logits.missing(task.pool[:n])]
     skipped = [
         {"dataset": "imdb", "n_unlabeled": n, "why": f"no teacher logits for {task.teacher}"}
-        for n in IMDB_SIZES
+        for n in sizes
         if n not in available
     ]
     for n in available:
@@ -375,7 +379,7 @@ def run_imdb(task: Task, rows: Rows) -> list[dict[str, Any]]:
                 augmented=[],
                 options=search_options(loss, (4.0, 16.0, 64.0)),
             )
-    for features in IMDB_FEATURE_SWEEP:
+    for features in IMDB_FEATURE_SWEEP if sweep_features and available else ():
         rows.fit(
             "imdb/features/" + ",".join(f"{k}={v}" for k, v in features.items()),
             task,
@@ -436,7 +440,14 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="runs to read")
     parser.add_argument("--work", type=Path, default=Path("runs/student_quality"))
     parser.add_argument("--teacher-logits", type=Path, help="precomputed IMDB teacher logits")
-    parser.add_argument("--tasks", nargs="+", default=["imdb", "sst2", "trec"])
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=["imdb", "imdb-features", "sst2", "trec"],
+        default=["imdb", "imdb-features", "sst2", "trec"],
+    )
+    parser.add_argument("--imdb-sizes", type=int, nargs="+", default=list(IMDB_SIZES))
+    parser.add_argument("--results", default="student_quality", help="results/<NAME>.json")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=args.work))
@@ -446,7 +457,9 @@ def main() -> None:
     imdb = imdb_task(args.data, args.runs, args.work, args.teacher_logits)
     for name in args.tasks:
         if name == "imdb":
-            skipped += run_imdb(imdb, rows)
+            skipped += run_imdb(imdb, rows, args.imdb_sizes, "imdb-features" in args.tasks)
+        elif name == "imdb-features":
+            continue
         elif name == "sst2":
             run_short_texts(sst2_task(args.data, args.runs, args.work), rows)
         else:
@@ -454,11 +467,12 @@ def main() -> None:
     shutil.rmtree(scratch)
     results = list(rows.done.values())
     speed = featurizer_speed(imdb.test.texts)
-    plot = RESULTS_DIR / "student_quality_learning_curve.png"
+    plot = RESULTS_DIR / f"{args.results}_learning_curve.png"
     learning_curve(results, plot)
     path = write_results(
-        "student_quality",
+        args.results,
         results,
+        teacher=imdb.teacher,
         skipped=skipped,
         featurizer_speed=speed,
         seconds=time.time() - started,

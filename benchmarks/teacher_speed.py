@@ -112,6 +112,9 @@ def main() -> None:
     parser.add_argument("--sst2-teacher", type=Path, default=Path("runs/sst2/teacher"))
     parser.add_argument("--imdb-docs", type=int, default=512)
     parser.add_argument("--sst2-docs", type=int, default=872)
+    parser.add_argument(
+        "--note", default="2 torch threads; fixed document order", help="stored in the JSON"
+    )
     args = parser.parse_args()
     imdb = read_labeled(args.data / "imdb_train.csv.gz")
     order = np.random.default_rng(1).permutation(len(imdb)).tolist()
@@ -119,7 +122,7 @@ def main() -> None:
     rows = [row for n in (256, 512) for row in _rows("imdb", args.imdb_teacher, reviews, n)]
     sst2 = read_labeled(args.data / "sst2_dev.csv.gz").texts[: args.sst2_docs]
     rows += _rows("sst2", args.sst2_teacher, sst2)
-    write_results("teacher_speed", rows, note="2 torch threads; fixed document order")
+    write_results("teacher_speed", rows, note=args.note)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The ``textdistill`` command: ``demo``, ``run`` and ``predict``.
+"""The ``textdistill`` command: ``demo``, ``run``, ``label``, ``predict``, ``export``, ``serve``.
 
 ``predict`` needs only the base install (numpy); the training verbs import their
 dependencies when they run and say which extra to install when one is missing.
@@ -12,7 +12,7 @@ import sys
 import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,6 +59,17 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "or .npy rows = unlabeled, test, labeled rows): no fine-tuning, no labeling",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        help="who labels the unlabeled set: this process (local, default) or Ray actors "
+        "(needs the scale extra)",
+    )
+    run.add_argument(
+        "--address",
+        dest="ray_address",
+        help="with --engine ray: the Ray cluster to join (default: start a local one)",
+    )
     teacher = parser.add_argument_group("teacher")
     teacher.add_argument(
         "--teacher",
@@ -158,6 +169,16 @@ def _char_range(value: str) -> list[int]:
     return [low, high]
 
 
+def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--address",
+        help="Ray cluster to join (e.g. auto, or ray://HEAD:10001); default: start a local one",
+    )
+    parser.add_argument(
+        "--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="textdistill",
@@ -195,6 +216,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_arguments(run)
     _add_run_arguments(run)
+
+    label = verbs.add_parser(
+        "label",
+        help="score an unlabeled corpus with a saved teacher on a Ray cluster (scale extra)",
+        description="Label files with a saved teacher through Ray Data: one teacher per "
+        "actor (a GPU each where the cluster has GPUs), logits written as Parquet shards "
+        "into OUTPUT/<teacher fingerprint>/, a logits store that `run --logits-cache "
+        "OUTPUT` reads. Reruns score only texts not yet stored. Needs the scale extra.",
+    )
+    label.add_argument("teacher", type=Path, help="saved teacher (RUN/teacher)")
+    label.add_argument(
+        "inputs", nargs="+", help="Parquet/CSV/JSONL files or folders, local or URIs (s3://...)"
+    )
+    label.add_argument("--output", "-o", required=True, help="logits store root (path or URI)")
+    label.add_argument("--text-column", default="text", help="column of the texts (text)")
+    label.add_argument(
+        "--format", choices=["parquet", "csv", "json"], help="input format (default: extension)"
+    )
+    _add_ray_arguments(label)
+    label.add_argument(
+        "--actors", type=int, help="teacher actors (default: one per GPU, else per CPU group)"
+    )
+    label.add_argument(
+        "--cpus-per-actor", type=int, default=1, help="CPUs (torch threads) per actor (1)"
+    )
+    label.add_argument(
+        "--gpu",
+        action=argparse.BooleanOptionalAction,
+        help="one GPU per actor (default: when the cluster has GPUs)",
+    )
+    label.add_argument(
+        "--rows-per-shard", type=int, default=1024, help="texts per shard and task (1024)"
+    )
+    label.add_argument("--batch-size", type=int, default=64, help="teacher batch size (64)")
+    label.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "int8"],
+        default="fp32",
+        help="teacher precision (fp32); bf16/int8 logits are stored apart, as `run` does",
+    )
 
     predict = verbs.add_parser(
         "predict",
@@ -362,6 +423,34 @@ def _serve(args: argparse.Namespace) -> None:
     )
 
 
+# -------------------------------------------------------------------------------- label
+def _label(args: argparse.Namespace) -> None:
+    import json
+
+    try:
+        from textdistill.scale.labeling import label_files, ray_session
+    except ImportError as error:
+        raise UsageError(f"{TRAIN_HINT} ({error})") from None
+    try:
+        with ray_session(args.address, num_cpus=args.num_cpus):
+            stats = label_files(
+                args.inputs,
+                args.teacher,
+                args.output,
+                text_column=args.text_column,
+                fmt=args.format,
+                actors=args.actors,
+                cpus_per_actor=args.cpus_per_actor,
+                use_gpu=args.gpu,
+                rows_per_shard=args.rows_per_shard,
+                batch_size=args.batch_size,
+                precision=args.precision,
+            )
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    print(json.dumps({**asdict(stats), "docs_per_s": round(stats.docs_per_second, 2)}))
+
+
 # -------------------------------------------------------------------------- run / demo
 _CONFIG_TABLES = {"data", "run", "teacher", "student", "augment"}
 
@@ -434,6 +523,8 @@ def _run(args: argparse.Namespace) -> None:
                 "n_unlabeled",
                 "logits_cache",
                 "teacher_logits",
+                "engine",
+                "ray_address",
             )
         },
     )
@@ -527,7 +618,14 @@ def _demo(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"predict": _predict, "run": _run, "demo": _demo, "export": _export, "serve": _serve}
+    handlers = {
+        "predict": _predict,
+        "run": _run,
+        "demo": _demo,
+        "export": _export,
+        "serve": _serve,
+        "label": _label,
+    }
     try:
         handlers[args.verb](args)
     except UsageError as error:

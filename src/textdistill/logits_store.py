@@ -10,6 +10,8 @@ Layout::
     ROOT/<fingerprint>/store.json        format version, teacher fingerprint, number of classes
     ROOT/<fingerprint>/chunk-*.npz       hashes (uint8 [n, 16]) + logits (float32 [n, k])
                                          + the teacher's fingerprint + a checksum of all three
+    ROOT/<fingerprint>/shard-*.parquet   the same content as Parquet, written by distributed
+                                         labeling (``textdistill label``, scale/shards.py)
 
 A chunk whose content does not match its checksum (a damaged disk, a hand edit) is moved
 aside as ``*.corrupt``, one that names another teacher (copied from another store) as
@@ -40,8 +42,8 @@ from textdistill.runtime.atomic import atomic_file, write_file_atomically
 HASH_BYTES = 16
 FORMAT_VERSION = 1
 """Version of the store's layout (store.json, chunks); a newer one is refused."""
-# A temporary chunk of runtime/atomic.py: ``.chunk-....npz.<pid>.<uuid>.tmp``.
-_TEMPORARY = re.compile(r"\.chunk-.*\.npz\.(\d+)\.[0-9a-f]{32}\.tmp")
+# A temporary chunk or shard of runtime/atomic.py: ``.chunk-....npz.<pid>.<uuid>.tmp``.
+_TEMPORARY = re.compile(r"\.(?:chunk-.*\.npz|shard-.*\.parquet)\.(\d+)\.[0-9a-f]{32}\.tmp")
 _ABANDONED_AFTER_S = 60.0
 
 
@@ -54,7 +56,7 @@ def text_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:HASH_BYTES]
 
 
-def _chunk_checksum(hashes: np.ndarray, logits: np.ndarray, fingerprint: str | None) -> str:
+def chunk_checksum(hashes: np.ndarray, logits: np.ndarray, fingerprint: str | None) -> str:
     """sha256 of a chunk's content; chunks written before fingerprints were stored in them
     (``fingerprint=None``) are checked without it."""
     tag = b"" if fingerprint is None else fingerprint.encode()
@@ -167,7 +169,7 @@ class LogitsStore:
                     checksum = str(content["checksum"])
                     owner = str(content["fingerprint"]) if "fingerprint" in content else None
                 if (
-                    checksum != _chunk_checksum(hashes, logits, owner)
+                    checksum != chunk_checksum(hashes, logits, owner)
                     or hashes.dtype != np.uint8
                     or hashes.shape[1:] != (HASH_BYTES,)
                     or logits.shape != (len(hashes), self.n_classes)
@@ -182,6 +184,33 @@ class LogitsStore:
                 )
                 continue
             self._remember(hashes, logits)
+        self._load_shards()
+
+    def _load_shards(self) -> None:
+        """Parquet shards of distributed labeling: checked and set aside exactly like chunks."""
+        shards = sorted(self.directory.glob("shard-*.parquet"))
+        if not shards:
+            return
+        from textdistill.scale.shards import ShardError, read_shard
+
+        for path in shards:
+            try:
+                shard = read_shard(path)
+                if shard.logits.shape[1] != self.n_classes:
+                    raise ShardError(f"{shard.logits.shape[1]} classes, not {self.n_classes}")
+            except ShardError as error:
+                self._set_aside(path, ".corrupt", f"is damaged ({error})")
+                continue
+            if shard.fingerprint != self.fingerprint:
+                self._set_aside(
+                    path, ".foreign", f"holds logits of another teacher ({shard.fingerprint[:12]})"
+                )
+                continue
+            self._remember(shard.hashes, shard.logits)
+
+    def refresh(self) -> None:
+        """Read the chunks and shards that another process (a Ray job) wrote since opening."""
+        self._load_chunks()
 
     @staticmethod
     def _set_aside(chunk: Path, suffix: str, why: str) -> None:
@@ -202,6 +231,10 @@ class LogitsStore:
 
     def __contains__(self, text: str) -> bool:
         return text_hash(text) in self._index
+
+    def stored_hashes(self) -> np.ndarray:
+        """The hash of every stored text, uint8 ``[n, 16]`` (what a labeling job may skip)."""
+        return np.frombuffer(b"".join(self._index), dtype=np.uint8).reshape(-1, HASH_BYTES)
 
     def coverage(self, texts: Sequence[str]) -> tuple[int, int]:
         """``(distinct texts, distinct texts already stored)``, e.g. to report a resume."""
@@ -270,7 +303,7 @@ class LogitsStore:
                 hashes=hashes,
                 logits=logits,
                 fingerprint=np.array(self.fingerprint),
-                checksum=np.array(_chunk_checksum(hashes, logits, self.fingerprint)),
+                checksum=np.array(chunk_checksum(hashes, logits, self.fingerprint)),
             )
         self._remember(hashes, logits)
 

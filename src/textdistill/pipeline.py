@@ -110,6 +110,10 @@ class RunConfig:
     label_batch_size: int = 64
     logits_cache: Path | None = None
     teacher_logits: Path | None = None
+    # "ray": the unlabeled set is labeled by Ray actors (scale/labeling.py), joining the
+    # cluster at ray_address or starting a local one; "local": in this process.
+    engine: str = "local"
+    ray_address: str | None = None
     progress: bool = True
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -248,6 +252,8 @@ def _run_stages(
     from textdistill.report import write_report
 
     started = time.perf_counter()
+    if config.engine not in ("local", "ray"):
+        raise ValueError(f"[run] engine must be 'local' or 'ray', got {config.engine!r}")
     splits = prepare_splits(labeled, unlabeled, test, config)
     for note in splits.notes:
         log(note)
@@ -297,14 +303,17 @@ def _run_stages(
     )
     if config.teacher_logits is not None:
         _import_logits(store, table)
-    labeling = _label(
-        store,
-        splits.unlabeled.texts,
-        teacher,
-        config,
-        "labeling unlabeled set",
-        estimated_docs_per_s=precision["docs_per_s"] if precision else None,
-    )
+    if config.engine == "ray" and config.teacher_logits is None:
+        labeling = _label_on_ray(store, splits.unlabeled.texts, run.path("teacher"), chosen, config)
+    else:
+        labeling = _label(
+            store,
+            splits.unlabeled.texts,
+            teacher,
+            config,
+            "labeling unlabeled set",
+            estimated_docs_per_s=precision["docs_per_s"] if precision else None,
+        )
     labeling["precision"] = precision
     augmented, augment_info = _augment(run, splits, config)
     if augmented:
@@ -531,6 +540,37 @@ def _label(
         "n_scored": stats.n_scored,
         "seconds": stats.seconds,
         "docs_per_s": stats.docs_per_second,
+    }
+
+
+def _label_on_ray(
+    store: LogitsStore, texts: list[str], teacher_path: Path, precision: str, config: RunConfig
+) -> dict[str, Any]:
+    """Label the texts the store lacks with Ray actors, which write shards into the store."""
+    from textdistill.scale.labeling import label_texts, ray_session
+
+    todo = store.missing(texts)
+    n_unique = len(set(texts))
+    info: dict[str, Any] = {"engine": "ray", "n_texts": len(texts), "n_unique": n_unique}
+    info |= {"n_cached": n_unique - len(todo), "n_scored": 0, "seconds": 0.0, "docs_per_s": 0.0}
+    if not todo:
+        return info
+    log(f"labeling unlabeled set on Ray: {len(todo)} distinct texts to score")
+    with ray_session(config.ray_address):
+        stats = label_texts(
+            todo,
+            teacher_path,
+            store.directory.parent,
+            batch_size=config.label_batch_size,
+            precision=precision,
+        )
+    store.refresh()
+    return info | {
+        "n_scored": stats.n_scored,
+        "seconds": stats.seconds,
+        "docs_per_s": stats.docs_per_second,
+        "actors": stats.actors,
+        "device": stats.device,
     }
 
 
