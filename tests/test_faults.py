@@ -56,6 +56,7 @@ epochs = 3
 max_length = 32
 learning_rate = 0.001
 batch_size = 8
+precision = "fp32"   # the auto choice is timed; these runs compare logits across run dirs
 
 [student]
 min_df = 1
