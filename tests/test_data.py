@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from textdistill.data import (
     DataError,
     TextDataset,
     check_known_labels,
+    indicator_matrix,
     read_labeled,
     read_unlabeled,
     require_classes,
@@ -423,10 +425,17 @@ class FakeHubDataset:
         return self.columns[column]
 
 
-def install_fake_datasets(monkeypatch: pytest.MonkeyPatch, calls: list[tuple[str, str]]) -> None:
+def install_fake_datasets(
+    monkeypatch: pytest.MonkeyPatch,
+    calls: list[tuple[str, str]],
+    dataset: FakeHubDataset | None = None,
+) -> None:
+    """Make ``import datasets`` return a stand-in whose load_dataset returns ``dataset``
+    (by default a small single-label one) and records the calls."""
+
     def load_dataset(name: str, split: str) -> FakeHubDataset:
         calls.append((name, split))
-        return FakeHubDataset(
+        return dataset or FakeHubDataset(
             {"text": ["fine", "poor", "unknown"], "label": [1, 0, -1]},
             {"text": object(), "label": FakeClassLabel(["neg", "pos"])},
         )
@@ -614,6 +623,332 @@ def test_check_known_labels() -> None:
     other = labeled(["c", "d", "e"], ["pos", "positive", "neutral"], "test.csv")
     message = error_of(lambda: check_known_labels(train, other))
     assert_mentions(message, "test.csv", "row 2", "'positive'", "['neg', 'pos']", "train.csv")
+
+
+# --- multilabel ------------------------------------------------------------------------------
+
+
+def multilabeled(
+    texts: list[str], label_sets: list[tuple[str, ...]], source: str = "mem"
+) -> TextDataset:
+    return TextDataset(texts=texts, labels=None, source=source, label_sets=label_sets)
+
+
+def test_multilabel_jsonl_lists_scalars_empty_sets_and_duplicates(tmp_path: Path) -> None:
+    rows = [
+        {"text": "a", "label": ["sports", "politics"]},
+        {"text": "b", "label": []},
+        {"text": "c", "label": ["x", "sports", "x"]},
+        {"text": "d", "label": "sports"},
+        {"text": "e", "label": [1, 2.5]},
+        {"text": "f", "label": 7},
+    ]
+    path = write(tmp_path / "d.jsonl", "\n".join(json.dumps(row) for row in rows))
+    data = read_labeled(path, multilabel=True)
+    assert data.is_multilabel
+    assert data.labels is None
+    assert data.label_sets == [
+        ("politics", "sports"),
+        (),
+        ("sports", "x"),
+        ("sports",),
+        ("1", "2.5"),
+        ("7",),
+    ]
+    assert data.classes == ["1", "2.5", "7", "politics", "sports", "x"]
+
+
+def test_multilabel_csv_cells_with_json_arrays_through_gzip(tmp_path: Path) -> None:
+    content = 'text,labels\nfirst,"[""b"", ""a, b"", ""b""]"\nsecond,[]\nthird, [3] \nfourth,b\n'
+    data = read_labeled(
+        write(tmp_path / "d.csv.gz", content), label_column="labels", multilabel=True
+    )
+    assert data.texts == ["first", "second", "third", "fourth"]
+    assert data.label_sets == [("a, b", "b"), (), ("3",), ("b",)]
+
+
+def test_multilabel_csv_with_a_separator(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.csv", "text,label\na,sports| politics\nb,news||sports |\nc,news\n")
+    data = read_labeled(path, multilabel=True, label_separator="|")
+    assert data.label_sets == [("politics", "sports"), ("news", "sports"), ("news",)]
+    # Without a separator the whole cell is one label name.
+    assert read_labeled(path, multilabel=True).label_sets == [
+        ("sports| politics",),
+        ("news||sports |",),
+        ("news",),
+    ]
+
+
+def test_multilabel_parquet_list_columns(tmp_path: Path) -> None:
+    names = make_parquet(
+        tmp_path / "names.parquet",
+        {"text": ["w", "x", "y", "z"], "label": [["b", "a"], [], ["b", "b"], None]},
+    )
+    data = read_labeled(names, multilabel=True, on_bad_row="skip")
+    assert data.texts == ["w", "x", "y"]
+    assert data.label_sets == [("a", "b"), (), ("b",)]
+    assert data.skipped == {"missing label": 1}
+    numbers = make_parquet(tmp_path / "ids.parquet", {"text": ["x", "y"], "label": [[3, 1], [1]]})
+    assert read_labeled(numbers, multilabel=True).label_sets == [("1", "3"), ("1",)]
+
+
+def test_single_label_reading_still_refuses_lists(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.jsonl", '{"text": "x", "label": ["a", "b"]}\n')
+    message = error_of(lambda: read_labeled(path))
+    assert_mentions(message, "d.jsonl", "line 1", "column 'label'", "a string or a number")
+    csv_path = write(tmp_path / "d.csv", 'text,label\nx,"[""a""]"\n')
+    assert read_labeled(csv_path).labels == ['["a"]']
+
+
+class FakeSequence:
+    def __init__(self, feature: object) -> None:
+        self.feature = feature
+
+
+def test_multilabel_hf_sequence_of_class_labels(monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = FakeHubDataset(
+        {"text": ["x", "y", "z"], "labels": [[2, 0], [], None]},
+        {"text": object(), "labels": FakeSequence(FakeClassLabel(["anger", "joy", "love"]))},
+    )
+    install_fake_datasets(monkeypatch, [], hub)
+    data = read_labeled("hf:go_emotions", label_column="labels", multilabel=True, on_bad_row="skip")
+    assert data.label_sets == [("anger", "love"), ()]
+    assert data.skipped == {"missing label": 1}
+
+
+def test_multilabel_bad_json_array_in_a_csv_cell(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.csv", 'text,labels\nok,[]\nbad,"[""a"", "\n')
+    message = error_of(lambda: read_labeled(path, label_column="labels", multilabel=True))
+    assert_mentions(
+        message, "d.csv", "row 2 (line 3)", "column 'labels'", "a JSON array", "invalid JSON"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cell", "found"),
+    [
+        ("[true]", "bool True"),
+        ("[null]", "null"),
+        ('[["a"]]', "list ['a']"),
+        ('[{"a": 1}]', "dict {'a': 1}"),
+        ('["a", " "]', "' ' (item 2"),
+        ("[NaN]", "NaN"),
+        ("true", "bool True"),
+    ],
+)
+def test_multilabel_invalid_label_items(tmp_path: Path, cell: str, found: str) -> None:
+    lines = ['{"text": "ok", "label": []}', f'{{"text": "x", "label": {cell}}}']
+    path = write(tmp_path / "d.jsonl", "\n".join(lines))
+    message = error_of(lambda: read_labeled(path, multilabel=True))
+    assert_mentions(message, "d.jsonl", "line 2", "column 'label'", "each label to be", found)
+
+
+def test_multilabel_skip_counts_bad_rows(tmp_path: Path) -> None:
+    content = 'text,label\ngood,"[""a""]"\nblank,\nbroken,[a\nbool,[true]\nalso good,a\n'
+    data = read_labeled(write(tmp_path / "d.csv", content), multilabel=True, on_bad_row="skip")
+    assert data.texts == ["good", "also good"]
+    assert data.label_sets == [("a",), ("a",)]
+    assert data.skipped == {"missing label": 1, "invalid label": 2}
+
+
+def test_label_separator_needs_multilabel(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.csv", "text,label\na,x|y\n")
+    with pytest.raises(ValueError, match="multilabel=True"):
+        read_labeled(path, label_separator="|")
+    with pytest.raises(ValueError, match="non-empty"):
+        read_labeled(path, multilabel=True, label_separator="")
+
+
+@pytest.mark.parametrize(
+    ("labels", "label_sets", "match"),
+    [
+        (["x"], [("x",)], "found both"),
+        (None, [("x",), ()], "2 label sets"),
+        (None, [("b", "a")], "row 1.*sorted tuple"),
+        (None, [("a", "a")], "distinct"),
+        (None, [["a"]], "tuple"),
+        (None, [(1,)], "str"),
+    ],
+)
+def test_multilabel_dataset_refuses_malformed_label_sets(
+    labels: list[str] | None, label_sets: list[tuple[str, ...]], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        TextDataset(texts=["t"], labels=labels, source="mem", label_sets=label_sets)
+
+
+def test_multilabel_dataset_helpers() -> None:
+    data = multilabeled(["a", "b", "c"], [("x",), (), ("x", "y")])
+    assert data.is_multilabel
+    assert not labeled(["a"], ["x"]).is_multilabel
+    assert data.classes == ["x", "y"]
+    assert data.subset([2, 0]).label_sets == [("x", "y"), ("x",)]
+    assert data.subset([2, 0]).labels is None
+    assert data.head(2).label_sets == [("x",), ()]
+    bare = data.without_labels()
+    assert (bare.labels, bare.label_sets, bare.is_multilabel) == (None, None, False)
+    assert bare.content_hash() == TextDataset(["a", "b", "c"], None, "mem").content_hash()
+
+
+def test_multilabel_content_hash_is_stable_and_ignores_the_source() -> None:
+    first = multilabeled(["a", "b"], [("x", "y"), ()], source="one.jsonl")
+    second = multilabeled(["a", "b"], [("x", "y"), ()], source="elsewhere/one.jsonl")
+    assert first.content_hash() == second.content_hash()
+    assert (
+        first.content_hash() == "917ead29b7b39d5d373bb1a1b5e11592c2eee9d06dd213efed7d90459dd4793e"
+    )
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        labeled(["a", "b"], ["x", "y"]),  # single-label with the same names
+        TextDataset(texts=["a", "b"], labels=None, source="mem"),  # unlabeled
+        multilabeled(["a", "b"], [("x", "y"), ("z",)]),  # a label set changed
+        multilabeled(["a", "b"], [("x",), ("y",)]),  # same names, other rows
+        multilabeled(["a", "b"], [("xy",), ()]),  # same characters, other boundaries
+    ],
+)
+def test_multilabel_content_hash_changes_with_content(other: TextDataset) -> None:
+    assert multilabeled(["a", "b"], [("x", "y"), ()]).content_hash() != other.content_hash()
+
+
+def test_multilabel_content_hash_differs_from_single_label_with_one_label_per_row() -> None:
+    single = labeled(["a", "b"], ["x", "y"])
+    assert multilabeled(["a", "b"], [("x",), ("y",)]).content_hash() != single.content_hash()
+
+
+def rare_label_data() -> TextDataset:
+    """100 rows: "even" on half, "fifth" on a fifth, "rare" on two rows, some with none."""
+    label_sets = []
+    for i in range(100):
+        names = {"even"} if i % 2 == 0 else set()
+        names |= {"fifth"} if i % 5 == 0 else set()
+        names |= {"rare"} if i in (3, 10) else set()
+        label_sets.append(tuple(sorted(names)))
+    return multilabeled([f"t{i}" for i in range(100)], label_sets)
+
+
+def label_counts(data: TextDataset) -> Counter[str]:
+    assert data.label_sets is not None
+    return Counter(name for names in data.label_sets for name in names)
+
+
+def test_multilabel_split_keeps_proportions_sizes_and_a_rare_label_on_both_sides() -> None:
+    data = rare_label_data()
+    rest, held = stratified_split(data, 0.2, seed=3)
+    assert (len(rest), len(held)) == (80, 20)
+    assert rest.is_multilabel and held.is_multilabel
+    total, in_held, in_rest = label_counts(data), label_counts(held), label_counts(rest)
+    assert in_held["rare"] == in_rest["rare"] == 1
+    for name in ("even", "fifth"):  # proportional to within one row
+        assert abs(in_held[name] - 0.2 * total[name]) <= 1
+        assert in_held[name] + in_rest[name] == total[name]
+    assert set(rest.texts).isdisjoint(held.texts)
+    assert sorted(rest.texts + held.texts) == sorted(data.texts)
+    assert held.texts == sorted(held.texts, key=data.texts.index)  # original order kept
+    assert rest.texts == sorted(rest.texts, key=data.texts.index)
+
+
+def test_multilabel_split_is_deterministic_per_seed() -> None:
+    data = rare_label_data()
+    first = stratified_split(data, 25, seed=7)
+    again = stratified_split(data, 25, seed=7)
+    other = stratified_split(data, 25, seed=8)
+    assert first[1].texts == again[1].texts
+    assert first[1].label_sets == again[1].label_sets
+    assert first[1].texts != other[1].texts
+    assert len(first[1]) == 25
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    label_sets=st.lists(
+        st.frozensets(st.sampled_from(["a", "b", "c", "d"]), max_size=3), min_size=2, max_size=30
+    ),
+    fraction=st.floats(min_value=0.05, max_value=0.95),
+    seed=st.integers(min_value=0, max_value=2**31),
+)
+def test_multilabel_split_properties(
+    label_sets: list[frozenset[str]], fraction: float, seed: int
+) -> None:
+    data = multilabeled(
+        [str(i) for i in range(len(label_sets))], [tuple(sorted(s)) for s in label_sets]
+    )
+    rest, held = stratified_split(data, fraction, seed=seed)
+    n_held = min(max(round(fraction * len(data)), 1), len(data) - 1)
+    assert len(held) == n_held
+    assert sorted(rest.texts + held.texts, key=int) == data.texts
+    assert stratified_split(data, fraction, seed=seed)[1].texts == held.texts
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    counts=st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=5),
+    fraction=st.floats(min_value=0.05, max_value=0.95),
+    seed=st.integers(min_value=0, max_value=2**31),
+)
+def test_multilabel_split_of_one_label_per_row_keeps_every_label_on_both_sides(
+    counts: list[int], fraction: float, seed: int
+) -> None:
+    names = [f"c{k}" for k, count in enumerate(counts) for _ in range(count)]
+    if len(names) < 2:
+        return
+    data = multilabeled([str(i) for i in range(len(names))], [(name,) for name in names])
+    rest, held = stratified_split(data, fraction, seed=seed)
+    n_held = len(held)
+    multi = {f"c{k}" for k, count in enumerate(counts) if count >= 2}
+    if len(multi) <= n_held <= sum(c - 1 for c in counts if c >= 2):
+        assert multi <= set(held.classes)
+        assert multi <= set(rest.classes)
+
+
+def test_require_classes_for_multilabel_data() -> None:
+    require_classes(multilabeled(["a", "b"], [("spam",), ()]))  # one detector is enough
+    message = error_of(lambda: require_classes(multilabeled(["a"], [()], "none.jsonl")))
+    assert_mentions(message, "none.jsonl", "at least 1 label name")
+
+
+def test_check_known_labels_for_multilabel_data() -> None:
+    train = multilabeled(["a", "b"], [("neg",), ("pos", "sarcastic")], "train.jsonl")
+    check_known_labels(train, multilabeled(["c", "d"], [(), ("pos",)], "test.jsonl"))
+    other = multilabeled(["c", "d", "e"], [("pos",), ("irony", "pos"), ("new",)], "test.jsonl")
+    message = error_of(lambda: check_known_labels(train, other))
+    assert_mentions(
+        message,
+        "test.jsonl",
+        "row 2",
+        "found 'irony'",
+        "2 row(s)",
+        "['irony', 'new']",
+        "['neg', 'pos', 'sarcastic']",
+        "train.jsonl",
+    )
+
+
+def test_check_known_labels_refuses_mixing_single_and_multilabel() -> None:
+    single = labeled(["a"], ["pos"], "single.csv")
+    multi = multilabeled(["a"], [("pos",)], "multi.jsonl")
+    assert_mentions(
+        error_of(lambda: check_known_labels(single, multi)),
+        "multi.jsonl",
+        "expected single-label data like single.csv",
+        "found multilabel data",
+    )
+    assert_mentions(
+        error_of(lambda: check_known_labels(multi, single)), "single.csv", "found single-label"
+    )
+
+
+def test_indicator_matrix() -> None:
+    matrix = indicator_matrix([("a", "c"), (), ("c",)], ["a", "b", "c"])
+    assert matrix.dtype == np.float32
+    assert matrix.tolist() == [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    assert indicator_matrix([(), ()], []).shape == (2, 0)
+    with pytest.raises(ValueError, match=r"row 2.*'zz'"):
+        indicator_matrix([("a",), ("a", "zz")], ["a", "b"])
+    with pytest.raises(ValueError, match="distinct"):
+        indicator_matrix([("a",)], ["a", "a"])
 
 
 # --- real data -------------------------------------------------------------------------------

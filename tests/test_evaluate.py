@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from textdistill.evaluate import agreement, classification_scores, throughput
+from textdistill.evaluate import (
+    agreement,
+    classification_scores,
+    label_agreement,
+    multilabel_scores,
+    throughput,
+)
 
 
 def test_scores_match_scikit_learn() -> None:
@@ -26,6 +32,79 @@ def test_scores_match_scikit_learn() -> None:
         assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
             (p[i], r[i], f[i], s[i])
         )
+
+
+def _label_sets(
+    rng: np.random.Generator, labels: list[str], n: int, p: float
+) -> list[tuple[str, ...]]:
+    """Random label sets, some of them empty."""
+    return [tuple(label for label in labels if rng.random() < p) for _ in range(n)]
+
+
+def test_multilabel_scores_match_scikit_learn() -> None:
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        hamming_loss,
+        precision_recall_fscore_support,
+    )
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    rng = np.random.default_rng(0)
+    labels = ["a", "b", "c", "d"]
+    true = _label_sets(rng, labels, 300, 0.3)
+    pred = _label_sets(rng, labels[:3], 300, 0.4)  # "d" is never predicted
+    scores = multilabel_scores(true, pred, labels)
+    binarizer = MultiLabelBinarizer(classes=labels).fit([labels])
+    t, p = binarizer.transform(true), binarizer.transform(pred)
+    assert scores["subset_accuracy"] == scores["accuracy"] == pytest.approx(accuracy_score(t, p))
+    assert scores["micro_f1"] == pytest.approx(f1_score(t, p, average="micro", zero_division=0))
+    assert scores["macro_f1"] == pytest.approx(f1_score(t, p, average="macro", zero_division=0))
+    assert scores["hamming_loss"] == pytest.approx(hamming_loss(t, p))
+    micro = precision_recall_fscore_support(t, p, average="micro", zero_division=0)
+    assert (scores["micro_precision"], scores["micro_recall"]) == pytest.approx(micro[:2])
+    precision, recall, f1, support = precision_recall_fscore_support(t, p, zero_division=0)
+    for i, label in enumerate(labels):
+        row = scores["per_class"][label]
+        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
+            (precision[i], recall[i], f1[i], support[i])
+        )
+    assert scores["n"] == 300 and scores["multilabel"] is True
+
+
+def test_multilabel_scores_refuse_unknown_labels() -> None:
+    with pytest.raises(ValueError, match="'z'"):
+        multilabel_scores([("a",)], [("z",)], ["a", "b"])
+    with pytest.raises(ValueError, match="'z'"):
+        multilabel_scores([("z",)], [("a",)], ["a", "b"])
+    with pytest.raises(TypeError, match="string"):
+        multilabel_scores(["ab"], [("a",)], ["a", "b"])
+    with pytest.raises(ValueError, match="repeat"):
+        multilabel_scores([("a",)], [("a",)], ["a", "a"])
+    with pytest.raises(ValueError, match="empty"):
+        multilabel_scores([], [], ["a"])
+
+
+def test_agreement_compares_label_sets_whole() -> None:
+    # Equal-length tuples must not become a 2-D array compared name by name (that gives 0.75).
+    assert agreement([("a", "b"), ("a", "c")], [("a", "b"), ("a", "b")]) == 0.5
+    # A set is a set: the order of its names does not matter, and empty sets agree.
+    assert agreement([("a", "b"), ("a", "c"), ()], [("b", "a"), ("a",), ()]) == pytest.approx(2 / 3)
+
+
+def test_label_agreement_is_one_minus_hamming_distance() -> None:
+    from sklearn.metrics import hamming_loss
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    rng = np.random.default_rng(1)
+    labels = ["a", "b", "c"]
+    a, b = _label_sets(rng, labels, 100, 0.5), _label_sets(rng, labels, 100, 0.5)
+    binarizer = MultiLabelBinarizer(classes=labels).fit([labels])
+    expected = 1 - hamming_loss(binarizer.transform(a), binarizer.transform(b))
+    assert label_agreement(a, b, labels) == pytest.approx(expected)
+    assert label_agreement(a, a, labels) == 1.0
+    with pytest.raises(ValueError):
+        label_agreement(a, b[:-1], labels)
 
 
 def test_errors_are_explicit() -> None:

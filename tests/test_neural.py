@@ -15,9 +15,9 @@ from textdistill.students.neural import (
     NeuralStudent,
     _Inputs,
     build_network,
-    regression_targets,
     to_numpy,
 )
+from textdistill.students.targets import regression_targets
 
 ARCHITECTURES = ("bag", "bilstm")
 WORDS = ["good", "bad", "film", "plot", "great", "awful", "fun", "boring", "!", "?", "the"]

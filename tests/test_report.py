@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any
 
-from textdistill.report import PLOT_NAME, per_class_table, summary_table, write_report
+import pytest
+
+from textdistill.report import (
+    PLOT_NAME,
+    per_class_table,
+    render_markdown,
+    summary_table,
+    write_report,
+)
 
 
 def _system(accuracy: float, docs_per_s: float, cores: int = 1) -> dict:
@@ -22,7 +32,7 @@ def _system(accuracy: float, docs_per_s: float, cores: int = 1) -> dict:
     }
 
 
-METRICS = {
+METRICS: dict[str, Any] = {
     "created": "2026-11-26T00:00:00+00:00",
     "textdistill_version": "0.1.0",
     "machine": {"platform": "Linux", "cpu_count": 2},
@@ -70,3 +80,97 @@ def test_write_report_makes_markdown_and_plot(tmp_path: Path, capsys) -> None:  
     assert "| 2 | 0.4000 | - | - | 5 |" in report
     assert (tmp_path / PLOT_NAME).read_bytes()[:4] == b"\x89PNG"
     assert "| student |" in capsys.readouterr().out
+
+
+def _multilabel_system(micro_f1: float, docs_per_s: float | None, cores: int = 1) -> dict:
+    return {
+        "subset_accuracy": micro_f1 - 0.2,
+        "accuracy": micro_f1 - 0.2,
+        "micro_precision": micro_f1,
+        "micro_recall": micro_f1,
+        "micro_f1": micro_f1,
+        "macro_f1": micro_f1 - 0.05,
+        "hamming_loss": 0.0625,
+        "per_class": {
+            "sport": {"precision": 0.8, "recall": 0.9, "f1": 0.85, "support": 7},
+            "politics": {"precision": 0.5, "recall": 0.25, "f1": 0.333, "support": 4},
+        },
+        "n": 20,
+        "multilabel": True,
+        "agreement_with_teacher": 0.75,
+        "label_agreement_with_teacher": 0.9375,
+        "docs_per_s": docs_per_s,
+        "size_bytes": None if docs_per_s is None else 2_000_000,
+        "cores": cores,
+    }
+
+
+MULTILABEL: dict[str, Any] = copy.deepcopy(METRICS) | {
+    "task": "multilabel",
+    "systems": {
+        "baseline": _multilabel_system(0.70, 5000),
+        "teacher": _multilabel_system(0.85, 40, 2),
+        "student": _multilabel_system(0.80, 8000),
+    },
+}
+MULTILABEL["teacher"]["thresholds"] = {"sport": 0.0, "politics": -1.25}
+MULTILABEL["student"]["thresholds"] = {"sport": 0.5, "politics": -0.75}
+
+
+def test_multilabel_summary_has_set_and_label_scores() -> None:
+    table = summary_table(MULTILABEL["systems"], "multilabel")
+    header = table.splitlines()[0]
+    assert header == (
+        "| system | subset accuracy | micro-F1 | macro-F1 | Hamming loss | "
+        "agreement with teacher (sets) | label agreement | docs/s | cores | size |"
+    )
+    assert "| student | 0.6000 | 0.8000 | 0.7500 | 0.0625 | 0.7500 | 0.9375 | 8,000 | 1 |" in table
+
+
+def test_multilabel_report_shows_thresholds_and_micro_f1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_report(tmp_path, MULTILABEL)
+    report = (tmp_path / "report.md").read_text()
+    assert report == render_markdown(MULTILABEL)
+    assert "| teacher | 0.6500 | 0.8500 | 0.8000 | 0.0625 |" in report
+    assert "200x faster than the teacher" in report
+    assert "on 75.0% of test documents (whole label sets)" in report
+    assert "on 93.8% of (document, label) decisions" in report
+    assert f"![micro-F1 against throughput]({PLOT_NAME})" in report
+    assert "## Per label" in report and "## Per class" not in report
+    assert "| system | label | precision | recall | F1 | support | threshold |" in report
+    # Each system's row carries its own threshold; the baseline has none.
+    assert "| student | politics | 0.500 | 0.250 | 0.333 | 4 | -0.750 |" in report
+    assert "| teacher | politics | 0.500 | 0.250 | 0.333 | 4 | -1.250 |" in report
+    assert "| baseline | sport | 0.800 | 0.900 | 0.850 | 7 | - |" in report
+    assert "chosen per label on the held-out validation split" in report
+    # The rest of the report is the single-label one's.
+    assert "- a note" in report and "| 2 | 0.4000 | - | - | 5 |" in report
+    assert (tmp_path / PLOT_NAME).read_bytes()[:4] == b"\x89PNG"
+    assert "| micro-F1 |" in capsys.readouterr().out
+
+
+def test_multilabel_report_without_teacher_speed(tmp_path: Path) -> None:
+    metrics: dict[str, Any] = copy.deepcopy(MULTILABEL)
+    metrics["teacher"]["precomputed"] = True
+    metrics["systems"]["teacher"] = _multilabel_system(0.85, None, 2)
+    write_report(tmp_path, metrics)
+    report = (tmp_path / "report.md").read_text()
+    assert "The student agrees with the teacher on 75.0%" in report
+    assert "| teacher | 0.6500 | 0.8500 | 0.8000 | 0.0625 | 0.7500 | 0.9375 | n/a | 2 | n/a |" in (
+        report
+    )
+    assert (tmp_path / PLOT_NAME).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_single_label_tables_are_unchanged_by_task() -> None:
+    assert per_class_table(METRICS["systems"]).splitlines()[0] == (
+        "| system | class | precision | recall | F1 | support |"
+    )
+    assert render_markdown(METRICS) == render_markdown(METRICS | {"task": "multiclass"})
+
+
+def test_an_unknown_task_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown task 'regression'"):
+        render_markdown(METRICS | {"task": "regression"})

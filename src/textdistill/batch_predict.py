@@ -23,6 +23,7 @@ import numpy as np
 
 from textdistill.cascade import Cascade
 from textdistill.runtime import load
+from textdistill.runtime.outputs import LabelOutputs
 
 CHUNK = 2000
 
@@ -172,7 +173,7 @@ def cascade_chunks(
 
 def write_predictions(
     out: IO[str],
-    labels: list[str],
+    outputs: LabelOutputs,
     scored_chunks: Iterable[Scored],
     *,
     fmt: str = "csv",
@@ -180,7 +181,10 @@ def write_predictions(
     with_sources: bool = False,
 ) -> int:
     """Write label + calibrated probabilities (+ raw logits, + which model answered) per
-    text; returns the row count."""
+    text; returns the row count. ``outputs`` (the model, or its manifest's
+    :meth:`LabelOutputs.from_manifest`) turns logits into labels: for a multilabel model the
+    label is a list (a JSON list in a CSV cell, which ``--multilabel`` reads back)."""
+    labels = outputs.labels
     writer = csv.writer(out) if fmt == "csv" else None
     if writer is not None:
         header = ["label", *(f"p_{label}" for label in labels)]
@@ -192,12 +196,17 @@ def write_predictions(
     rows = 0
     for scored in scored_chunks:
         sources = scored.sources or [""] * len(scored.logits)
-        for row_logits, row_probs, source in zip(
-            scored.logits, scored.probabilities, sources, strict=True
+        for row_logits, row_probs, source, chosen in zip(
+            scored.logits,
+            scored.probabilities,
+            sources,
+            outputs.labels_of(scored.logits),
+            strict=True,
         ):
-            label = labels[int(row_probs.argmax())]
+            label = chosen if isinstance(chosen, str) else list(chosen)
             if writer is not None:
-                values = [label, *(f"{p:.6f}" for p in row_probs)]
+                cell = label if isinstance(label, str) else json.dumps(label, ensure_ascii=False)
+                values = [cell, *(f"{p:.6f}" for p in row_probs)]
                 if with_logits:
                     values += [f"{z:.6f}" for z in row_logits]
                 if with_sources:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from textdistill.runtime.linear import softmax
+from textdistill.runtime.outputs import softmax
 
 # Temperatures outside this range mean the held-out set is degenerate, not that the model is.
 T_MIN, T_MAX = 0.05, 20.0

@@ -158,6 +158,8 @@ class Cascade:
         threshold: float,
         teacher_temperature: float = 1.0,
     ) -> None:
+        if student.multilabel:  # the deferral rule reads one confidence per text
+            raise ValueError("a cascade needs a single-label student; this one is multilabel")
         self.student = student
         self.teacher_path = teacher_path
         self.threshold = threshold

@@ -34,6 +34,17 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--text-column", help="name of the text column (default: text)")
     data.add_argument("--label-column", help="name of the label column (default: label)")
     data.add_argument(
+        "--multilabel",
+        action="store_true",
+        default=None,
+        help="each row has a list of labels (a JSON list, or see --label-separator); the "
+        "teacher and student get one yes/no output per label, thresholds chosen per label",
+    )
+    data.add_argument(
+        "--label-separator",
+        help="with --multilabel: the labels of a row are one string split on this, e.g. '|'",
+    )
+    data.add_argument(
         "--on-bad-row",
         choices=["error", "skip"],
         help="stop at the first bad row (default) or skip and count bad rows",
@@ -359,6 +370,7 @@ def _predict(args: argparse.Namespace) -> None:
     )
     from textdistill.cascade import Cascade
     from textdistill.runtime.atomic import atomic_text_file
+    from textdistill.runtime.outputs import LabelOutputs
 
     if args.texts and args.input:
         raise UsageError("give texts as arguments or with --input, not both")
@@ -369,11 +381,12 @@ def _predict(args: argparse.Namespace) -> None:
     chunks: Iterator[Scored]
     if args.cascade:
         cascade = Cascade.load(args.artifact, threshold=args.threshold)
-        labels, chunks = cascade.labels, cascade_chunks(cascade, texts)
+        outputs: LabelOutputs = cascade.student
+        chunks = cascade_chunks(cascade, texts)
     else:
         from textdistill.runtime import read_manifest
 
-        labels = [str(label) for label in read_manifest(args.artifact)["labels"]]
+        outputs = LabelOutputs.from_manifest(read_manifest(args.artifact))
         chunks = score_chunks(str(args.artifact), texts, jobs=jobs)
     # -o is written atomically: a run that fails half-way leaves no partial file behind.
     output: AbstractContextManager[IO[str]] = (
@@ -383,7 +396,7 @@ def _predict(args: argparse.Namespace) -> None:
         try:
             write_predictions(
                 out,
-                labels,
+                outputs,
                 chunks,
                 fmt=args.format,
                 with_logits=args.logits,
@@ -508,6 +521,8 @@ def _run(args: argparse.Namespace) -> None:
                 "test",
                 "text_column",
                 "label_column",
+                "multilabel",
+                "label_separator",
                 "on_bad_row",
             )
         },
@@ -566,6 +581,7 @@ def _run(args: argparse.Namespace) -> None:
     if not data.get("labeled"):
         raise UsageError("give the labeled set: --labeled PATH (or labeled = ... in [data])")
     known_data = {"labeled", "unlabeled", "test", "text_column", "label_column", "on_bad_row"}
+    known_data |= {"multilabel", "label_separator"}
     if set(data) - known_data:
         raise UsageError(f"[data]: unknown option(s) {sorted(set(data) - known_data)}")
     run_config = _dataclass_from(RunConfig, run_values, "[run]")
@@ -574,17 +590,21 @@ def _run(args: argparse.Namespace) -> None:
     run_config.augment = _dataclass_from(AugmentConfig, augment_values, "[augment]")
     columns = {"text_column": data.get("text_column", "text")}
     on_bad_row = data.get("on_bad_row", "error")
-    label_column = data.get("label_column", "label")
-    labeled = read_labeled(
-        data["labeled"], label_column=label_column, on_bad_row=on_bad_row, **columns
-    )
+    if data.get("label_separator") is not None and not data.get("multilabel"):
+        raise UsageError("--label-separator goes with --multilabel")
+    labels = {
+        "label_column": data.get("label_column", "label"),
+        "multilabel": bool(data.get("multilabel", False)),
+        "label_separator": data.get("label_separator"),
+    }
+    labeled = read_labeled(data["labeled"], on_bad_row=on_bad_row, **labels, **columns)
     unlabeled = (
         read_unlabeled(data["unlabeled"], on_bad_row=on_bad_row, **columns)
         if data.get("unlabeled")
         else None
     )
     test = (
-        read_labeled(data["test"], label_column=label_column, on_bad_row=on_bad_row, **columns)
+        read_labeled(data["test"], on_bad_row=on_bad_row, **labels, **columns)
         if data.get("test")
         else None
     )

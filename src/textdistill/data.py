@@ -62,38 +62,79 @@ class TextDataset:
     """Texts with optional string labels, plus where they came from.
 
     Labels are always class *names* (``str``) so that models, reports and caches never have to
-    guess whether ``1`` and ``"1"`` are the same class.
+    guess whether ``1`` and ``"1"`` are the same class. Single-label data has one name per row
+    in ``labels``; multilabel data has ``labels=None`` and a tuple of names per row in
+    ``label_sets`` instead, sorted and without duplicates so that equal sets compare, hash and
+    cache as equal, and possibly empty (a row that has none of the labels).
     """
 
     texts: list[str]
     labels: list[str] | None
     source: str
     skipped: dict[str, int] = field(default_factory=dict)
+    label_sets: list[tuple[str, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.labels is not None and len(self.labels) != len(self.texts):
             raise ValueError(
                 f"{self.source}: {len(self.texts)} texts but {len(self.labels)} labels"
             )
+        if self.label_sets is None:
+            return
+        if self.labels is not None:
+            raise ValueError(
+                f"{self.source}: expected labels (single-label) or label_sets (multilabel), "
+                "found both"
+            )
+        if len(self.label_sets) != len(self.texts):
+            raise ValueError(
+                f"{self.source}: {len(self.texts)} texts but {len(self.label_sets)} label sets"
+            )
+        for i, names in enumerate(self.label_sets):
+            if not (
+                isinstance(names, tuple)
+                and all(isinstance(name, str) for name in names)
+                and all(a < b for a, b in itertools.pairwise(names))
+            ):
+                raise ValueError(
+                    f"{self.source}, row {i + 1}: expected a sorted tuple of distinct label "
+                    f"names (str), found {_describe(names)}"
+                )
 
     def __len__(self) -> int:
         return len(self.texts)
 
     @property
+    def is_multilabel(self) -> bool:
+        """Whether each row has a set of labels (``label_sets``) rather than one label."""
+        return self.label_sets is not None
+
+    @property
     def classes(self) -> list[str]:
-        """Sorted unique labels; sorted so class indices are stable across runs and machines."""
+        """Sorted unique labels; sorted so class indices are stable across runs and machines.
+
+        For multilabel data these are all the names that occur in any row's set.
+        """
+        if self.label_sets is not None:
+            return sorted({name for names in self.label_sets for name in names})
         return sorted(set(_labels_of(self, "classes")))
 
     def content_hash(self) -> str:
         """Hex sha256 over the texts and labels, used to key pipeline caches.
 
         Every string is length-prefixed so that ``["ab", "c"]`` and ``["a", "bc"]`` differ, and
-        labeled and unlabeled sets differ. ``source`` and ``skipped`` are left out on purpose:
-        the same rows read from a copied or renamed file must hit the same cache entry.
+        labeled, multilabel and unlabeled sets differ (each label set is length-prefixed too,
+        so ``[("a", "b"), ()]`` and ``[("a",), ("b",)]`` differ). ``source`` and ``skipped``
+        are left out on purpose: the same rows read from a copied or renamed file must hit the
+        same cache entry.
         """
         digest = hashlib.sha256(b"textdistill.TextDataset.v1\0")
         _hash_strings(digest, self.texts)
-        if self.labels is None:
+        if self.label_sets is not None:
+            digest.update(b"multilabel")
+            for names in self.label_sets:
+                _hash_strings(digest, names)
+        elif self.labels is None:
             digest.update(b"unlabeled")
         else:
             digest.update(b"labeled")
@@ -117,6 +158,9 @@ class TextDataset:
             labels=None if self.labels is None else [self.labels[i] for i in positions],
             source=self.source,
             skipped=dict(self.skipped),
+            label_sets=(
+                None if self.label_sets is None else [self.label_sets[i] for i in positions]
+            ),
         )
 
     def head(self, n: int) -> "TextDataset":
@@ -127,7 +171,7 @@ class TextDataset:
 
     def without_labels(self) -> "TextDataset":
         """The same texts as an unlabeled set, e.g. to feed labeled data to the teacher."""
-        return replace(self, labels=None)
+        return replace(self, labels=None, label_sets=None)
 
 
 def read_labeled(
@@ -137,9 +181,35 @@ def read_labeled(
     label_column: str = "label",
     format: str | None = None,
     on_bad_row: OnBadRow = "error",
+    multilabel: bool = False,
+    label_separator: str | None = None,
 ) -> TextDataset:
-    """Read a labeled set: a file, an ``aclImdb/train``-style folder, or ``hf:NAME[:SPLIT]``."""
-    return _read(path, text_column, label_column, format, on_bad_row)
+    """Read a labeled set: a file, an ``aclImdb/train``-style folder, or ``hf:NAME[:SPLIT]``.
+
+    With ``multilabel=True`` each label cell holds a set of labels and the result has
+    ``label_sets`` instead of ``labels``. A cell may be a list (a JSONL array, a Parquet list
+    column, a Hugging Face ``Sequence(ClassLabel)``), a string holding a JSON array (how a CSV
+    cell writes a list: ``["a", "b"]``; ``[]`` is a row with none of the labels), a string
+    split on ``label_separator`` when one is given (``"a|b"``), or else one label. Duplicates
+    are merged; a blank cell is still a missing label, not an empty set, because an empty cell
+    is far more often a forgotten label than a deliberate "none".
+    """
+    if label_separator is not None and not multilabel:
+        raise ValueError(
+            f"label_separator={label_separator!r} splits multilabel cells; pass multilabel=True "
+            "with it"
+        )
+    if label_separator == "":
+        raise ValueError("label_separator must be a non-empty string, got ''")
+    return _read(
+        path,
+        text_column,
+        label_column,
+        format,
+        on_bad_row,
+        multilabel=multilabel,
+        label_separator=label_separator,
+    )
 
 
 def read_unlabeled(
@@ -166,28 +236,37 @@ def stratified_split(
     keeps at least one row on each side when the sizes allow it, so that a rare class is never
     absent from training or evaluation; a class with a single row stays in ``rest``. Rows keep
     their original order on each side, and the same seed always gives the same split.
+
+    Multilabel data cannot be grouped by class (a row is in several), so it is split by
+    iterative stratification (Sechidis, Tsoumakas & Vlahavas 2011), which keeps each label's
+    proportion on both sides; rarest labels are placed first, so that the labels that are
+    easiest to lose get their row on each side while both sides still have room.
     """
-    labels = _labels_of(data, "stratified_split")
     n_held = _held_out_size(data, test_size)
-    groups: dict[str, list[int]] = {}
-    for i, label in enumerate(labels):
-        groups.setdefault(label, []).append(i)
-    classes = sorted(groups)
-    counts = np.array([len(groups[c]) for c in classes])
-    allocation = _allocate(counts, n_held)
     rng = np.random.default_rng(seed)
-    held: list[int] = []
-    for label, n_class_held in zip(classes, allocation, strict=True):
-        held.extend(int(i) for i in rng.permutation(groups[label])[:n_class_held])
+    if data.label_sets is not None:
+        held = _iterative_held_out(data, n_held, rng)
+    else:
+        held = _stratified_held_out(_labels_of(data, "stratified_split"), n_held, rng)
     held_set = set(held)
     rest = [i for i in range(len(data)) if i not in held_set]
     return data.subset(rest), data.subset(sorted(held))
 
 
 def require_classes(data: TextDataset, minimum: int = 2) -> None:
-    """Fail early when a classifier cannot be trained, instead of deep inside a model."""
+    """Fail early when a classifier cannot be trained, instead of deep inside a model.
+
+    ``minimum`` is for single-label data. Multilabel data needs only one label name: each name
+    is its own yes/no decision, so a single one is already a usable detector.
+    """
     classes = data.classes
-    if len(classes) < minimum:
+    if data.is_multilabel:
+        if not classes:
+            raise DataError(
+                f"{data.source}: need at least 1 label name, found none (every row's label "
+                "set is empty)"
+            )
+    elif len(classes) < minimum:
         raise DataError(
             f"{data.source}: need at least {minimum} classes, found {len(classes)}: {classes}"
         )
@@ -198,17 +277,56 @@ def check_known_labels(train: TextDataset, other: TextDataset) -> None:
 
     A model cannot predict a class it never saw, so such rows would silently count as errors;
     the usual cause is a typo or a different label spelling (``"pos"`` vs ``"positive"``).
+    Both sets must be single-label or both multilabel: a model trained for one kind cannot
+    be scored on the other.
     """
-    known = set(_labels_of(train, "check_known_labels"))
-    other_labels = _labels_of(other, "check_known_labels")
-    unseen = [i for i, label in enumerate(other_labels) if label not in known]
+    if train.is_multilabel != other.is_multilabel:
+        raise DataError(
+            f"{other.source}: expected {_label_kind(train)} data like {train.source}, found "
+            f"{_label_kind(other)} data; read both with read_labeled and the same multilabel= "
+            "setting"
+        )
+    known = {name for names in _label_sets_of(train, "check_known_labels") for name in names}
+    other_sets = _label_sets_of(other, "check_known_labels")
+    unseen = [i for i, names in enumerate(other_sets) if not known.issuperset(names)]
     if unseen:
         first = unseen[0]
+        found = ", ".join(repr(name) for name in other_sets[first] if name not in known)
+        every_unseen = {name for i in unseen for name in other_sets[i]} - known
         raise DataError(
             f"{other.source}, row {first + 1}, label column: expected a label seen in "
-            f"{train.source}, found {other_labels[first]!r} ({len(unseen)} row(s) have unseen "
-            f"labels: {sorted({other_labels[i] for i in unseen})}); known labels: {sorted(known)}"
+            f"{train.source}, found {found} ({len(unseen)} row(s) have unseen "
+            f"labels: {sorted(every_unseen)}); known labels: {sorted(known)}"
         )
+
+
+def indicator_matrix(label_sets: Sequence[Sequence[str]], classes: Sequence[str]) -> np.ndarray:
+    """A float32 ``[rows, classes]`` matrix with 1.0 where a row has the class, else 0.0.
+
+    This is how multilabel targets reach a model: one independent yes/no column per class, in
+    the order of ``classes`` (normally ``data.classes``, so columns are stable across runs).
+
+    >>> indicator_matrix([("a", "c"), (), ("b",)], ["a", "b", "c"])
+    array([[1., 0., 1.],
+           [0., 0., 0.],
+           [0., 1., 0.]], dtype=float32)
+    >>> indicator_matrix([("a",), ("x",)], ["a", "b"])
+    Traceback (most recent call last):
+    ...
+    ValueError: row 2: expected labels from the classes ['a', 'b'], found 'x'
+    """
+    column = {name: j for j, name in enumerate(classes)}
+    if len(column) != len(classes):
+        raise ValueError(f"expected distinct classes, found {list(classes)}")
+    matrix = np.zeros((len(label_sets), len(classes)), dtype=np.float32)
+    for i, names in enumerate(label_sets):
+        for name in names:
+            if name not in column:
+                raise ValueError(
+                    f"row {i + 1}: expected labels from the classes {list(classes)}, found {name!r}"
+                )
+            matrix[i, column[name]] = 1.0
+    return matrix
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -248,20 +366,26 @@ def _read(
     label_column: str | None,
     format: str | None,
     on_bad_row: OnBadRow,
+    *,
+    multilabel: bool = False,
+    label_separator: str | None = None,
 ) -> TextDataset:
     if on_bad_row not in ("error", "skip"):
         raise ValueError(f"on_bad_row must be 'error' or 'skip', got {on_bad_row!r}")
-    if isinstance(path, str) and path.startswith("hf:"):
+
+    def collect(rows: Iterable[_Record], source: str) -> TextDataset:
         return _collect(
-            _hf_rows(path, text_column, label_column), path, text_column, label_column, on_bad_row
+            rows, source, text_column, label_column, on_bad_row, multilabel, label_separator
         )
+
+    if isinstance(path, str) and path.startswith("hf:"):
+        return collect(_hf_rows(path, text_column, label_column), path)
     path = Path(path)
     source = str(path)
     if not path.exists():
         raise DataError(f"{source}: the path does not exist")
     if path.is_dir():
-        rows = _imdb_rows(path, text_column, label_column)
-        return _collect(rows, source, text_column, label_column, on_bad_row)
+        return collect(_imdb_rows(path, text_column, label_column), source)
     fmt = _format_of(path, format)
     if fmt == "txt" and label_column is not None:
         raise DataError(
@@ -282,7 +406,7 @@ def _read(
             rows = _jsonl_rows(_decoded_lines(stream, source))
         else:
             rows = _txt_rows(_decoded_lines(stream, source), text_column)
-        return _collect(rows, source, text_column, label_column, on_bad_row)
+        return collect(rows, source)
 
 
 def _format_of(path: Path, format: str | None) -> str:
@@ -508,13 +632,30 @@ def _hf_rows(spec: str, text_column: str, label_column: str | None) -> Iterator[
     values = {c: list(dataset[c]) for c in columns}
     if label_column is not None:
         feature = dataset.features[label_column]
+        item = _item_feature(feature)
         if isinstance(feature, datasets.ClassLabel):
-            # ClassLabel stores ints; -1 is the hub's marker for "no label" (e.g. test splits).
+            values[label_column] = [_hub_class_name(feature, v) for v in values[label_column]]
+        elif isinstance(item, datasets.ClassLabel):  # Sequence(ClassLabel): multilabel
             values[label_column] = [
-                None if v < 0 else feature.int2str(v) for v in values[label_column]
+                None if v is None else [_hub_class_name(item, x) for x in v]
+                for v in values[label_column]
             ]
     for i in range(len(values[text_column])):
         yield _Row(f"row {i + 1}", {c: values[c][i] for c in columns})
+
+
+def _item_feature(feature: Any) -> Any:
+    """The item feature of a hub list feature (``Sequence(f)``, ``List(f)``, or ``[f]`` in old
+    ``datasets`` versions), else None."""
+    if isinstance(feature, list):
+        return feature[0] if len(feature) == 1 else None
+    return getattr(feature, "feature", None)
+
+
+def _hub_class_name(feature: Any, value: int) -> str | None:
+    """The name of a ClassLabel value: ClassLabel stores ints, and -1 is the hub's marker for
+    "no label" (e.g. test splits)."""
+    return None if value < 0 else feature.int2str(value)
 
 
 def _collect(
@@ -523,18 +664,21 @@ def _collect(
     text_column: str,
     label_column: str | None,
     on_bad_row: OnBadRow,
+    multilabel: bool,
+    label_separator: str | None,
 ) -> TextDataset:
     """Validate rows into a TextDataset, raising or counting each bad row."""
     columns = [text_column] if label_column is None else [text_column, label_column]
     keys_seen: set[str] = set()
     texts: list[str] = []
     labels: list[str] = []
+    label_sets: list[tuple[str, ...]] = []
     skipped: Counter[str] = Counter()
     label_kinds: dict[str, tuple[str, object]] = {}  # kind -> first (where, value) of that kind
     for record in rows:
         if isinstance(record, _Row):
             keys_seen.update(record.values)
-            checked = _check_row(record, text_column, label_column)
+            checked = _check_row(record, text_column, label_column, multilabel, label_separator)
         else:
             checked = record
         if isinstance(checked, _BadRow):
@@ -543,7 +687,11 @@ def _collect(
             skipped[checked.reason] += 1
             continue
         texts.append(checked.values[text_column])
-        if label_column is not None:
+        if label_column is not None and multilabel:
+            # Lists and JSON-array strings mix freely, and list items are str()'d, so the
+            # one-type rule below does not apply.
+            label_sets.append(checked.values[label_column])
+        elif label_column is not None:
             assert isinstance(record, _Row)
             raw = record.values[label_column]
             label_kinds.setdefault(_LABEL_KINDS.get(type(raw), "other"), (record.where, raw))
@@ -564,9 +712,10 @@ def _collect(
         raise DataError(f"{source}: expected at least one data row, found none{detail}")
     return TextDataset(
         texts=texts,
-        labels=labels if label_column is not None else None,
+        labels=labels if label_column is not None and not multilabel else None,
         source=source,
         skipped=dict(skipped),
+        label_sets=label_sets if label_column is not None and multilabel else None,
     )
 
 
@@ -574,8 +723,15 @@ def _collect(
 _LABEL_KINDS = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
-def _check_row(row: _Row, text_column: str, label_column: str | None) -> _Row | _BadRow:
-    """The row with its label as ``str``, or why it is bad."""
+def _check_row(
+    row: _Row,
+    text_column: str,
+    label_column: str | None,
+    multilabel: bool,
+    label_separator: str | None,
+) -> _Row | _BadRow:
+    """The row with its label as ``str`` (a sorted tuple of them if multilabel), or why it is
+    bad."""
     text = row.values.get(text_column)
     if text is None or _is_nan(text) or (isinstance(text, str) and not text.strip()):
         found = _describe_missing(row, text_column)
@@ -588,17 +744,70 @@ def _check_row(row: _Row, text_column: str, label_column: str | None) -> _Row | 
     if label is None or _is_nan(label) or not str(label).strip():
         found = _describe_missing(row, label_column)
         return _BadRow(row.where, "missing label", label_column, "a label", found)
-    if not isinstance(label, str | int | float):  # a list or an object is not a class name
-        return _BadRow(
-            row.where, "invalid label", label_column, "a string or a number", _describe(label)
+    checked: str | tuple[str, ...] | _BadRow
+    if multilabel:
+        checked = _label_set(row, label_column, label, label_separator)
+    else:
+        expected = _label_name_problem(label)
+        checked = (
+            str(label)
+            if expected is None
+            else _BadRow(row.where, "invalid label", label_column, expected, _describe(label))
         )
+    if isinstance(checked, _BadRow):
+        return checked
+    return _Row(row.where, {text_column: text, label_column: checked})
+
+
+def _label_name_problem(label: object) -> str | None:
+    """What a class name should have been, when ``label`` cannot be one; None when it can."""
+    if not isinstance(label, str | int | float):  # a list or an object is not a class name
+        return "a string or a number"
     if isinstance(label, str) and not _is_unicode(label):
         # JSON can spell a lone surrogate ("\ud800"); no file format downstream can store it
         # as a class name, and it would fail only when the model is saved, hours later.
-        return _BadRow(
-            row.where, "invalid label", label_column, "valid Unicode text", _describe(label)
-        )
-    return _Row(row.where, {text_column: text, label_column: str(label)})
+        return "valid Unicode text"
+    return None
+
+
+def _label_set(
+    row: _Row, column: str, cell: object, separator: str | None
+) -> tuple[str, ...] | _BadRow:
+    """The sorted, de-duplicated label names of a multilabel cell, or why it is bad.
+
+    A string that starts with ``[`` is read as a JSON array, because that is how a list is
+    written in a CSV cell; any other string is split on ``separator``, or is one label.
+    """
+    names = cell
+    if isinstance(cell, str) and cell.strip().startswith("["):
+        try:
+            names = json.loads(cell)
+        except json.JSONDecodeError as exc:
+            return _BadRow(
+                row.where,
+                "invalid label",
+                column,
+                "a JSON array of label names",
+                f"invalid JSON ({exc.msg}, column {exc.colno}) in {_describe(cell)}",
+            )
+    elif isinstance(cell, str) and separator is not None:
+        names = [piece.strip() for piece in cell.split(separator) if piece.strip()]
+    if not isinstance(names, list | tuple):
+        names = [names]
+    for position, name in enumerate(names, start=1):
+        if isinstance(name, bool) or _is_nan(name) or not str(name).strip():
+            expected: str | None = "a non-empty string or a number"
+        else:
+            expected = _label_name_problem(name)
+        if expected is not None:
+            return _BadRow(
+                row.where,
+                "invalid label",
+                column,
+                f"each label to be {expected}",
+                f"{_describe(name)} (item {position} of {_describe(cell)})",
+            )
+    return tuple(sorted({str(name) for name in names}))
 
 
 def _is_unicode(text: str) -> bool:
@@ -641,6 +850,20 @@ def _labels_of(data: TextDataset, purpose: str) -> list[str]:
     return data.labels
 
 
+def _label_sets_of(data: TextDataset, purpose: str) -> list[tuple[str, ...]]:
+    """Every row's labels as a set (one-name sets for single-label data), so that checks that
+    only ask "which names does this row have" need one code path for both kinds."""
+    if data.label_sets is not None:
+        return data.label_sets
+    return [(label,) for label in _labels_of(data, purpose)]
+
+
+def _label_kind(data: TextDataset) -> str:
+    if data.is_multilabel:
+        return "multilabel"
+    return "unlabeled" if data.labels is None else "single-label"
+
+
 def _hash_strings(digest: "hashlib._Hash", strings: Sequence[str]) -> None:
     digest.update(len(strings).to_bytes(8, "big"))
     for s in strings:
@@ -665,6 +888,65 @@ def _held_out_size(data: TextDataset, test_size: float | int) -> int:
     if not 0.0 < test_size < 1.0:
         raise DataError(f"{data.source}: test_size={test_size} must be a fraction in (0, 1)")
     return min(max(round(test_size * n), 1), n - 1)
+
+
+def _stratified_held_out(labels: Sequence[str], n_held: int, rng: np.random.Generator) -> list[int]:
+    """Held-out row indices of single-label data: ``_allocate``'s count drawn from each class."""
+    groups: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    classes = sorted(groups)
+    counts = np.array([len(groups[c]) for c in classes])
+    allocation = _allocate(counts, n_held)
+    held: list[int] = []
+    for label, n_class_held in zip(classes, allocation, strict=True):
+        held.extend(int(i) for i in rng.permutation(groups[label])[:n_class_held])
+    return held
+
+
+def _iterative_held_out(data: TextDataset, n_held: int, rng: np.random.Generator) -> list[int]:
+    """Held-out row indices of multilabel data by iterative stratification.
+
+    Each side (0: rest, 1: held out) wants a whole number of rows of each label: ``_allocate``
+    shares the held-out side's proportion of all label occurrences out among the labels, with
+    at least one row on each side for every label with two or more rows. Repeatedly the label
+    with the fewest unplaced rows (the first in class order on a tie) is taken, and each of its
+    unplaced rows, in seeded random order, goes to the side that still wants that label most,
+    then to the side with more room left, then to a seeded coin flip. A side takes no row that
+    would leave it too little room for the labels that still have no row there (rare labels
+    come first, so without this they could fill a small side), and a full side takes nothing,
+    which keeps the sizes exact. Rows without labels carry no information for the balance, so
+    they fill whatever room is left at the end.
+    """
+    assert data.label_sets is not None
+    has = indicator_matrix(data.label_sets, data.classes).astype(bool)
+    counts = has.sum(axis=0)
+    several = counts >= 2
+    occurrences = round(counts.sum() * n_held / len(data))
+    occurrences = min(max(occurrences, int(several.sum())), int((counts - 1)[several].sum()))
+    held_wanted = np.array(_allocate(counts, occurrences))
+    wanted = np.stack([counts - held_wanted, held_wanted])  # [side, label]
+    placed = np.zeros(wanted.shape, dtype=int)  # [side, label]
+    unplaced = counts.copy()
+    room = np.array([len(data) - n_held, n_held])
+    side = np.full(len(data), -1)
+    while unplaced.any():
+        label = int(np.argmin(np.where(unplaced > 0, unplaced, len(data) + 1)))
+        for i in rng.permutation(np.flatnonzero(has[:, label] & (side < 0))):
+            unplaced -= has[i]
+            lacking = (several & ~has[i] & (unplaced > 0) & (placed == 0)).sum(axis=1)
+            candidates = np.flatnonzero(room > lacking)
+            if not len(candidates):
+                candidates = np.flatnonzero(room > 0)
+            for preference in (wanted[:, label], room):
+                candidates = candidates[preference[candidates] == preference[candidates].max()]
+            chosen = int(rng.choice(candidates))
+            side[i] = chosen
+            room[chosen] -= 1
+            wanted[chosen] -= has[i]
+            placed[chosen] += has[i]
+    side[rng.permutation(np.flatnonzero(side < 0))[: room[1]]] = 1
+    return [int(i) for i in np.flatnonzero(side == 1)]
 
 
 def _allocate(counts: np.ndarray, n_held: int) -> list[int]:

@@ -17,7 +17,9 @@ Signature (opset 17, standard ops only), like ``torch.nn.EmbeddingBag``:
   ``offsets[-1] == n_occurrences``. A document with no known n-gram is an empty range and
   gets the intercept as logits, exactly like the numpy runtime.
 * output ``logits`` float32 ``[batch, k]`` and ``probabilities`` float32 ``[batch, k]``
-  (softmax of the logits divided by the calibration temperature).
+  (softmax of the logits divided by the calibration temperature; for a multilabel student,
+  the sigmoid of each, and its per-label thresholds, on the logit scale, are in the metadata
+  as ``textdistill.thresholds``: label ``j`` is on when ``logits[:, j] > thresholds[j]``).
 
 The file is self-contained: its ``metadata_props`` carry the label names, the vocabulary and
 the featurizer spec (``max_n``, ``char_ngrams``, token pattern), so :class:`OnnxStudent`
@@ -46,6 +48,7 @@ from textdistill.runtime.atomic import write_file_atomically
 from textdistill.runtime.featurizer import TOKEN_PATTERN, NgramFeaturizer
 from textdistill.runtime.linear import LinearModel, _as_texts
 from textdistill.runtime.neural import NeuralModel, TokenSequencer
+from textdistill.runtime.outputs import LabelOutputs
 
 ONNX_HINT = "ONNX export needs the onnx extra: pip install 'textdistill[onnx]'"
 OPSET = 17
@@ -57,6 +60,7 @@ META_LABELS = "textdistill.labels"
 META_VOCABULARY = "textdistill.vocabulary"
 META_FEATURIZER = "textdistill.featurizer"
 META_INPUTS = "textdistill.inputs"
+META_OUTPUTS = "textdistill.outputs"  # task, temperature and thresholds (runtime/outputs.py)
 FORMAT = "ngram_ids+offsets/1"
 FORMAT_SEQUENCE = "token_ids+lengths/1"
 # ONNX orders an LSTM's gates input, output, forget, cell; torch (and the runtime) input,
@@ -256,12 +260,15 @@ def _finish(
     from onnx import TensorProto, helper, numpy_helper
 
     k = len(model.labels)
-    # Calibrated probabilities: softmax(logits / T), T fitted at training time.
+    # Calibrated probabilities: softmax(logits / T) (multilabel: sigmoid), T fitted at training.
     initializers.append(
         numpy_helper.from_array(np.array(model.temperature, dtype=np.float32), "temperature")
     )
     nodes.append(helper.make_node("Div", ["logits", "temperature"], ["scaled_logits"]))
-    nodes.append(helper.make_node("Softmax", ["scaled_logits"], ["probabilities"], axis=-1))
+    if model.multilabel:
+        nodes.append(helper.make_node("Sigmoid", ["scaled_logits"], ["probabilities"]))
+    else:
+        nodes.append(helper.make_node("Softmax", ["scaled_logits"], ["probabilities"], axis=-1))
     architecture = model.architecture if isinstance(model, NeuralModel) else "linear"
     graph = helper.make_graph(
         nodes,
@@ -297,6 +304,7 @@ def _finish(
                 ensure_ascii=False,
             ),
             META_INPUTS: input_description,
+            META_OUTPUTS: json.dumps(model._outputs_meta(), ensure_ascii=False),
             "textdistill.kind": "linear" if isinstance(model, LinearModel) else "neural",
             "textdistill.architecture": architecture,
         },
@@ -365,10 +373,10 @@ def _bilstm_model(model: NeuralModel) -> Any:
     return _finish(model, nodes, initializers, inputs, FORMAT_SEQUENCE, description)
 
 
-class OnnxStudent:
+class OnnxStudent(LabelOutputs):
     """Run an exported student with onnxruntime: tokenisation by the numpy runtime's
     :class:`NgramFeaturizer` or :class:`TokenSequencer` (rebuilt from the file's metadata),
-    the rest in ONNX.
+    the rest in ONNX; labels from the logits as the runtime model would (thresholds included).
 
     Needs only the ``.onnx`` file (and ``onnxruntime``; ``onnx`` itself is not needed).
     """
@@ -389,7 +397,10 @@ class OnnxStudent:
                 f"{self.path}: not a textdistill ONNX export of format {FORMAT!r} or "
                 f"{FORMAT_SEQUENCE!r} (found {self.format!r})"
             )
-        self.labels: list[str] = json.loads(meta[META_LABELS])
+        labels = json.loads(meta[META_LABELS])
+        # Exports made before META_OUTPUTS are single-label at temperature 1 in their labels.
+        outputs = json.loads(meta.get(META_OUTPUTS, "{}"))
+        self._set_outputs(labels, **self._outputs_from_manifest(outputs))
         spec = json.loads(meta[META_FEATURIZER])
         if spec.get("token_pattern") != TOKEN_PATTERN:
             raise ValueError(
@@ -423,7 +434,3 @@ class OnnxStudent:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self.run(texts)[1]
-
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        winners = self.decision_function(texts).argmax(axis=1)
-        return [self.labels[i] for i in winners]

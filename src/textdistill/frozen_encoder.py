@@ -84,30 +84,25 @@ def fit_head(
     validation: tuple[np.ndarray, np.ndarray] | None,
     seed: int,
 ) -> dict[str, Any]:
-    """Fit the head on (embeddings, class ids); ``C`` picked by validation accuracy.
+    """Fit the head on (embeddings, targets); ``C`` picked by validation accuracy.
 
+    Targets are class ids, or a 0/1 matrix with one column per label (multilabel: one
+    logistic regression per label, each logit its own yes/no; scored by subset accuracy).
     Embeddings are standardised with the training mean and scale, which is folded into the
     linear layer afterwards, so inference needs nothing but the layer. Binary problems get the
     logits ``[0, w.x + b]``, whose softmax is the logistic regression's probability.
     """
-    from sklearn.linear_model import LogisticRegression
-
     x, y = train
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-    k = model.n_outputs
-    best: tuple[float, float, Any] | None = None
+    fit = _fit_per_label if y.ndim == 2 else _fit_multinomial
+    best: tuple[float, float, np.ndarray, np.ndarray] | None = None
     for penalty in PENALTIES if validation is not None else (1.0,):
-        fitted = LogisticRegression(C=penalty, max_iter=2000, random_state=seed)
-        fitted.fit((x - mean) / scale, y)
-        score = 1.0 if validation is None else _accuracy(fitted, validation, mean, scale)
+        coef, intercept = fit((x - mean) / scale, y, penalty, seed)
+        score = 1.0 if validation is None else _accuracy(coef, intercept, validation, mean, scale)
         if best is None or score > best[0]:
-            best = (score, penalty, fitted)
+            best = (score, penalty, coef, intercept)
     assert best is not None
-    score, penalty, fitted = best
-    coef, intercept = fitted.coef_, fitted.intercept_
-    if k == 2 and coef.shape[0] == 1:
-        coef = np.vstack([np.zeros_like(coef), coef])
-        intercept = np.concatenate([[0.0], intercept])
+    score, penalty, coef, intercept = best
     weight = coef / scale
     bias = intercept - weight @ mean
     with torch.no_grad():
@@ -116,9 +111,52 @@ def fit_head(
     return {"C": penalty, "validation_accuracy": None if validation is None else score}
 
 
+def _fit_multinomial(
+    x: np.ndarray, y: np.ndarray, penalty: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights ``[k, d]`` and biases ``[k]`` of a logistic regression on class ids."""
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = LogisticRegression(C=penalty, max_iter=2000, random_state=seed).fit(x, y)
+    coef, intercept = fitted.coef_, fitted.intercept_
+    if coef.shape[0] == 1:  # binary: scikit-learn keeps one row, the teacher has two logits
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.concatenate([[0.0], intercept])
+    return coef, intercept
+
+
+# The logit of a label seen always on (or never) in training: certain, but not infinite.
+_CONSTANT_LOGIT = 10.0
+
+
+def _fit_per_label(
+    x: np.ndarray, y: np.ndarray, penalty: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights ``[k, d]`` and biases ``[k]`` of one logistic regression per label column."""
+    from sklearn.linear_model import LogisticRegression
+
+    coef, intercept = np.zeros((y.shape[1], x.shape[1])), np.zeros(y.shape[1])
+    for j in range(y.shape[1]):
+        column = y[:, j] > 0.5
+        if column.all() or not column.any():
+            intercept[j] = _CONSTANT_LOGIT if column.all() else -_CONSTANT_LOGIT
+            continue
+        fitted = LogisticRegression(C=penalty, max_iter=2000, random_state=seed).fit(x, column)
+        coef[j], intercept[j] = fitted.coef_[0], fitted.intercept_[0]
+    return coef, intercept
+
+
 def _accuracy(
-    fitted: Any, validation: tuple[np.ndarray, np.ndarray], mean: np.ndarray, scale: np.ndarray
+    coef: np.ndarray,
+    intercept: np.ndarray,
+    validation: tuple[np.ndarray, np.ndarray],
+    mean: np.ndarray,
+    scale: np.ndarray,
 ) -> float:
-    """Validation accuracy of a scikit-learn classifier on standardised embeddings."""
+    """Validation accuracy (multilabel: subset accuracy) of the head on standardised
+    embeddings."""
     x, y = validation
-    return float(np.mean(fitted.predict((x - mean) / scale) == y))
+    logits = ((x - mean) / scale) @ coef.T + intercept
+    if y.ndim == 2:
+        return float(np.mean(np.all((logits > 0) == (y > 0.5), axis=1)))
+    return float(np.mean(logits.argmax(axis=1) == y))

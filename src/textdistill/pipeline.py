@@ -24,17 +24,30 @@ import numpy as np
 from textdistill import __version__
 from textdistill.calibration import calibration_report, fit_temperature
 from textdistill.cascade import at_threshold, cascade_curve, choose_threshold, save_cascade
-from textdistill.data import TextDataset, check_known_labels, require_classes, stratified_split
-from textdistill.evaluate import agreement, classification_scores, throughput
+from textdistill.data import (
+    TextDataset,
+    check_known_labels,
+    indicator_matrix,
+    require_classes,
+    stratified_split,
+)
+from textdistill.evaluate import (
+    agreement,
+    classification_scores,
+    label_agreement,
+    multilabel_scores,
+    throughput,
+)
 from textdistill.logits_store import LogitsStore
 from textdistill.precomputed import PrecomputedLogits, read_precomputed_logits
 from textdistill.run_directory import RunDirectory, stage_key
+from textdistill.runtime import Model, softmax
 from textdistill.runtime import load as load_runtime
-from textdistill.runtime import softmax
 from textdistill.runtime.artifact import directory_size
 from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
 from textdistill.teacher import Teacher, TeacherConfig, logits_key
+from textdistill.thresholds import choose_thresholds
 
 # Texts on which the labeling precision is checked against fp32: enough that one flipped label
 # in 200 (the 99.5% bar) is visible, few enough to cost well under a minute on a CPU.
@@ -191,13 +204,12 @@ def _duplicate_notes(labeled: TextDataset, test: TextDataset) -> list[str]:
     on, and "pos" beside "Pos " is two classes; all are said, not silently kept or fixed.
     """
     notes = []
-    assert labeled.labels is not None
-    labels_of: dict[str, set[str]] = {}
-    for text, label in zip(labeled.texts, labeled.labels, strict=True):
+    labels_of: dict[str, set[str | tuple[str, ...]]] = {}
+    for text, label in zip(labeled.texts, gold_labels(labeled), strict=True):
         labels_of.setdefault(text, set()).add(label)
     spellings: dict[str, set[str]] = {}
-    for label in set(labeled.labels):
-        spellings.setdefault(label.strip().casefold(), set()).add(label)
+    for name in labeled.classes:
+        spellings.setdefault(name.strip().casefold(), set()).add(name)
     for variants in spellings.values():
         if len(variants) > 1:
             notes.append(
@@ -218,13 +230,26 @@ def _duplicate_notes(labeled: TextDataset, test: TextDataset) -> list[str]:
     return notes
 
 
+def gold_labels(data: TextDataset) -> list[str | tuple[str, ...]]:
+    """The labels of a labeled set: class names, or label sets for multilabel data."""
+    labels = data.label_sets if data.is_multilabel else data.labels
+    if labels is None:
+        raise ValueError(f"{data.source}: expected labels, but this data set is unlabeled")
+    return list(labels)
+
+
 def _describe(data: TextDataset) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "source": data.source,
         "rows": len(data),
         "skipped": dict(data.skipped),
     }
-    if data.labels is not None:
+    if data.label_sets is not None:
+        # rows carrying each label, and how many labels a row has on average
+        matrix = indicator_matrix(data.label_sets, data.classes)
+        summary["classes"] = dict(zip(data.classes, map(int, matrix.sum(axis=0)), strict=True))
+        summary["labels_per_row"] = float(matrix.sum(axis=1).mean())
+    elif data.labels is not None:
         values, counts = np.unique(np.asarray(data.labels, dtype=object), return_counts=True)
         summary["classes"] = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
     return summary
@@ -261,9 +286,11 @@ def _run_stages(
         name: _describe(getattr(splits, name))
         for name in ("labeled", "unlabeled", "test", "teacher_train", "teacher_validation")
     }
+    multilabel = splits.labeled.is_multilabel
     log(
         f"data: {len(splits.labeled)} labeled, {len(splits.unlabeled)} unlabeled, "
-        f"{len(splits.test)} test; classes {splits.labeled.classes}"
+        f"{len(splits.test)} test; {'labels (multilabel)' if multilabel else 'classes'} "
+        f"{splits.labeled.classes}"
     )
 
     baseline_info = _baseline_stage(run, splits, config)
@@ -322,10 +349,12 @@ def _run_stages(
         )
     student_info = _student_stage(run, splits, config, store, teacher_info, augmented)
     systems = _evaluate(run, splits, config, store, teacher, teacher_info)
+    if multilabel:
+        log("calibration and cascade: single-label runs only; skipped for multilabel data")
     # Without a teacher model there is nothing to defer to: no calibration and cascade stage.
     reliability = (
         {}
-        if config.teacher_logits is not None
+        if config.teacher_logits is not None or multilabel
         else _calibration_and_cascade(run, splits, config, store, teacher, teacher_info, systems)
     )
 
@@ -338,6 +367,7 @@ def _run_stages(
             "cpu_count": os.cpu_count(),
         },
         "config": asdict(config),
+        "task": "multilabel" if multilabel else "multiclass",
         "data": data_summary,
         "notes": list(splits.notes),
         "systems": systems,
@@ -362,27 +392,49 @@ def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dic
         "max_features": config.student.max_features,
         "seed": config.seed,
     }
-    key = stage_key("baseline", splits.labeled.content_hash(), params)
-    info = run.cached("baseline", key)
-    if info is not None:
+    # A multilabel baseline's thresholds are chosen on the validation split.
+    validation = [splits.teacher_validation.content_hash()] if splits.labeled.is_multilabel else []
+    key = stage_key("baseline", splits.labeled.content_hash(), params, *validation)
+    cached = run.cached("baseline", key)
+    if cached is not None:
         log("baseline: unchanged, reusing")
-        return info
+        return cached
     log("baseline: TF-IDF n-grams + logistic regression on the labeled set")
     run.start("baseline", "fit")
-    baseline = LinearStudent(
-        loss="soft_ce",
-        max_n=config.student.max_n,
-        char_ngrams=config.student.char_ngrams,
-        min_df=config.student.min_df,
-        max_features=config.student.max_features,
-        random_state=config.seed,
-    )
-    assert splits.labeled.labels is not None
-    baseline.fit(splits.labeled.texts, splits.labeled.labels, progress=config.progress)
+
+    def fitted(data: TextDataset) -> LinearStudent:
+        baseline = LinearStudent(
+            loss="soft_ce",
+            max_n=config.student.max_n,
+            char_ngrams=config.student.char_ngrams,
+            min_df=config.student.min_df,
+            max_features=config.student.max_features,
+            random_state=config.seed,
+        )
+        return baseline.fit(data.texts, gold_labels(data), progress=config.progress)
+
+    info: dict[str, Any] = {}
+    if splits.labeled.is_multilabel:
+        # Thresholds need labels the model did not train on: chosen with a baseline fit
+        # without the validation split, then kept for the baseline fit on every labeled row.
+        held_out = fitted(splits.teacher_train)
+        info["thresholds"] = _fit_thresholds(held_out.model_, splits.teacher_validation)
+    baseline = fitted(splits.labeled)
+    if "thresholds" in info:
+        baseline.model_.thresholds = np.array(list(info["thresholds"].values()))
     baseline.save(run.path("baseline"))
-    info = {"selection": baseline.selection_, "fit_seconds": baseline.fit_seconds_}
+    info |= {"selection": baseline.selection_, "fit_seconds": baseline.fit_seconds_}
     run.complete("baseline", key, info, outputs=["baseline"])
     return info
+
+
+def _fit_thresholds(model: Model, validation: TextDataset) -> dict[str, float]:
+    """Per-label decision thresholds of a multilabel ``model``, chosen on ``validation``
+    labels it never trained on, and set on the model; returned by label name."""
+    assert validation.label_sets is not None
+    truth = indicator_matrix(validation.label_sets, model.labels)
+    model.thresholds = choose_thresholds(model.decision_function(validation.texts), truth)
+    return dict(zip(model.labels, map(float, model.thresholds), strict=True))
 
 
 def _teacher_stage(
@@ -413,12 +465,11 @@ def _teacher_stage(
     )
     run.start("teacher", "fine-tuning")
     teacher = Teacher(config.teacher)
-    assert splits.teacher_train.labels is not None
     teacher.fit(
         splits.teacher_train.texts,
-        splits.teacher_train.labels,
+        gold_labels(splits.teacher_train),
         val_texts=splits.teacher_validation.texts,
-        val_labels=splits.teacher_validation.labels,
+        val_labels=gold_labels(splits.teacher_validation),
         progress=config.progress,
     )
     teacher.save(run.path("teacher"))
@@ -644,10 +695,10 @@ def _student_stage(
         asdict(config.student),
         config.seed,
     )
-    info = run.cached("student", key)
-    if info is not None:
+    cached = run.cached("student", key)
+    if cached is not None:
         log("student: unchanged, reusing")
-        return info
+        return cached
     # The calibration split (the teacher's validation split) stays out of the student's gold
     # rows, so the temperature is fitted on labels the student has not seen.
     gold, calibration = splits.teacher_train, splits.teacher_validation
@@ -660,6 +711,7 @@ def _student_stage(
         f"+ {len(gold)} gold-labeled texts; calibrated on {len(calibration)} held-out labels"
     )
     run.start("student", "fit")
+    multilabel = gold.is_multilabel
     student: LinearStudent | NeuralStudent
     if kind == "neural":
         student = NeuralStudent(
@@ -670,29 +722,32 @@ def _student_stage(
         )
     else:
         student = LinearStudent(loss=options.pop("loss"), random_state=config.seed, **options)
-    assert gold.labels is not None and calibration.labels is not None
     student.fit(
         transfer,
         store.get(transfer),
         classes=teacher_info["classes"],
         gold_texts=gold.texts,
-        gold_labels=gold.labels,
+        gold_labels=gold_labels(gold),
+        multilabel=multilabel,
         progress=config.progress,
     )
-    temperature = fit_temperature(
-        student.decision_function(calibration.texts),
-        _label_ids(calibration.labels, teacher_info["classes"]),
-    )
-    student.model_.temperature = temperature
-    student.save(run.path("student"))
-    info = {
+    info: dict[str, Any] = {
         "selection": student.selection_,
         "fit_seconds": student.fit_seconds_,
         "n_teacher_rows": student.n_teacher_rows_,
         "n_gold_rows": student.n_gold_rows_,
         "n_features": student.model_.featurizer.n_features,
-        "temperature": temperature,
     }
+    if multilabel:
+        info["thresholds"] = _fit_thresholds(student.model_, calibration)
+    else:
+        assert calibration.labels is not None
+        info["temperature"] = fit_temperature(
+            student.decision_function(calibration.texts),
+            _label_ids(calibration.labels, teacher_info["classes"]),
+        )
+        student.model_.temperature = info["temperature"]
+    student.save(run.path("student"))
     run.complete("student", key, info, outputs=["student"])
     return info
 
@@ -705,9 +760,12 @@ def _evaluate(
     teacher: Callable[[], Scorer],
     teacher_info: dict[str, Any],
 ) -> dict[str, Any]:
-    """Score all three systems on the test set; students are scored through the runtime."""
+    """Score all three systems on the test set; students are scored through the runtime.
+
+    Multilabel: each system's decisions use its own per-label thresholds, chosen on the
+    validation split (the teacher's from its logits there, recorded in ``teacher_info``).
+    """
     test = splits.test
-    assert test.labels is not None
     classes = teacher_info["classes"]
     key = stage_key("teacher-test", store.fingerprint, test.content_hash())
     timing = run.cached("teacher-test", key)
@@ -725,11 +783,39 @@ def _evaluate(
         timing = {"docs_per_s": len(test) / seconds if seconds else 0.0, "seconds": seconds}
         run.complete("teacher-test", key, timing)
     teacher_logits = store.get(test.texts)
-    teacher_pred = [classes[i] for i in teacher_logits.argmax(axis=1)]
+    if test.is_multilabel:
+        validation = splits.teacher_validation
+        _label(store, validation.texts, teacher, config, "teacher on the validation split")
+        assert validation.label_sets is not None and test.label_sets is not None
+        thresholds = choose_thresholds(
+            store.get(validation.texts), indicator_matrix(validation.label_sets, classes)
+        )
+        teacher_info["thresholds"] = dict(zip(classes, map(float, thresholds), strict=True))
+        teacher_pred: list[Any] = [
+            tuple(classes[j] for j in np.flatnonzero(row)) for row in teacher_logits > thresholds
+        ]
+        truth: list[Any] = list(test.label_sets)
+
+        def scores(predicted: list[Any]) -> dict[str, Any]:
+            return {
+                **multilabel_scores(truth, predicted, classes),
+                "agreement_with_teacher": agreement(predicted, teacher_pred),
+                "label_agreement_with_teacher": label_agreement(predicted, teacher_pred, classes),
+            }
+    else:
+        assert test.labels is not None
+        teacher_pred = [classes[i] for i in teacher_logits.argmax(axis=1)]
+        truth = list(test.labels)
+
+        def scores(predicted: list[Any]) -> dict[str, Any]:
+            return {
+                **classification_scores(truth, predicted, classes),
+                "agreement_with_teacher": agreement(predicted, teacher_pred),
+            }
+
     systems: dict[str, Any] = {
         "teacher": {
-            **classification_scores(test.labels, teacher_pred, classes),
-            "agreement_with_teacher": 1.0,
+            **scores(teacher_pred),
             "docs_per_s": timing["docs_per_s"],
             "size_bytes": (
                 None if teacher_info.get("precomputed") else directory_size(run.path("teacher"))
@@ -740,10 +826,8 @@ def _evaluate(
     log("evaluating baseline and student through the numpy runtime")
     for name in ("baseline", "student"):
         model = load_runtime(str(run.path(name)))
-        predicted = model.predict(test.texts)
         systems[name] = {
-            **classification_scores(test.labels, predicted, classes),
-            "agreement_with_teacher": agreement(predicted, teacher_pred),
+            **scores(model.predict(test.texts)),
             "docs_per_s": throughput(model.predict, test.texts),
             "size_bytes": directory_size(run.path(name)),
             "cores": 1,

@@ -1,9 +1,15 @@
 """The run's report: a table for the terminal, ``report.md`` and a PNG a person reads at a
-glance (accuracy against documents per second, log scale)."""
+glance (accuracy, or micro-F1 for a multilabel run, against documents per second, log scale).
+
+``metrics["task"]`` says which scores the systems carry: ``"multilabel"`` (a set of labels
+per document), or ``"multiclass"``, which is also what a run from before the key is.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,37 +41,125 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
 
-def summary_table(systems: dict[str, Any]) -> str:
-    """The headline comparison as a Markdown table (it also reads well in a terminal)."""
-    lines = [
-        "| system | accuracy | macro-F1 | agreement with teacher | docs/s | cores | size |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, row in systems.items():
-        lines.append(
-            f"| {name} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | "
-            f"{row['agreement_with_teacher']:.4f} | {_number(row['docs_per_s'])} | "
-            f"{row['cores']} | {_size(row['size_bytes']) if row['size_bytes'] else 'n/a'} |"
-        )
+Column = tuple[str, Callable[[dict[str, Any]], str]]
+"""A summary-table column: its heading, and the cell it shows for a system's row."""
+
+
+def _score(key: str) -> Callable[[dict[str, Any]], str]:
+    """A column cell showing ``row[key]`` to four decimals."""
+    return lambda row: f"{row[key]:.4f}"
+
+
+COST_COLUMNS: tuple[Column, ...] = (
+    ("docs/s", lambda row: _number(row["docs_per_s"])),
+    ("cores", lambda row: str(row["cores"])),
+    ("size", lambda row: _size(row["size_bytes"]) if row["size_bytes"] else "n/a"),
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the report shows for one kind of run; the rest of the report is shared."""
+
+    columns: tuple[Column, ...]  # the summary table's scores, before COST_COLUMNS
+    score: str  # the key of the score plotted against throughput
+    score_name: str  # what the plot and the report call that score
+
+
+TASKS = {
+    "multiclass": Task(
+        columns=(
+            ("accuracy", _score("accuracy")),
+            ("macro-F1", _score("macro_f1")),
+            ("agreement with teacher", _score("agreement_with_teacher")),
+        ),
+        score="accuracy",
+        score_name="accuracy",
+    ),
+    "multilabel": Task(
+        columns=(
+            ("subset accuracy", _score("subset_accuracy")),
+            ("micro-F1", _score("micro_f1")),
+            ("macro-F1", _score("macro_f1")),
+            ("Hamming loss", _score("hamming_loss")),
+            ("agreement with teacher (sets)", _score("agreement_with_teacher")),
+            ("label agreement", _score("label_agreement_with_teacher")),
+        ),
+        score="micro_f1",
+        score_name="micro-F1",
+    ),
+}
+
+
+def task_of(metrics: dict[str, Any]) -> str:
+    """The run's task, refusing one the report cannot show rather than mislabelling it.
+
+    >>> task_of({}), task_of({"task": "multilabel"})
+    ('multiclass', 'multilabel')
+    """
+    task: str = metrics.get("task", "multiclass")
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
+    return task
+
+
+def _table(columns: Sequence[str], rows: Iterable[Sequence[str]], text_columns: int = 1) -> str:
+    """A Markdown table; the columns after the first ``text_columns`` are right-aligned numbers.
+
+    >>> print(_table(["system", "accuracy"], [["student", "0.9"]]))
+    | system | accuracy |
+    | --- | ---: |
+    | student | 0.9 |
+    """
+    align = ["---"] * text_columns + ["---:"] * (len(columns) - text_columns)
+    lines = [f"| {' | '.join(columns)} |", f"| {' | '.join(align)} |"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
     return "\n".join(lines)
 
 
-def per_class_table(systems: dict[str, Any]) -> str:
-    """Precision, recall, F1 and support per class and system (the article's table)."""
-    lines = [
-        "| system | class | precision | recall | F1 | support |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
-    ]
+def summary_table(systems: dict[str, Any], task: str = "multiclass") -> str:
+    """The headline comparison as a Markdown table (it also reads well in a terminal)."""
+    columns = (*TASKS[task].columns, *COST_COLUMNS)
+    return _table(
+        ["system", *(heading for heading, _ in columns)],
+        ([name, *(cell(row) for _, cell in columns)] for name, row in systems.items()),
+    )
+
+
+def per_class_table(
+    systems: dict[str, Any], thresholds: dict[str, dict[str, float]] | None = None
+) -> str:
+    """Precision, recall, F1 and support per class and system (the article's table).
+
+    A multilabel run passes each system's decision thresholds by label: the rows are then
+    labels, and each shows the threshold its system predicts the label at ("-" for a system
+    without thresholds).
+    """
+    columns = ["system", "class", "precision", "recall", "F1", "support"]
+    if thresholds is not None:
+        columns[1:] = ["label", *columns[2:], "threshold"]
+    rows = []
     for name, row in systems.items():
         for label, scores in row["per_class"].items():
-            lines.append(
-                f"| {name} | {label} | {scores['precision']:.3f} | "
-                f"{scores['recall']:.3f} | {scores['f1']:.3f} | {scores['support']} |"
-            )
-    return "\n".join(lines)
+            cells = [
+                name,
+                label,
+                f"{scores['precision']:.3f}",
+                f"{scores['recall']:.3f}",
+                f"{scores['f1']:.3f}",
+                str(scores["support"]),
+            ]
+            if thresholds is not None:
+                cells.append(_fmt(thresholds.get(name, {}).get(label), ".3f"))
+            rows.append(cells)
+    return _table(columns, rows, text_columns=2)
 
 
-def plot_accuracy_vs_throughput(systems: dict[str, Any], path: Path) -> None:
+def plot_accuracy_vs_throughput(
+    systems: dict[str, Any], path: Path, task: str = "multiclass"
+) -> None:
+    """Each system's score (accuracy, or micro-F1 for multilabel) against its speed."""
+    score, score_name = TASKS[task].score, TASKS[task].score_name
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,23 +171,23 @@ def plot_accuracy_vs_throughput(systems: dict[str, Any], path: Path) -> None:
     for name, row in systems.items():
         ax.scatter(
             row["docs_per_s"],
-            row["accuracy"],
+            row[score],
             s=90,
             color=colors.get(name, "black"),
             label=SYSTEM_NAMES.get(name, name),
             zorder=3,
         )
         ax.annotate(
-            f"{name}\n{row['accuracy']:.3f}",
-            (row["docs_per_s"], row["accuracy"]),
+            f"{name}\n{row[score]:.3f}",
+            (row["docs_per_s"], row[score]),
             textcoords="offset points",
             xytext=(8, -4),
             fontsize=8,
         )
     ax.set_xscale("log")
     ax.set_xlabel("documents per second (log scale; teacher on all cores, students on one)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Accuracy against throughput")
+    ax.set_ylabel(f"test {score_name}")
+    ax.set_title(f"{score_name[:1].upper()}{score_name[1:]} against throughput")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     low = min(row["docs_per_s"] for row in systems.values())
@@ -121,6 +215,8 @@ def _precision_lines(check: dict[str, Any] | None) -> list[str]:
 
 
 def render_markdown(metrics: dict[str, Any]) -> str:
+    task = task_of(metrics)
+    multilabel = task == "multilabel"
     systems = metrics["systems"]
     data = metrics["data"]
     teacher = metrics["teacher"]
@@ -141,7 +237,7 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         "",
         "## Results on the test set",
         "",
-        summary_table(systems),
+        summary_table(systems, task),
         "",
         (
             f"The student is {systems['student']['docs_per_s'] / teacher_rate:,.0f}x faster "
@@ -150,13 +246,17 @@ def render_markdown(metrics: dict[str, Any]) -> str:
             else "The student agrees"
         )
         + f" with the teacher on {systems['student']['agreement_with_teacher']:.1%} of test "
-        "documents.",
+        "documents"
+        + (
+            f" (whole label sets) and on {systems['student']['label_agreement_with_teacher']:.1%}"
+            " of (document, label) decisions."
+            if multilabel
+            else "."
+        ),
         "",
-        f"![accuracy against throughput]({PLOT_NAME})",
+        f"![{TASKS[task].score_name} against throughput]({PLOT_NAME})",
         "",
-        "## Per class",
-        "",
-        per_class_table(systems),
+        *_per_class_section(metrics, multilabel),
         "",
         "## Cost and choices",
         "",
@@ -283,6 +383,27 @@ def _reliability_sections(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _per_class_section(metrics: dict[str, Any], multilabel: bool) -> list[str]:
+    """The per-class table; a multilabel run's is per label and shows each system's
+    thresholds, since they, as much as the model, decide which labels it predicts."""
+    systems = metrics["systems"]
+    if not multilabel:
+        return ["## Per class", "", per_class_table(systems)]
+    thresholds = {
+        name: metrics[name]["thresholds"]
+        for name in systems
+        if "thresholds" in metrics.get(name, {})
+    }
+    return [
+        "## Per label",
+        "",
+        "Decision thresholds (logit scale; 0.0 is probability 0.5) were chosen per label on "
+        'the held-out validation split, each to maximise that label\'s F1 ("-": none tuned).',
+        "",
+        per_class_table(systems, thresholds),
+    ]
+
+
 def _cell(text: str) -> str:
     """Text safe inside a Markdown table cell."""
     return " ".join(text.split()).replace("|", "\\|")[:200]
@@ -368,12 +489,13 @@ def _fmt(value: float | None, spec: str = ".4f") -> str:
 
 def write_report(root: Path, metrics: dict[str, Any]) -> None:
     """Write ``report.md`` and the plot into the run directory; print the table."""
-    plot_accuracy_vs_throughput(metrics["systems"], root / PLOT_NAME)
+    task = task_of(metrics)
+    plot_accuracy_vs_throughput(metrics["systems"], root / PLOT_NAME, task)
     if "calibration" in metrics:
         plot_reliability(metrics["calibration"], root / RELIABILITY_PLOT)
         plot_cascade(metrics["cascade"], root / CASCADE_PLOT)
     (root / "report.md").write_text(render_markdown(metrics))
-    print(summary_table(metrics["systems"]), file=sys.stdout)
+    print(summary_table(metrics["systems"], task), file=sys.stdout)
     print(f"\nreport: {root / 'report.md'}", file=sys.stdout)
 
 

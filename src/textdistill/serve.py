@@ -87,8 +87,13 @@ class PredictRequest(BaseModel):
 
 
 class Prediction(BaseModel):
-    label: str = Field(description="the most probable label")
-    probabilities: dict[str, float] = Field(description="probability of every label")
+    label: str | list[str] = Field(
+        description="the most probable label; for a multilabel model, the list of labels "
+        "above their thresholds (maybe empty)"
+    )
+    probabilities: dict[str, float] = Field(
+        description="probability of every label (multilabel: each its own yes/no)"
+    )
     logits: dict[str, float] | None = Field(
         default=None, description='raw logit of every label (only with "logits": true)'
     )
@@ -100,6 +105,7 @@ class Prediction(BaseModel):
 class ModelSummary(BaseModel):
     id: str = Field(description="first 12 hex digits of the artifact's manifest checksum")
     kind: str
+    task: str = Field(description='"multiclass" (one label per text) or "multilabel"')
     labels: list[str]
     textdistill_version: str = Field(description="the textdistill that wrote the artifact")
 
@@ -122,6 +128,7 @@ class Limits(BaseModel):
 class MetadataResponse(BaseModel):
     id: str
     kind: str
+    task: str = Field(description='"multiclass" (one label per text) or "multilabel"')
     labels: list[str]
     format_version: int = Field(description="artifact format version")
     textdistill_version: str = Field(description="the textdistill that wrote the artifact")
@@ -299,6 +306,7 @@ def create_app(
     summary = ModelSummary(
         id=str(manifest.get("checksum", ""))[:12],
         kind=str(manifest.get("kind")),
+        task=model.task,
         labels=labels,
         textdistill_version=str(manifest.get("textdistill_version", "?")),
     )
@@ -310,6 +318,7 @@ def create_app(
     metadata = MetadataResponse(
         id=summary.id,
         kind=summary.kind,
+        task=summary.task,
         labels=labels,
         format_version=int(manifest["format_version"]),
         textdistill_version=summary.textdistill_version,
@@ -367,11 +376,11 @@ def create_app(
                 logits = model.decision_function(texts)
                 probabilities = model.probabilities(logits)
                 sources = [None] * len(texts)
-            for row_logits, row_probabilities, source in zip(
-                logits, probabilities, sources, strict=True
+            for row_logits, row_probabilities, source, chosen in zip(
+                logits, probabilities, sources, model.labels_of(logits), strict=True
             ):
                 prediction: dict[str, Any] = {
-                    "label": labels[int(row_probabilities.argmax())],
+                    "label": chosen if isinstance(chosen, str) else list(chosen),
                     "probabilities": dict(zip(labels, map(float, row_probabilities), strict=True)),
                     "source": source,
                 }

@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from textdistill.runtime.outputs import Prediction, sigmoid, softmax
 
 if TYPE_CHECKING:
     import torch
@@ -262,6 +265,29 @@ def _check_strings(values: Sequence[str], what: str, expected: str = "str") -> l
     return [str(value) for value in out]
 
 
+def _check_labels(values: Sequence[Any], what: str) -> tuple[list[Any], bool]:
+    """Class names (one per text), or label sets (multilabel: a list of names per text, maybe
+    empty) when the first label is a list, tuple or set; also says which it is.
+
+    Label sets come back as sorted tuples without repeats, so that equal sets compare equal.
+    """
+    if isinstance(values, str):
+        raise TypeError(f"{what} must be a sequence of labels, not a single string")
+    out = list(values)
+    if not out or not isinstance(out[0], list | tuple | set | frozenset):
+        return _check_strings(out, what, "class names (str), like the first label"), False
+    sets = []
+    for i, value in enumerate(out):
+        if isinstance(value, str) or not isinstance(value, Sequence | set | frozenset):
+            raise TypeError(
+                f"{what}[{i}] is {type(value).__name__} ({value!r:.80}); expected a list of "
+                "label names, like the first label (multilabel)"
+            )
+        names = _check_strings(list(value), f"{what}[{i}]", "label names (str)")
+        sets.append(tuple(sorted(set(names))))
+    return sets, True
+
+
 class Teacher:
     """A transformer encoder fine-tuned for classification; the source of distillation targets.
 
@@ -270,11 +296,13 @@ class Teacher:
     torch loop (no HF ``Trainer``, which would pull in ``accelerate``).
 
     Attributes set by :meth:`fit` / :meth:`load`: ``classes_`` (sorted class names; column ``j``
-    of :meth:`logits` is ``classes_[j]``), ``history_`` (one dict per epoch), ``best_epoch_``
-    (1-based epoch whose weights were kept) and ``fit_seconds_``.
+    of :meth:`logits` is ``classes_[j]``), ``multilabel_`` (trained on label sets: each logit
+    is its own yes/no, trained with binary cross-entropy), ``history_`` (one dict per epoch),
+    ``best_epoch_`` (1-based epoch whose weights were kept) and ``fit_seconds_``.
     """
 
     classes_: list[str]
+    multilabel_: bool = False
     history_: list[dict[str, Any]]
     best_epoch_: int
     fit_seconds_: float
@@ -509,19 +537,24 @@ class Teacher:
     def fit(
         self,
         texts: Sequence[str],
-        labels: Sequence[str],
+        labels: Sequence[str] | Sequence[Sequence[str]],
         *,
         val_texts: Sequence[str] | None = None,
-        val_labels: Sequence[str] | None = None,
+        val_labels: Sequence[str] | Sequence[Sequence[str]] | None = None,
         progress: bool = True,
     ) -> Teacher:
         """Fine-tune the pretrained encoder with a new head on ``texts``/``labels``.
+
+        ``labels`` are class names, one per text, or label sets (a list of names per text,
+        maybe empty): then the teacher is multilabel, trained with binary cross-entropy on one
+        logit per label, and a label is on when its logit is positive.
 
         AdamW (no decay on biases and norm weights), linear warm-up then linear decay, gradient
         clipping, shuffling from a generator seeded with ``config.seed``, and
         ``torch.manual_seed(seed)`` right before the head is created so the head and dropout are
         reproducible too. With a validation set the epoch with the best validation accuracy
         (ties: lower validation loss, then the earlier epoch) is kept; without one, the last.
+        Multilabel teachers are compared by validation micro-F1 instead of accuracy.
         """
         _require_torch()
         import torch
@@ -529,27 +562,31 @@ class Teacher:
 
         cfg = self.config
         texts_l = _check_strings(texts, "texts")
-        labels_l = _check_strings(labels, "labels", "class names (str)")
+        labels_l, multilabel = _check_labels(labels, "labels")
         if len(texts_l) != len(labels_l):
             raise ValueError(f"got {len(texts_l)} texts but {len(labels_l)} labels")
-        classes = sorted(set(labels_l))
-        if len(classes) < 2:
+        classes = _classes_of(labels_l, multilabel)
+        if len(classes) < (1 if multilabel else 2):
             raise ValueError(
                 f"need at least two classes to train a classifier, got {classes or 'no labels'}"
             )
-        val_data: tuple[list[str], list[str]] | None = None
+        val_data: tuple[list[str], list[Any]] | None = None
         if val_texts is not None or val_labels is not None:
             if val_texts is None or val_labels is None:
                 raise ValueError("pass both val_texts and val_labels, or neither")
             val_texts_l = _check_strings(val_texts, "val_texts")
-            val_labels_l = _check_strings(val_labels, "val_labels", "class names (str)")
+            val_labels_l, val_multilabel = _check_labels(val_labels, "val_labels")
             if len(val_texts_l) != len(val_labels_l):
                 raise ValueError(
                     f"got {len(val_texts_l)} val_texts but {len(val_labels_l)} val_labels"
                 )
             if not val_texts_l:
                 raise ValueError("the validation set is empty")
-            unknown = sorted(set(val_labels_l) - set(classes))
+            if val_multilabel != multilabel:
+                raise ValueError(
+                    "labels and val_labels must both be class names or both label sets"
+                )
+            unknown = sorted(set(_classes_of(val_labels_l, multilabel)) - set(classes))
             if unknown:
                 raise ValueError(
                     f"validation label(s) {unknown} do not occur in the training labels {classes}"
@@ -560,6 +597,7 @@ class Teacher:
         self._model = None
         self._fingerprint = None
         self._device = self._resolve_device()
+        self.multilabel_ = multilabel
         source = resolve_model_path(cfg.model)
 
         with self._threads():
@@ -593,8 +631,18 @@ class Teacher:
         from transformers import AutoModel, AutoModelForSequenceClassification
 
         method = self.config.method
+        problem_type = (
+            "multi_label_classification" if self.multilabel_ else "single_label_classification"
+        )
         if method == "as-is":
             model = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True)
+            if (model.config.problem_type == "multi_label_classification") != self.multilabel_:
+                raise ValueError(
+                    f"{self.config.model}: its config.json says problem_type "
+                    f"{model.config.problem_type!r} but the labeled set is "
+                    f"{'multilabel' if self.multilabel_ else 'single-label'}; fine-tune instead "
+                    "of method='as-is'"
+                )
             names = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
             unknown = sorted(set(classes) - set(names))
             if unknown:
@@ -610,12 +658,13 @@ class Teacher:
             encoder = AutoModel.from_pretrained(source, use_safetensors=True)
             return MeanPoolClassifier(encoder, len(classes)), classes
         print(
-            f"textdistill: new {len(classes)}-class classification head on {self.config.model} "
-            "(randomly initialised; fit() trains it)",
+            f"textdistill: new {len(classes)}-{'label' if self.multilabel_ else 'class'} "
+            f"classification head on {self.config.model} (randomly initialised; fit() trains it)",
             file=sys.stderr,
         )
         model = AutoModelForSequenceClassification.from_pretrained(
             source,
+            problem_type=problem_type,
             num_labels=len(classes),
             id2label=dict(enumerate(classes)),
             label2id={c: i for i, c in enumerate(classes)},
@@ -624,17 +673,16 @@ class Teacher:
         return model, classes
 
     def _fit_frozen_head(
-        self, texts: list[str], labels: list[str], val_data: tuple[list[str], list[str]] | None
+        self, texts: list[str], labels: list[Any], val_data: tuple[list[str], list[Any]] | None
     ) -> tuple[list[dict[str, Any]], int]:
         """Embed the texts once with the frozen encoder and fit the logistic head on them."""
         from textdistill.frozen_encoder import fit_head
 
         self._max_length = self._effective_max_length()
-        ids = {c: i for i, c in enumerate(self.classes_)}
 
-        def embedded(batch_texts: list[str], batch_labels: list[str]) -> tuple[Any, Any]:
+        def embedded(batch_texts: list[str], batch_labels: list[Any]) -> tuple[Any, Any]:
             x = self._run_encoded(self._encode(batch_texts), self._model.embed)
-            return x, np.array([ids[y] for y in batch_labels])
+            return x, self._targets(batch_labels)
 
         validation = embedded(*val_data) if val_data is not None else None
         chosen = fit_head(self._model, embedded(texts, labels), validation, self.config.seed)
@@ -642,22 +690,32 @@ class Teacher:
         return [{**record, "val_loss": None, "C": chosen["C"]}], 1
 
     def _check_as_is(
-        self, labels: list[str], val_data: tuple[list[str], list[str]] | None
+        self, labels: list[Any], val_data: tuple[list[str], list[Any]] | None
     ) -> tuple[list[dict[str, Any]], int]:
         """No training: only the validation accuracy of the model as it comes."""
         self._max_length = self._effective_max_length()
         accuracy = None
         if val_data is not None:
             predicted = self.predict(val_data[0])
-            accuracy = float(np.mean(np.array(predicted) == np.array(val_data[1])))
+            accuracy = float(np.mean([p == y for p, y in zip(predicted, val_data[1], strict=True)]))
         return [{"epoch": 0, "train_loss": None, "val_accuracy": accuracy, "val_loss": None}], 0
+
+    def _targets(self, labels: list[Any]) -> np.ndarray:
+        """Class ids ``int64 [n]``, or for a multilabel teacher a 0/1 ``float32 [n, k]``."""
+        index = {c: i for i, c in enumerate(self.classes_)}
+        if not self.multilabel_:
+            return np.array([index[y] for y in labels], dtype=np.int64)
+        targets = np.zeros((len(labels), len(self.classes_)), dtype=np.float32)
+        for row, names in enumerate(labels):
+            targets[row, [index[name] for name in names]] = 1.0
+        return targets
 
     def _train(
         self,
         model: Any,
         texts: list[str],
-        labels: list[str],
-        val_data: tuple[list[str], list[str]] | None,
+        labels: list[Any],
+        val_data: tuple[list[str], list[Any]] | None,
         progress: bool,
     ) -> tuple[list[dict[str, Any]], int]:
         """The optimisation loop of :meth:`fit`; returns the history and the kept epoch."""
@@ -666,16 +724,16 @@ class Teacher:
         from tqdm.auto import tqdm
 
         cfg = self.config
-        label_to_id = {c: i for i, c in enumerate(self.classes_)}
         self._max_length = self._effective_max_length()
+        loss_of = F.binary_cross_entropy_with_logits if self.multilabel_ else F.cross_entropy
 
         train_ids = self._encode(texts)
-        y_train = torch.tensor([label_to_id[y] for y in labels], dtype=torch.long)
+        y_train = torch.from_numpy(self._targets(labels))
         val_ids: list[list[int]] = []
-        y_val = np.zeros(0, dtype=np.int64)
+        y_val = self._targets([])
         if val_data is not None:
             val_ids = self._encode(val_data[0])
-            y_val = np.array([label_to_id[y] for y in val_data[1]], dtype=np.int64)
+            y_val = self._targets(val_data[1])
 
         optimizer = torch.optim.AdamW(
             self._param_groups(model, cfg.weight_decay), lr=cfg.learning_rate
@@ -711,7 +769,7 @@ class Teacher:
                 target = y_train[idx].to(self._device)
                 with self._autocast(train_bf16):
                     logits = model(**batch).logits
-                loss = F.cross_entropy(logits.float(), target)
+                loss = loss_of(logits.float(), target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm > 0:
@@ -733,11 +791,12 @@ class Teacher:
                 val_logits = self._logits_encoded(
                     val_ids, cfg.eval_batch_size, progress=False, desc="validation"
                 )
-                val_acc = float(np.mean(val_logits.argmax(axis=1) == y_val))
-                val_loss = _cross_entropy(val_logits, y_val)
+                val_acc, val_loss, val_score = _validation_scores(val_logits, y_val)
                 record["val_accuracy"] = val_acc
                 record["val_loss"] = val_loss
-                key = (val_acc, -val_loss if math.isfinite(val_loss) else -math.inf)
+                if self.multilabel_:
+                    record["val_micro_f1"] = val_score
+                key = (val_score, -val_loss if math.isfinite(val_loss) else -math.inf)
                 if best_key is None or key > best_key:
                     best_key, best_epoch = key, epoch
                     best_state = {
@@ -878,7 +937,7 @@ class Teacher:
         for candidate in candidates:
             self.use_precision(candidate)
             logits, seconds = _timed_logits(self, encoded)
-            agreement = float(np.mean(logits.argmax(axis=1) == reference.argmax(axis=1)))
+            agreement = _decision_agreement(logits, reference, self.multilabel_)
             report["candidates"].append(
                 {
                     "precision": candidate,
@@ -895,14 +954,17 @@ class Teacher:
         return report
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Softmax of :meth:`logits` (float64, rows sum to one), columns in ``classes_`` order."""
-        z = self.logits(texts).astype(np.float64)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return np.asarray(e / e.sum(axis=1, keepdims=True))
-
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        """Most likely class name per text."""
+        """Softmax of :meth:`logits` (float64, rows sum to one), columns in ``classes_`` order;
+        for a multilabel teacher, the sigmoid of each logit."""
         z = self.logits(texts)
+        return sigmoid(z) if self.multilabel_ else softmax(z)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Most likely class name per text; for a multilabel teacher, the tuple of labels whose
+        logit is positive (probability above one half)."""
+        z = self.logits(texts)
+        if self.multilabel_:
+            return [tuple(self.classes_[j] for j in np.flatnonzero(row > 0)) for row in z]
         return [self.classes_[i] for i in z.argmax(axis=1)]
 
     # ------------------------------------------------------------------ identity
@@ -938,6 +1000,8 @@ class Teacher:
             "max_length": self.config.max_length,
             "classes": self.classes_,
         }
+        if self.multilabel_:  # absent for single-label teachers: their fingerprints stay
+            header["multilabel"] = True
         if self.config.truncation != "head":  # keeps fingerprints of "head" teachers unchanged
             header["truncation"] = self.config.truncation
         return hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
@@ -979,6 +1043,7 @@ class Teacher:
                 "textdistill_version": _textdistill_version(),
                 "config": dataclasses.asdict(self.config),
                 "classes": self.classes_,
+                "multilabel": self.multilabel_,
                 "history": self.history_,
                 "best_epoch": self.best_epoch_,
                 "fit_seconds": self.fit_seconds_,
@@ -1068,6 +1133,7 @@ class Teacher:
         model.eval()
         teacher._model = model
         teacher.classes_ = [str(c) for c in meta["classes"]]
+        teacher.multilabel_ = bool(meta.get("multilabel", False))
         if n_outputs != len(teacher.classes_):
             raise ValueError(
                 f"{target}: the model has {n_outputs} outputs but "
@@ -1191,6 +1257,38 @@ def _linear_warmup_decay(warmup_steps: int, total_steps: int) -> Any:
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
     return factor
+
+
+def _classes_of(labels: list[Any], multilabel: bool) -> list[str]:
+    """Sorted class names of class names or of label sets."""
+    return sorted(set(itertools.chain.from_iterable(labels)) if multilabel else set(labels))
+
+
+def _decision_agreement(logits: np.ndarray, reference: np.ndarray, multilabel: bool) -> float:
+    """Share of rows given the same label (multilabel: the same label set) by both logits."""
+    if multilabel:
+        return float(np.mean(np.all((logits > 0) == (reference > 0), axis=1)))
+    return float(np.mean(logits.argmax(axis=1) == reference.argmax(axis=1)))
+
+
+def _validation_scores(logits: np.ndarray, targets: np.ndarray) -> tuple[float, float, float]:
+    """Accuracy, loss and the score that picks the best epoch, from validation logits.
+
+    Class ids: accuracy, cross-entropy, and accuracy again. A 0/1 label matrix (multilabel):
+    subset accuracy, binary cross-entropy per logit, and micro-F1, because with many labels
+    an exact match of the whole set is rare and moves in steps too coarse to rank epochs.
+    """
+    if targets.ndim == 1:
+        accuracy = float(np.mean(logits.argmax(axis=1) == targets))
+        return accuracy, _cross_entropy(logits, targets), accuracy
+    on = logits > 0
+    truth = targets > 0.5
+    accuracy = float(np.mean(np.all(on == truth, axis=1)))
+    z = logits.astype(np.float64)
+    bce = float(np.mean(np.maximum(z, 0) - z * targets + np.log1p(np.exp(-np.abs(z)))))
+    true_positives = float(np.sum(on & truth))
+    denominator = float(on.sum() + truth.sum())
+    return accuracy, bce, 2 * true_positives / denominator if denominator else 1.0
 
 
 def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:

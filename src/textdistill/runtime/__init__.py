@@ -8,11 +8,12 @@ from typing import TypeAlias
 
 from textdistill.runtime.artifact import ArtifactError, read_manifest
 from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows, tokenize
-from textdistill.runtime.linear import LinearModel, softmax
+from textdistill.runtime.linear import LinearModel
 from textdistill.runtime.neural import NeuralModel
+from textdistill.runtime.outputs import Prediction, sigmoid, softmax
 
 # Every kind of student artifact: each has predict, predict_proba, decision_function,
-# probabilities, labels, temperature and featurizer.
+# probabilities, labels_of, labels, temperature, multilabel, thresholds and featurizer.
 Model: TypeAlias = LinearModel | NeuralModel
 
 __all__ = [
@@ -21,9 +22,11 @@ __all__ = [
     "Model",
     "NeuralModel",
     "NgramFeaturizer",
+    "Prediction",
     "SparseRows",
     "load",
     "read_manifest",
+    "sigmoid",
     "softmax",
     "tokenize",
 ]

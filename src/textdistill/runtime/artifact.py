@@ -16,7 +16,9 @@ import numpy as np
 
 from textdistill.runtime.atomic import write_directory_atomically
 
-FORMAT_VERSION = 1
+# The newest format this textdistill reads. 2 adds multilabel models; single-label artifacts
+# are still written as 1, so that older readers keep loading them.
+FORMAT_VERSION = 2
 MANIFEST = "model.json"
 
 
@@ -79,11 +81,16 @@ def save_artifact(
     arrays: dict[str, np.ndarray],
     documents: dict[str, Any],
     meta: dict[str, Any],
+    format_version: int = 1,
 ) -> None:
     """Write arrays as ``NAME.npy``, JSON documents as ``NAME.json`` and a manifest.
 
     ``meta`` goes into the manifest as is (labels, featurizer spec, training metrics...).
+    ``format_version`` is the oldest format that can describe the artifact: a reader older
+    than it refuses the artifact rather than misreading it.
     """
+    if not 1 <= format_version <= FORMAT_VERSION:
+        raise ValueError(f"format_version must be 1..{FORMAT_VERSION}, got {format_version}")
     from textdistill import __version__
 
     def fill(tmp: Path) -> None:
@@ -95,7 +102,7 @@ def save_artifact(
             (tmp / f"{name}.json").write_text(_json(document), encoding="utf-8")
             files[f"{name}.json"] = _sha256_file(tmp / f"{name}.json")
         manifest = {
-            "format_version": FORMAT_VERSION,
+            "format_version": format_version,
             "textdistill_version": __version__,
             "kind": kind,
             "files": files,

@@ -10,28 +10,17 @@ import numpy as np
 
 from textdistill.runtime.artifact import ArtifactError, load_artifact, save_artifact
 from textdistill.runtime.featurizer import NgramFeaturizer
+from textdistill.runtime.outputs import LabelOutputs
 
 KIND = "linear"
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature``, stable for large values.
-
-    >>> softmax(np.array([[0.0, 0.0], [1000.0, 0.0]])).round(3).tolist()
-    [[0.5, 0.5], [1.0, 0.0]]
-    """
-    scaled = np.asarray(logits, dtype=np.float64) / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    np.exp(scaled, out=scaled)
-    scaled /= scaled.sum(axis=1, keepdims=True)
-    return scaled
-
-
-class LinearModel:
+class LinearModel(LabelOutputs):
     """``logits = features(text) @ coef + intercept``; labels are names.
 
     One logit per class (two for a binary task, like the teacher), so that logits can be
-    compared with the teacher's one for one.
+    compared with the teacher's one for one. ``multilabel`` models read each logit as its own
+    yes/no against a per-label threshold (:mod:`textdistill.runtime.outputs`).
     """
 
     def __init__(
@@ -42,6 +31,8 @@ class LinearModel:
         labels: Sequence[str],
         *,
         temperature: float = 1.0,
+        multilabel: bool = False,
+        thresholds: Sequence[float] | np.ndarray | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         coef = np.asarray(coef, dtype=np.float32)
@@ -54,27 +45,12 @@ class LinearModel:
         self.featurizer = featurizer
         self.coef = coef
         self.intercept = intercept
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.labels = [str(label) for label in labels]
-        self.temperature = float(temperature)
+        self._set_outputs(labels, temperature, multilabel, thresholds)
         self.metadata = dict(metadata or {})
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         """Raw logits, float32 ``[n, k]``."""
         return self.featurizer.transform(_as_texts(texts)).matmul(self.coef) + self.intercept
-
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities of raw ``logits``: ``softmax(logits / temperature)``, the
-        temperature fitted on held-out labels at training time (1.0 if never calibrated)."""
-        return softmax(logits, self.temperature)
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self.probabilities(self.decision_function(texts))
-
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        winners = self.decision_function(texts).argmax(axis=1)
-        return [self.labels[i] for i in winners]
 
     def save(self, path: str | Path) -> None:
         save_artifact(
@@ -83,11 +59,11 @@ class LinearModel:
             arrays={"coef": self.coef, "intercept": self.intercept, "idf": self.featurizer.idf},
             documents={"vocabulary": self.featurizer.vocabulary},
             meta={
-                "labels": self.labels,
-                "calibration": {"method": "temperature", "temperature": self.temperature},
+                **self._outputs_meta(),
                 "featurizer": self.featurizer.spec(),
                 "metadata": self.metadata,
             },
+            format_version=self._format_version,
         )
 
     @classmethod
@@ -107,7 +83,7 @@ class LinearModel:
                 arrays["coef"],
                 arrays["intercept"],
                 manifest["labels"],
-                temperature=manifest.get("calibration", {}).get("temperature", 1.0),
+                **cls._outputs_from_manifest(manifest),
                 metadata=manifest.get("metadata"),
             )
         except (KeyError, ValueError, TypeError, AttributeError) as error:

@@ -27,7 +27,8 @@ import numpy as np
 
 from textdistill.runtime.artifact import ArtifactError, load_artifact, save_artifact
 from textdistill.runtime.featurizer import TOKEN_PATTERN, NgramFeaturizer, SparseRows, tokenize
-from textdistill.runtime.linear import _as_texts, softmax
+from textdistill.runtime.linear import _as_texts
+from textdistill.runtime.outputs import LabelOutputs
 
 KIND = "neural"
 ARCHITECTURES = ("bag", "bilstm")
@@ -177,10 +178,11 @@ def _reverse_within_length(ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.where(positions >= 0, np.take_along_axis(ids, np.maximum(positions, 0), 1), PAD)
 
 
-class NeuralModel:
+class NeuralModel(LabelOutputs):
     """A trained neural student: same interface as :class:`LinearModel` (``predict``,
     ``predict_proba``, ``decision_function``, ``probabilities``, ``labels``, ``temperature``,
-    ``featurizer``), so ``predict``, ``serve`` and the cascade use it unchanged."""
+    ``multilabel``, ``thresholds``, ``featurizer``), so ``predict``, ``serve`` and the cascade
+    use it unchanged."""
 
     def __init__(
         self,
@@ -190,6 +192,8 @@ class NeuralModel:
         labels: Sequence[str],
         *,
         temperature: float = 1.0,
+        multilabel: bool = False,
+        thresholds: Sequence[float] | np.ndarray | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if architecture not in ARCHITECTURES:
@@ -197,14 +201,11 @@ class NeuralModel:
         expected_featurizer = NgramFeaturizer if architecture == "bag" else TokenSequencer
         if not isinstance(featurizer, expected_featurizer):
             raise ValueError(f"a {architecture!r} model reads a {expected_featurizer.__name__}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
         self.architecture = architecture
         self.featurizer: Featurizer = featurizer
-        self.labels = [str(label) for label in labels]
+        self._set_outputs(labels, temperature, multilabel, thresholds)
         self.weights = {name: np.asarray(w, dtype=np.float32) for name, w in weights.items()}
         self._check_shapes()
-        self.temperature = float(temperature)
         self.metadata = dict(metadata or {})
 
     def _check_shapes(self) -> None:
@@ -265,17 +266,6 @@ class NeuralModel:
             out[chosen] = hidden @ w["output"] + w["output_bias"]
         return out
 
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities: ``softmax(logits / temperature)``."""
-        return softmax(logits, self.temperature)
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self.probabilities(self.decision_function(texts))
-
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        winners = self.decision_function(texts).argmax(axis=1)
-        return [self.labels[i] for i in winners]
-
     # -------------------------------------------------------------- artifact
     def save(self, path: str | Path) -> None:
         arrays = dict(self.weights)
@@ -288,11 +278,11 @@ class NeuralModel:
             documents={"vocabulary": self.featurizer.vocabulary},
             meta={
                 "architecture": self.architecture,
-                "labels": self.labels,
-                "calibration": {"method": "temperature", "temperature": self.temperature},
+                **self._outputs_meta(),
                 "featurizer": self.featurizer.spec(),
                 "metadata": self.metadata,
             },
+            format_version=self._format_version,
         )
 
     @classmethod
@@ -316,7 +306,7 @@ class NeuralModel:
                 featurizer,
                 arrays,
                 manifest["labels"],
-                temperature=manifest.get("calibration", {}).get("temperature", 1.0),
+                **cls._outputs_from_manifest(manifest),
                 metadata=manifest.get("metadata"),
             )
         except (KeyError, ValueError, TypeError, AttributeError) as error:

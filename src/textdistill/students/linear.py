@@ -26,6 +26,15 @@ every feature option with every penalty, then each ``T`` at the best of those, t
 
 Hard labels alone (``fit(texts, labels)``) give the classic TF-IDF + logistic regression,
 which is how the baseline is built: same featurizer, same artifact, so they compare fairly.
+
+**Multilabel** (label sets as hard labels, or ``multilabel=True`` with a multilabel teacher's
+logits): every logit is its own yes/no. ``mse`` regresses the raw logits (not centred: here a
+shift does change the answer), gold sets enter as logits of the teacher's typical magnitude,
+``+m`` for a label on and ``-m`` off; ``soft_ce`` becomes a binary cross-entropy per label
+against the teacher's sigmoid at temperature ``T``; hard labels alone give one-vs-rest
+logistic regression. Selection scores a whole label set as one answer (agreement: the same
+set as the teacher at threshold 0; accuracy: subset accuracy). The per-label decision
+thresholds are chosen later, on held-out gold labels (:mod:`textdistill.thresholds`).
 """
 
 from __future__ import annotations
@@ -38,7 +47,15 @@ from typing import Any, Literal
 import numpy as np
 
 from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
-from textdistill.runtime.linear import LinearModel, softmax
+from textdistill.runtime.linear import LinearModel
+from textdistill.runtime.outputs import Prediction, sigmoid, softmax
+from textdistill.students.targets import (
+    answers,
+    encode_labels,
+    label_names,
+    regression_targets,
+    same_answers,
+)
 
 Loss = Literal["mse", "soft_ce"]
 SelectBy = Literal["agreement", "accuracy"]
@@ -135,16 +152,19 @@ class LinearStudent:
     def fit(
         self,
         texts: Sequence[str],
-        targets: np.ndarray | Sequence[str],
+        targets: np.ndarray | Sequence[str] | Sequence[Sequence[str]],
         *,
         classes: Sequence[str] | None = None,
         gold_texts: Sequence[str] = (),
-        gold_labels: Sequence[str] = (),
+        gold_labels: Sequence[str] | Sequence[Sequence[str]] = (),
+        multilabel: bool = False,
         progress: bool = False,
     ) -> LinearStudent:
-        """Fit to teacher logits (float ``[n, k]``, needs ``classes``) or to label names.
+        """Fit to teacher logits (float ``[n, k]``, needs ``classes``) or to hard labels:
+        class names, or label sets (a list of names per text), which make it multilabel.
 
-        ``gold_texts``/``gold_labels`` add labeled rows to teacher-logit training;
+        ``gold_texts``/``gold_labels`` add labeled rows to teacher-logit training (label sets
+        when ``multilabel``); ``multilabel`` says the logits are a multilabel teacher's;
         ``progress`` shows a bar over the hyperparameter search (a minute or more on 20,000+
         texts).
         """
@@ -155,12 +175,13 @@ class LinearStudent:
         if len(gold_texts) != len(gold_labels):
             raise ValueError(f"{len(gold_texts)} gold texts but {len(gold_labels)} gold labels")
         hard = not isinstance(targets, np.ndarray) or targets.dtype.kind in "OUS"
+        teacher_logits: np.ndarray | None = None
         if hard:
-            labels = [str(label) for label in targets] + [str(g) for g in gold_labels]
-            classes_ = sorted(set(labels))
-            if len(classes_) < 2:
+            multilabel = bool(len(targets)) and not isinstance(targets[0], str)
+            labels = [*targets, *gold_labels]
+            classes_ = label_names(labels, multilabel)
+            if len(classes_) < (1 if multilabel else 2):
                 raise ValueError(f"need at least two classes, got {classes_}")
-            teacher_logits = None
         else:
             if classes is None:
                 raise ValueError("teacher logits need `classes`, the label name of each column")
@@ -170,13 +191,9 @@ class LinearStudent:
                 raise ValueError(
                     f"logits of shape {teacher_logits.shape} do not match {len(classes_)} classes"
                 )
-            unknown = sorted(set(map(str, gold_labels)) - set(classes_))
-            if unknown:
-                raise ValueError(f"gold labels {unknown} are not among the classes {classes_}")
-            labels = [str(g) for g in gold_labels]
+            labels = list(gold_labels)
         texts_all = list(texts) + list(gold_texts)
-        class_index = {name: i for i, name in enumerate(classes_)}
-        gold = np.array([class_index[label] for label in labels], dtype=np.int64)
+        gold = encode_labels(labels, classes_, multilabel)
         n_teacher = 0 if teacher_logits is None else len(teacher_logits)
         if hard or self.loss == "mse":
             temperatures = temperatures[:1]  # the temperature only shapes soft_ce's targets
@@ -189,7 +206,7 @@ class LinearStudent:
                 f"select_by='accuracy' needs at least {MIN_ROWS_TO_HOLD_OUT} gold rows to hold "
                 f"out, got {len(gold)}; use select_by='agreement'"
             )
-        search = _Search(self, texts_all, teacher_logits, gold, len(classes_), held_out, progress)
+        search = _Search(self, texts_all, teacher_logits, gold, classes_, held_out, progress)
         best = search.run(self._feature_candidates(), penalties, temperatures, alphas)
         problem = search.problem(best["features"])
         coef, intercept = problem.solve(
@@ -208,6 +225,7 @@ class LinearStudent:
             "grid": search.tried,
             "n_validation": int(np.sum(held_out < n_teacher)) if n_teacher else len(held_out),
             "n_validation_gold": int(np.sum(held_out >= n_teacher)),
+            "multilabel": multilabel,
         }
         self.n_teacher_rows_ = n_teacher
         self.n_gold_rows_ = len(gold)
@@ -217,6 +235,7 @@ class LinearStudent:
             coef.astype(np.float32),
             intercept.astype(np.float32),
             classes_,
+            multilabel=multilabel,
             metadata={
                 "selection": self.selection_,
                 "n_teacher_rows": n_teacher,
@@ -263,7 +282,7 @@ class LinearStudent:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self._fitted().predict_proba(texts)
 
-    def predict(self, texts: Sequence[str]) -> list[str]:
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
         return self._fitted().predict(texts)
 
     def save(self, path: str | Path) -> None:
@@ -287,7 +306,7 @@ class _Search:
         texts: list[str],
         teacher_logits: np.ndarray | None,
         gold: np.ndarray,
-        n_classes: int,
+        classes: list[str],
         held_out: np.ndarray,
         progress: bool,
     ) -> None:
@@ -295,7 +314,7 @@ class _Search:
         self.texts = texts
         self.teacher_logits = teacher_logits
         self.gold = gold
-        self.n_classes = n_classes
+        self.n_classes = len(classes)
         self.held_out = held_out
         self.progress = progress
         self.candidates: list[dict[str, Any]] = []
@@ -389,7 +408,10 @@ class _Search:
 
 
 class _Problem:
-    """The design matrix and targets of one fit, solved for any point of the search."""
+    """The design matrix and targets of one fit, solved for any point of the search.
+
+    ``gold`` is class ids, or a 0/1 matrix (multilabel): then every logit is its own yes/no.
+    """
 
     def __init__(
         self,
@@ -407,17 +429,15 @@ class _Problem:
         self.n_teacher = 0 if teacher_logits is None else len(teacher_logits)
         self.teacher_logits = teacher_logits
         self.gold = gold
-        self.onehot = np.eye(n_classes)[gold]
+        self.multilabel = gold.ndim == 2
+        self.onehot = gold if self.multilabel else np.eye(n_classes)[gold]
         self.hard = teacher_logits is None
         self._last_solution: np.ndarray | None = None
-        if teacher_logits is None:
-            self.reg_targets = self.onehot
-            return
-        centred = teacher_logits - teacher_logits.mean(axis=1, keepdims=True)
-        # One-hot logits scaled so that their winning margin equals the teacher's average one.
-        scale = float(centred.max(axis=1).mean()) * n_classes / max(n_classes - 1, 1)
-        gold_logits = scale * (self.onehot - 1.0 / n_classes)
-        self.reg_targets = np.vstack([centred, gold_logits])
+        self.reg_targets = (
+            self.onehot
+            if teacher_logits is None
+            else regression_targets(teacher_logits, gold, n_classes)
+        )
 
     def _rows(self, exclude: np.ndarray) -> np.ndarray:
         keep = np.ones(self.X.shape[0], dtype=bool)
@@ -451,14 +471,16 @@ class _Problem:
         if self.teacher_logits is None:
             soft = self.onehot
         else:
-            soft = np.vstack([softmax(self.teacher_logits, temperature), self.onehot])
+            link = sigmoid if self.multilabel else softmax
+            soft = np.vstack([link(self.teacher_logits, temperature), self.onehot])
         return self._logistic(X, soft[rows], weights, penalty)
 
     def _logistic(
         self, X: Any, soft: np.ndarray, weights: np.ndarray | None, C: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """Multinomial logistic regression on soft targets: L-BFGS on scikit-learn's objective,
-        ``C * sum_i w_i * CE(soft_i, softmax(x_i W + b)) + ||W||^2 / 2`` (intercept free).
+        ``C * sum_i w_i * CE(soft_i, softmax(x_i W + b)) + ||W||^2 / 2`` (intercept free);
+        multilabel: the sum over labels of binary cross-entropies against ``sigmoid``.
 
         Written out rather than scikit-learn's ``LogisticRegression`` on rows repeated once per
         class with the target probabilities as weights (the same optimum): that costs k passes
@@ -474,10 +496,18 @@ class _Problem:
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             W, b = theta[: d * k].reshape(d, k), theta[d * k :]
             Z = np.asarray(X @ W) + b
-            Z -= Z.max(axis=1, keepdims=True)
-            log_p = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
-            loss = -float(np.sum(row_weights * soft * log_p)) + 0.5 * float(np.sum(W * W))
-            dZ = row_weights * (np.exp(log_p) - soft)  # the targets of each row sum to 1
+            if self.multilabel:
+                # -[p log s(z) + (1-p) log(1-s(z))] = softplus(z) - p z, with s the sigmoid
+                softplus = np.logaddexp(0.0, Z)
+                loss = float(np.sum(row_weights * (softplus - soft * Z)))
+                predicted = sigmoid(Z)
+            else:
+                Z -= Z.max(axis=1, keepdims=True)
+                log_p = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+                loss = -float(np.sum(row_weights * soft * log_p))
+                predicted = np.exp(log_p)  # the targets of each row sum to 1
+            loss += 0.5 * float(np.sum(W * W))
+            dZ = row_weights * (predicted - soft)
             grad = np.concatenate([(np.asarray(X_t @ dZ) + W).ravel(), dZ.sum(axis=0)])
             return loss, grad
 
@@ -500,21 +530,23 @@ class _Problem:
         with hard labels only, both are the accuracy) and the MSE of the logits or, with hard
         labels, of the probabilities."""
         predicted = np.asarray(self.X[rows] @ coef) + intercept
-        winners = predicted.argmax(axis=1)
+        given = answers(predicted, self.multilabel)
         on_gold = rows >= self.n_teacher
+        gold_logits = self.onehot[rows[on_gold] - self.n_teacher] * 2 - 1
         accuracy = (
-            float(np.mean(winners[on_gold] == self.gold[rows[on_gold] - self.n_teacher]))
+            same_answers(given[on_gold], answers(gold_logits, self.multilabel))
             if on_gold.any()
             else None
         )
         if self.teacher_logits is None:
-            mse = float(np.mean((softmax(predicted) - self.onehot[rows]) ** 2))
+            link = sigmoid if self.multilabel else softmax
+            mse = float(np.mean((link(predicted) - self.onehot[rows]) ** 2))
             return {"agreement": accuracy, "accuracy": accuracy, "mse": mse}
         teacher_rows = rows[~on_gold]
         if not len(teacher_rows):
             return {"agreement": None, "accuracy": accuracy, "mse": None}
-        agreement = float(
-            np.mean(winners[~on_gold] == self.teacher_logits[teacher_rows].argmax(axis=1))
+        agreement = same_answers(
+            given[~on_gold], answers(self.teacher_logits[teacher_rows], self.multilabel)
         )
         mse = float(np.mean((predicted[~on_gold] - self.reg_targets[teacher_rows]) ** 2))
         return {"agreement": agreement, "accuracy": accuracy, "mse": mse}

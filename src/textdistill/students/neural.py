@@ -2,7 +2,9 @@
 
 Following Tang et al. (2019), the loss is the mean squared error between the student's and
 the teacher's logits (centred per row, as for the linear student: softmax ignores a shift).
-Gold-labeled rows join as one-hot logits scaled to the teacher's average margin. Training
+Gold-labeled rows join as one-hot logits scaled to the teacher's average margin (multilabel:
+raw logits, gold sets as +/- the teacher's mean absolute logit; see
+:func:`textdistill.students.targets.regression_targets`). Training
 stops early on held-out teacher-labeled rows (a tenth; no gold label is spent), and the
 epoch with the lowest held-out MSE is kept.
 
@@ -22,6 +24,8 @@ import numpy as np
 
 from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
 from textdistill.runtime.neural import ARCHITECTURES, NeuralModel, TokenSequencer
+from textdistill.runtime.outputs import Prediction
+from textdistill.students.targets import answers, encode_labels, regression_targets, same_answers
 
 TRAIN_HINT = "the neural student needs the train extra: pip install 'textdistill[train]'"
 
@@ -32,20 +36,6 @@ def _torch() -> Any:
     except ImportError as error:
         raise ImportError(f"{TRAIN_HINT} ({error})") from None
     return torch
-
-
-def regression_targets(teacher_logits: np.ndarray, gold: np.ndarray, n_classes: int) -> np.ndarray:
-    """Centred teacher logits, then one-hot logits for the gold rows, scaled so that their
-    winning margin equals the teacher's average one (a gold row pulls as hard as a confident
-    teacher row).
-
-    >>> regression_targets(np.array([[1.0, -1.0]]), np.array([1]), 2).tolist()
-    [[1.0, -1.0], [-1.0, 1.0]]
-    """
-    centred = teacher_logits - teacher_logits.mean(axis=1, keepdims=True)
-    scale = float(centred.max(axis=1).mean()) * n_classes / max(n_classes - 1, 1)
-    onehot = np.eye(n_classes)[gold]
-    return np.vstack([centred, scale * (onehot - 1.0 / n_classes)])
 
 
 def build_network(
@@ -221,11 +211,13 @@ class NeuralStudent:
         *,
         classes: Sequence[str],
         gold_texts: Sequence[str] = (),
-        gold_labels: Sequence[str] = (),
+        gold_labels: Sequence[str] | Sequence[Sequence[str]] = (),
+        multilabel: bool = False,
         progress: bool = False,
     ) -> NeuralStudent:
         """Fit to the teacher's ``logits`` (float ``[n, k]``, one column per name in
-        ``classes``), plus optional gold-labeled rows; ``progress`` shows a bar per epoch."""
+        ``classes``), plus optional gold-labeled rows (label sets when ``multilabel``: the
+        logits are then a multilabel teacher's); ``progress`` shows a bar per epoch."""
         started = time.perf_counter()
         if self.architecture not in ARCHITECTURES:
             raise ValueError(
@@ -240,11 +232,7 @@ class NeuralStudent:
             )
         if len(gold_texts) != len(gold_labels):
             raise ValueError(f"{len(gold_texts)} gold texts but {len(gold_labels)} gold labels")
-        unknown = sorted(set(map(str, gold_labels)) - set(classes_))
-        if unknown:
-            raise ValueError(f"gold labels {unknown} are not among the classes {classes_}")
-        index = {name: i for i, name in enumerate(classes_)}
-        gold = np.array([index[str(label)] for label in gold_labels], dtype=np.int64)
+        gold = encode_labels(gold_labels, classes_, multilabel)
         texts_all = list(texts) + list(gold_texts)
         targets = regression_targets(teacher_logits, gold, len(classes_)).astype(np.float32)
 
@@ -291,8 +279,8 @@ class NeuralStudent:
             if len(held_out):
                 predicted = self._predict(network, inputs, held_out)
                 record["validation_mse"] = float(np.mean((predicted - targets[held_out]) ** 2))
-                record["validation_agreement"] = float(
-                    np.mean(predicted.argmax(1) == teacher_logits[held_out].argmax(1))
+                record["validation_agreement"] = same_answers(
+                    answers(predicted, multilabel), answers(teacher_logits[held_out], multilabel)
                 )
             history.append(record)
             bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
@@ -317,6 +305,7 @@ class NeuralStudent:
             "penalty": best[1],
             "validation_mse": best[0],
             "n_validation": len(held_out),
+            "multilabel": multilabel,
             "history": history,
         }
         self.fit_seconds_ = time.perf_counter() - started
@@ -325,6 +314,7 @@ class NeuralStudent:
             featurizer,
             best[2],
             classes_,
+            multilabel=multilabel,
             metadata={
                 "selection": {k: v for k, v in self.selection_.items() if k != "history"},
                 "n_teacher_rows": len(texts),
@@ -357,7 +347,7 @@ class NeuralStudent:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self._fitted().predict_proba(texts)
 
-    def predict(self, texts: Sequence[str]) -> list[str]:
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
         return self._fitted().predict(texts)
 
     def save(self, path: str | Path) -> None:

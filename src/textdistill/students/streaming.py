@@ -35,6 +35,7 @@ import numpy as np
 
 from textdistill.runtime.featurizer import NgramFeaturizer, ngrams, tokenize
 from textdistill.runtime.linear import LinearModel
+from textdistill.runtime.outputs import Prediction
 from textdistill.students.linear import DEFAULT_GRID
 
 Chunks = Callable[[], Iterable[tuple[Sequence[str], np.ndarray]]]
@@ -136,7 +137,7 @@ class StreamingLinearStudent:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self.model_.predict_proba(texts)
 
-    def predict(self, texts: Sequence[str]) -> list[str]:
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
         return self.model_.predict(texts)
 
     def save(self, path: str | Path) -> None:

@@ -1,0 +1,87 @@
+"""What students are fit to: gold labels as numbers, teacher logits as regression targets, and
+how an answer is compared with another, for single-label and multilabel data alike.
+
+Shared by every student so that a gold label pulls on the linear and the neural student in
+the same way, and "agreement with the teacher" means the same thing for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def label_names(labels: Sequence[Any], multilabel: bool) -> list[str]:
+    """Sorted names in class names, or in label sets when ``multilabel``.
+
+    >>> label_names([("b",), (), ("a", "b")], multilabel=True)
+    ['a', 'b']
+    """
+    if not multilabel:
+        return sorted({str(label) for label in labels})
+    names: set[str] = set()
+    for i, label_set in enumerate(labels):
+        if isinstance(label_set, str):
+            raise TypeError(
+                f"label {i} is the string {label_set!r:.60}; multilabel labels are lists of names"
+            )
+        names.update(map(str, label_set))
+    return sorted(names)
+
+
+def encode_labels(labels: Sequence[Any], classes: Sequence[str], multilabel: bool) -> np.ndarray:
+    """Class ids ``int64 [n]``, or a 0/1 ``float64 [n, k]`` matrix of label sets.
+
+    >>> encode_labels([("b",), ()], ["a", "b"], multilabel=True).tolist()
+    [[0.0, 1.0], [0.0, 0.0]]
+    """
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted(set(label_names(labels, multilabel)) - set(index))
+    if unknown:
+        raise ValueError(f"gold labels {unknown} are not among the classes {list(classes)}")
+    if not multilabel:
+        return np.array([index[str(label)] for label in labels], dtype=np.int64)
+    matrix = np.zeros((len(labels), len(classes)))
+    for row, label_set in enumerate(labels):
+        matrix[row, [index[str(name)] for name in label_set]] = 1.0
+    return matrix
+
+
+def regression_targets(teacher_logits: np.ndarray, gold: np.ndarray, n_classes: int) -> np.ndarray:
+    """The teacher rows' targets, then the gold rows' as logits a confident teacher would give.
+
+    Class ids: logits centred per row (softmax ignores a shift, so a regression should not
+    spend capacity on it), and one-hot logits scaled so that their winning margin equals the
+    teacher's average one. A 0/1 label matrix (multilabel): raw logits (each is its own yes/no,
+    a shift changes the answer), and ``+m``/``-m`` for a label on/off, ``m`` the teacher's
+    mean absolute logit.
+
+    >>> regression_targets(np.array([[1.0, -1.0]]), np.array([1]), 2).tolist()
+    [[1.0, -1.0], [-1.0, 1.0]]
+    >>> regression_targets(np.array([[2.0, -1.0]]), np.array([[0.0, 1.0]]), 2).tolist()
+    [[2.0, -1.0], [-1.5, 1.5]]
+    """
+    if gold.ndim == 2:
+        magnitude = float(np.abs(teacher_logits).mean())
+        return np.vstack([teacher_logits, magnitude * (2 * gold - 1)])
+    centred = teacher_logits - teacher_logits.mean(axis=1, keepdims=True)
+    scale = float(centred.max(axis=1).mean()) * n_classes / max(n_classes - 1, 1)
+    onehot = np.eye(n_classes)[gold]
+    return np.vstack([centred, scale * (onehot - 1.0 / n_classes)])
+
+
+def answers(logits: np.ndarray, multilabel: bool) -> np.ndarray:
+    """Per row, the class id, or (multilabel) the yes/no of every label at threshold 0."""
+    return logits > 0 if multilabel else logits.argmax(axis=1)
+
+
+def same_answers(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of rows with the same answer: the same class, or the same whole label set.
+
+    >>> same_answers(np.array([[True, False], [True, True]]), np.array([[True, False]] * 2))
+    0.5
+    """
+    equal = a == b
+    return float(np.mean(equal.all(axis=1) if equal.ndim == 2 else equal))
