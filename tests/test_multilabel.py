@@ -251,6 +251,17 @@ def test_teacher_fine_tunes_with_binary_cross_entropy(
         )
 
 
+def test_a_new_multilabel_head_starts_at_the_label_priors() -> None:
+    torch = pytest.importorskip("torch")
+    from textdistill.teacher import _start_at_label_priors
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    targets = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32)
+    _start_at_label_priors(model, targets)
+    prior = np.array([0.75, 0.25, 1e-3])  # a label never on is clipped, not -inf
+    assert np.allclose(model[2].bias.detach().numpy(), np.log(prior / (1 - prior)), atol=1e-6)
+
+
 def test_frozen_encoder_teacher_fits_one_head_per_label(
     tiny_bert_dir: Path, reviews: TextDataset
 ) -> None:
@@ -312,6 +323,9 @@ def test_cli_run_predict_and_report_on_multilabel_data(tiny_bert_dir: Path, tmp_
     assert sorted(thresholds) == sorted(ASPECTS)
     assert load(str(out / "student")).thresholds.tolist() == list(thresholds.values())
     assert sorted(metrics["teacher"]["thresholds"]) == sorted(ASPECTS)
+    # the baseline trains on every labeled row: its thresholds come from out-of-fold logits
+    assert metrics["baseline"]["threshold_rows"] == 160
+    assert sorted(metrics["baseline"]["thresholds"]) == sorted(ASPECTS)
     report = (out / "report.md").read_text()
     assert "micro-F1" in report
 

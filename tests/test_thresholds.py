@@ -30,21 +30,30 @@ def test_finds_a_threshold_far_from_zero() -> None:
 def test_ties_go_to_the_threshold_closest_to_zero() -> None:
     # Both 1.0 and 0.0 separate the positives from the negatives: F1 is 1 at each.
     logits = np.array([[4.0], [3.0], [-1.0], [-4.0]])
-    assert choose_thresholds(logits, np.array([[1], [1], [0], [0]])).tolist() == [0.0]
+    truth = np.array([[1], [1], [0], [0]])
+    assert choose_thresholds(logits, truth, min_positives=1).tolist() == [0.0]
     # By logit: positive, negative, negative, positive, negative. F1 is 2/3 just below the
     # first row (3.5) and just below the fourth (0.75), less at 0.0 and elsewhere.
     truth = np.array([[1], [0], [0], [1], [0]])
     logits = np.array([[4.0], [3.0], [2.0], [1.0], [0.5]])
-    assert choose_thresholds(logits, truth).tolist() == [0.75]
+    assert choose_thresholds(logits, truth, min_positives=2).tolist() == [0.75]
     # Shifted below zero the tie is between -1.0 and -3.75.
-    assert choose_thresholds(logits - 4.5, truth).tolist() == [-1.0]
+    assert choose_thresholds(logits - 4.5, truth, min_positives=2).tolist() == [-1.0]
 
 
 def test_a_label_without_positives_keeps_zero() -> None:
     logits = np.array([[5.0, 1.0], [-5.0, 2.0], [0.5, 3.0]])
     truth = np.array([[1, 0], [0, 0], [1, 0]])
-    thresholds = choose_thresholds(logits, truth)
+    thresholds = choose_thresholds(logits, truth, min_positives=1)
     assert thresholds[1] == 0.0 and -5 < thresholds[0] < 0.5
+
+
+def test_a_label_with_too_few_positives_keeps_zero() -> None:
+    # Four positives, all below 0: the F1-best threshold would move, but four rows are noise.
+    logits = np.array([[-1.0], [-1.5], [-2.0], [-2.5], [-6.0], [-7.0]])
+    truth = np.array([[1], [1], [1], [1], [0], [0]])
+    assert choose_thresholds(logits, truth).tolist() == [0.0]
+    assert choose_thresholds(logits, truth, min_positives=4).tolist() == [-4.25]
 
 
 def test_shapes_and_values_are_checked() -> None:
@@ -76,7 +85,7 @@ def test_f1_at_the_chosen_threshold_is_the_best_candidate(
         else rng.normal(size=(rows, labels))
     )
     truth = (rng.random((rows, labels)) < 0.4).astype(float)
-    thresholds = choose_thresholds(logits, truth)
+    thresholds = choose_thresholds(logits, truth, min_positives=1)
     for j in range(labels):
         positive = truth[:, j] == 1
         if not positive.any():

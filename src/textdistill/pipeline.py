@@ -53,6 +53,9 @@ from textdistill.thresholds import choose_thresholds
 # in 200 (the 99.5% bar) is visible, few enough to cost well under a minute on a CPU.
 PRECISION_CHECK_DOCS = 500
 
+# Folds of the out-of-fold logits on which a multilabel baseline's thresholds are chosen.
+BASELINE_FOLDS = 5
+
 # Unlabeled texts kept from the student to choose the cascade threshold: a tenth, at most this.
 UNSEEN_BY_STUDENT_MAX = 2_000
 
@@ -173,21 +176,24 @@ def prepare_splits(
     if config.n_labeled is not None and config.n_labeled < len(labeled):
         _, labeled = stratified_split(labeled, config.n_labeled, seed=config.seed)
         notes.append(f"kept {len(labeled)} labeled rows (stratified sample, seed {config.seed})")
+    notes.extend(_duplicate_notes(labeled, test))
+    teacher_train, teacher_validation = stratified_split(
+        labeled, config.validation_size, seed=config.seed
+    )
     given_unlabeled = unlabeled is not None
     if unlabeled is None:
-        unlabeled = labeled.without_labels()
+        # Not the validation split's texts: the student's temperature (or thresholds) are
+        # fitted there, on texts it has not learned the teacher's answers for.
+        unlabeled = teacher_train.without_labels()
         notes.append(
             "no unlabeled set given: the student learns the teacher's logits on the "
-            "labeled texts only; more unlabeled text makes a better student"
+            "labeled texts only (less the validation split); more unlabeled text makes a "
+            "better student"
         )
     elif config.n_unlabeled is not None and config.n_unlabeled < len(unlabeled):
         order = np.random.default_rng(config.seed).permutation(len(unlabeled))
         unlabeled = unlabeled.subset(sorted(order[: config.n_unlabeled].tolist()))
         notes.append(f"kept {len(unlabeled)} unlabeled rows (random sample, seed {config.seed})")
-    notes.extend(_duplicate_notes(labeled, test))
-    teacher_train, teacher_validation = stratified_split(
-        labeled, config.validation_size, seed=config.seed
-    )
     unseen: tuple[str, ...] = ()
     if given_unlabeled and len(unlabeled) >= 20:
         order = np.random.default_rng(config.seed + 1).permutation(len(unlabeled))
@@ -392,9 +398,7 @@ def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dic
         "max_features": config.student.max_features,
         "seed": config.seed,
     }
-    # A multilabel baseline's thresholds are chosen on the validation split.
-    validation = [splits.teacher_validation.content_hash()] if splits.labeled.is_multilabel else []
-    key = stage_key("baseline", splits.labeled.content_hash(), params, *validation)
+    key = stage_key("baseline", splits.labeled.content_hash(), params)
     cached = run.cached("baseline", key)
     if cached is not None:
         log("baseline: unchanged, reusing")
@@ -402,28 +406,48 @@ def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dic
     log("baseline: TF-IDF n-grams + logistic regression on the labeled set")
     run.start("baseline", "fit")
 
-    def fitted(data: TextDataset) -> LinearStudent:
+    def fitted(texts: list[str], labels: list[Any], grid: list[float] | None) -> LinearStudent:
         baseline = LinearStudent(
             loss="soft_ce",
             max_n=config.student.max_n,
             char_ngrams=config.student.char_ngrams,
             min_df=config.student.min_df,
             max_features=config.student.max_features,
+            grid=grid,
             random_state=config.seed,
         )
-        return baseline.fit(data.texts, gold_labels(data), progress=config.progress)
+        return baseline.fit(texts, labels, progress=config.progress and grid is None)
 
-    info: dict[str, Any] = {}
+    labels = gold_labels(splits.labeled)
+    baseline = fitted(splits.labeled.texts, labels, None)
+    info: dict[str, Any] = {"selection": baseline.selection_}
     if splits.labeled.is_multilabel:
-        # Thresholds need labels the model did not train on: chosen with a baseline fit
-        # without the validation split, then kept for the baseline fit on every labeled row.
-        held_out = fitted(splits.teacher_train)
-        info["thresholds"] = _fit_thresholds(held_out.model_, splits.teacher_validation)
-    baseline = fitted(splits.labeled)
-    if "thresholds" in info:
-        baseline.model_.thresholds = np.array(list(info["thresholds"].values()))
+        # Thresholds need labels the model did not train on, and the baseline trains on
+        # every labeled row: they are chosen on out-of-fold logits (each row scored by a fit
+        # without its fold, at the penalty chosen above), many more rows than a split has.
+        # A label absent from a fold's training rows is never predicted on that fold.
+        logits = np.full((len(labels), len(baseline.classes_)), -1e9)
+        folds = np.random.default_rng(config.seed).permutation(len(labels)) % BASELINE_FOLDS
+        for fold in range(BASELINE_FOLDS):
+            inside, outside = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+            model = fitted(
+                [splits.labeled.texts[i] for i in inside],
+                [labels[i] for i in inside],
+                [baseline.selection_["penalty"]],
+            ).model_
+            columns = np.array([baseline.classes_.index(name) for name in model.labels])
+            logits[np.ix_(outside, columns)] = model.decision_function(
+                [splits.labeled.texts[i] for i in outside]
+            )
+        baseline.model_.thresholds = choose_thresholds(
+            logits, indicator_matrix(labels, baseline.classes_)
+        )
+        info["thresholds"] = dict(
+            zip(baseline.classes_, map(float, baseline.model_.thresholds), strict=True)
+        )
+        info["threshold_rows"] = len(labels)
     baseline.save(run.path("baseline"))
-    info |= {"selection": baseline.selection_, "fit_seconds": baseline.fit_seconds_}
+    info["fit_seconds"] = baseline.fit_seconds_
     run.complete("baseline", key, info, outputs=["baseline"])
     return info
 

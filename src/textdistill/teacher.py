@@ -729,6 +729,8 @@ class Teacher:
 
         train_ids = self._encode(texts)
         y_train = torch.from_numpy(self._targets(labels))
+        if self.multilabel_:
+            _start_at_label_priors(model, y_train.numpy())
         val_ids: list[list[int]] = []
         y_val = self._targets([])
         if val_data is not None:
@@ -1257,6 +1259,26 @@ def _linear_warmup_decay(warmup_steps: int, total_steps: int) -> Any:
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
     return factor
+
+
+def _start_at_label_priors(model: Any, targets: np.ndarray) -> None:
+    """Set each label's output bias to the log-odds of its training frequency.
+
+    A fresh head starts every label at probability 0.5, and binary cross-entropy then spends
+    the first epochs only learning that most labels are usually off (Lin et al. 2017 start
+    rare classes at their prior for this reason); measured on TREC-derived multilabel data,
+    the teacher was still far from converged after 8 epochs without this. The head is the
+    last linear layer with one output per label.
+    """
+    import torch
+
+    k = targets.shape[1]
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == k]
+    if not heads or heads[-1].bias is None:
+        return
+    prior = np.clip(targets.mean(axis=0), 1e-3, 1 - 1e-3)
+    with torch.no_grad():
+        heads[-1].bias.copy_(torch.from_numpy(np.log(prior / (1 - prior))))
 
 
 def _classes_of(labels: list[Any], multilabel: bool) -> list[str]:

@@ -11,8 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
+MIN_POSITIVES = 5
+"""Positive held-out rows a label needs before its threshold moves from 0.0. With fewer, the
+F1-best threshold follows the noise of those rows: measured on TREC-derived multilabel data
+(benchmarks/multilabel_quality.py), a rare label's threshold fitted on three positives cost
+it most of its F1 on the test set."""
 
-def choose_thresholds(logits: np.ndarray, truth: np.ndarray) -> np.ndarray:
+
+def choose_thresholds(
+    logits: np.ndarray, truth: np.ndarray, *, min_positives: int = MIN_POSITIVES
+) -> np.ndarray:
     """One threshold per label (column) on the logit scale, maximising that label's F1 on
     these held-out rows; a row is predicted positive when its logit is above the threshold.
 
@@ -20,12 +28,13 @@ def choose_thresholds(logits: np.ndarray, truth: np.ndarray) -> np.ndarray:
     split of the rows a threshold can make, away from the logits themselves) and 0.0; no
     threshold below every logit, whose place on unseen rows would be arbitrary. Among
     thresholds of equal F1 the one closest to 0.0 wins, so a threshold moves from the
-    default only as far as the data asks. A label with no positive row keeps 0.0: its F1 is 0
-    at every threshold, so the rows say nothing about where it should be.
+    default only as far as the data asks. A label with fewer than ``min_positives`` positive
+    rows keeps 0.0: with none its F1 is 0 at every threshold, so the rows say nothing about
+    where it should be, and with a handful they say too little.
 
     >>> logits = np.array([[2.0, -1.0], [1.0, -2.0], [-1.0, -3.0], [-2.0, -4.0]])
     >>> truth = np.array([[1, 1], [1, 1], [0, 0], [0, 0]])
-    >>> choose_thresholds(logits, truth).tolist()
+    >>> choose_thresholds(logits, truth, min_positives=1).tolist()
     [0.0, -2.5]
     """
     logits = np.asarray(logits, dtype=np.float64)
@@ -39,7 +48,12 @@ def choose_thresholds(logits: np.ndarray, truth: np.ndarray) -> np.ndarray:
     if not np.all((truth == 0) | (truth == 1)):
         raise ValueError("truth must hold only 0 and 1")
     return np.array(
-        [_best_threshold(logits[:, j], truth[:, j] == 1) for j in range(logits.shape[1])],
+        [
+            _best_threshold(logits[:, j], truth[:, j] == 1)
+            if np.sum(truth[:, j]) >= max(min_positives, 1)
+            else 0.0
+            for j in range(logits.shape[1])
+        ],
         dtype=np.float64,
     )
 
