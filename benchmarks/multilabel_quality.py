@@ -108,6 +108,35 @@ def scores_at_zero(run: Path, name: str, texts: list[str], truth: list[Any]) -> 
     return multilabel_scores(truth, model.predict(texts), model.labels)
 
 
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Micro-F1 against the number of unlabeled documents, per student loss, with the
+    baseline and the teacher as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for loss, marker in (("mse", "o"), ("soft_ce", "s")):
+        points = sorted((r["n_unlabeled"], r) for r in rows if r["loss"] == loss)
+        if points:
+            x = [max(n, 100) for n, _ in points]  # 0 drawn at 100 on the log axis
+            ax.plot(x, [r["student_micro_f1"] for _, r in points], marker=marker,
+                    label=f"student ({loss}), per-label thresholds")  # fmt: skip
+            ax.plot(x, [r["student_micro_f1_threshold_0"] for _, r in points], marker=marker,
+                    linestyle=":", alpha=0.6, label=f"student ({loss}), thresholds at 0.5")  # fmt: skip
+    ax.axhline(rows[0]["teacher_micro_f1"], color="tab:red", linestyle="--", label="teacher")
+    ax.axhline(rows[0]["baseline_micro_f1"], color="gray", linestyle="--", label="baseline")
+    ax.set_xscale("log")
+    ax.set_xlabel("unlabeled documents (0 drawn at 100)")
+    ax.set_ylabel("test micro-F1")
+    ax.set_title("TREC-multi: 1,000 labeled documents, 6 labels")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -188,7 +217,8 @@ def main() -> None:
                 teacher_best_epoch=metrics["teacher"]["best_epoch"],
                 teacher_fit_seconds=metrics["teacher"]["fit_seconds"],
             )
-    print(f"wrote {path}")
+    plot(rows, path.with_suffix(".png"))
+    print(f"wrote {path} and {path.with_suffix('.png')}")
 
 
 if __name__ == "__main__":
