@@ -121,10 +121,10 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         points = sorted((r["n_unlabeled"], r) for r in rows if r["loss"] == loss)
         if points:
             x = [max(n, 100) for n, _ in points]  # 0 drawn at 100 on the log axis
-            ax.plot(x, [r["student_micro_f1"] for _, r in points], marker=marker,
-                    label=f"student ({loss}), per-label thresholds")  # fmt: skip
-            ax.plot(x, [r["student_micro_f1_threshold_0"] for _, r in points], marker=marker,
-                    linestyle=":", alpha=0.6, label=f"student ({loss}), thresholds at 0.5")  # fmt: skip
+            tuned = [r["student_micro_f1"] for _, r in points]
+            at_half = [r["student_micro_f1_threshold_0"] for _, r in points]
+            ax.plot(x, tuned, marker=marker, label=f"student ({loss}), per-label thresholds")
+            ax.plot(x, at_half, marker=marker, linestyle=":", alpha=0.6, label=f"{loss} at 0.5")
     ax.axhline(rows[0]["teacher_micro_f1"], color="tab:red", linestyle="--", label="teacher")
     ax.axhline(rows[0]["baseline_micro_f1"], color="gray", linestyle="--", label="baseline")
     ax.set_xscale("log")
