@@ -86,6 +86,28 @@ def test_linear_student_learns_label_sets_from_a_multilabel_teachers_logits() ->
         assert probabilities[classes.index("music")] > 0.5 > probabilities[0]
 
 
+def test_neural_student_learns_label_sets(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from textdistill.students.neural import NeuralStudent
+
+    texts, sets = _aspect_reviews(400, seed=6)
+    classes = sorted(ASPECTS)
+    on = np.array([[c in s for c in classes] for s in sets], dtype=float)
+    student = NeuralStudent(architecture="bag", min_df=1, epochs=30, random_state=0).fit(
+        texts[:300],
+        3 * (2 * on[:300] - 1),
+        classes=classes,
+        gold_texts=texts[300:340],
+        gold_labels=sets[300:340],
+        multilabel=True,
+    )
+    assert student.selection_["multilabel"] is True
+    assert _subset_accuracy(student.predict(texts[340:]), sets[340:]) > 0.9
+    student.save(tmp_path / "neural")
+    loaded = load(str(tmp_path / "neural"))
+    assert loaded.multilabel and loaded.predict(texts[340:]) == student.predict(texts[340:])
+
+
 def test_hard_label_sets_give_one_vs_rest_logistic_regression() -> None:
     texts, sets = _aspect_reviews(300, seed=2)
     student = LinearStudent(loss="soft_ce", min_df=1).fit(texts[:240], sets[:240])

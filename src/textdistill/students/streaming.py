@@ -45,6 +45,9 @@ Chunks = Callable[[], Iterable[tuple[Sequence[str], np.ndarray]]]
 class StreamingLinearStudent:
     """Ridge (``mse``) student fit from chunks; its ``model_`` is a runtime :class:`LinearModel`.
 
+    Single-label only: targets are centred per row and agreement is scored by the top class,
+    both of which assume a softmax teacher; a multilabel run uses :class:`LinearStudent`.
+
     >>> texts = ["good fun", "great fun", "bad plot", "awful plot"] * 10
     >>> logits = np.array([[-2.0, 2.0], [-3.0, 3.0], [2.0, -2.0], [3.0, -3.0]] * 10)
     >>> chunks = lambda: ((texts[i : i + 8], logits[i : i + 8]) for i in range(0, 40, 8))
