@@ -230,9 +230,14 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         f"{metrics['machine']['platform']} ({metrics['machine']['cpu_count']} CPUs).",
         "",
         f"Data: {data['labeled']['rows']} labeled, {data['unlabeled']['rows']} unlabeled, "
-        f"{data['test']['rows']} test rows. Classes: "
+        f"{data['test']['rows']} test rows. "
+        + ("Labels (labeled rows with each): " if multilabel else "Classes: ")
         + ", ".join(f"{k} ({v})" for k, v in data["labeled"].get("classes", {}).items())
-        + ".",
+        + (
+            f"; {data['labeled']['labels_per_row']:.2f} labels per row."
+            if "labels_per_row" in data["labeled"]
+            else "."
+        ),
         *(f"- {note}" for note in metrics.get("notes", [])),
         "",
         "## Results on the test set",
@@ -394,11 +399,19 @@ def _per_class_section(metrics: dict[str, Any], multilabel: bool) -> list[str]:
         for name in systems
         if "thresholds" in metrics.get(name, {})
     }
+    folds = metrics.get("baseline", {}).get("threshold_rows")
+    where = (
+        f"the teacher's and the student's on the held-out validation split, the baseline's "
+        f"(it trains on every labeled row) on out-of-fold logits of {folds} labeled rows"
+        if folds
+        else "the held-out validation split"
+    )
     return [
         "## Per label",
         "",
-        "Decision thresholds (logit scale; 0.0 is probability 0.5) were chosen per label on "
-        'the held-out validation split, each to maximise that label\'s F1 ("-": none tuned).',
+        "Decision thresholds (logit scale; 0.0 is probability 0.5) were chosen per label, "
+        f"each to maximise that label's F1: {where}. A label with too few positive rows "
+        'there keeps 0.0 ("-": none tuned).',
         "",
         per_class_table(systems, thresholds),
     ]
