@@ -144,7 +144,7 @@ def test_multilabel_report_shows_thresholds_and_micro_f1(
     assert "| student | politics | 0.500 | 0.250 | 0.333 | 4 | -0.750 |" in report
     assert "| teacher | politics | 0.500 | 0.250 | 0.333 | 4 | -1.250 |" in report
     assert "| baseline | sport | 0.800 | 0.900 | 0.850 | 7 | - |" in report
-    assert "chosen per label on the held-out validation split" in report
+    assert "chosen per label, each to maximise that label's F1: the held-out validation" in report
     # The rest of the report is the single-label one's.
     assert "- a note" in report and "| 2 | 0.4000 | - | - | 5 |" in report
     assert (tmp_path / PLOT_NAME).read_bytes()[:4] == b"\x89PNG"
@@ -174,3 +174,13 @@ def test_single_label_tables_are_unchanged_by_task() -> None:
 def test_an_unknown_task_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown task 'regression'"):
         render_markdown(METRICS | {"task": "regression"})
+
+
+def test_multilabel_report_says_the_baseline_thresholds_are_out_of_fold() -> None:
+    metrics = copy.deepcopy(MULTILABEL)
+    metrics["baseline"] |= {"thresholds": {"sport": -0.5, "politics": 0.0}, "threshold_rows": 90}
+    metrics["data"]["labeled"]["labels_per_row"] = 1.25
+    report = render_markdown(metrics)
+    assert "the baseline's (it trains on every labeled row) on out-of-fold logits of 90" in report
+    assert "| baseline | sport | 0.800 | 0.900 | 0.850 | 7 | -0.500 |" in report
+    assert "1.25 labels per row." in report and "Labels (labeled rows with each): " in report
