@@ -199,6 +199,17 @@ def test_thresholds_are_checked(tmp_path: Path) -> None:
         load(str(tmp_path / "student"))
 
 
+def test_temperature_scaling_calibrates_each_labels_sigmoid() -> None:
+    from textdistill.calibration import fit_temperature
+
+    rng = np.random.default_rng(0)
+    # calibrated logits: each label is on with probability sigmoid(logit)
+    honest = rng.normal(scale=2.0, size=(5000, 4))
+    truth = (rng.random(honest.shape) < 1 / (1 + np.exp(-honest))).astype(float)
+    assert 2.5 < fit_temperature(3 * honest, truth) < 3.5  # made 3x overconfident
+    assert 0.85 < fit_temperature(honest, truth) < 1.15
+
+
 def test_a_cascade_refuses_a_multilabel_student(tmp_path: Path) -> None:
     from textdistill.cascade import Cascade
 
@@ -343,7 +354,10 @@ def test_cli_run_predict_and_report_on_multilabel_data(tiny_bert_dir: Path, tmp_
     assert systems["student"]["label_agreement_with_teacher"] > 0.85
     thresholds = metrics["student"]["thresholds"]
     assert sorted(thresholds) == sorted(ASPECTS)
-    assert load(str(out / "student")).thresholds.tolist() == list(thresholds.values())
+    student = load(str(out / "student"))
+    assert student.thresholds.tolist() == list(thresholds.values())
+    # sigmoid probabilities calibrated on the validation split; decisions do not move
+    assert student.temperature == metrics["student"]["temperature"] > 0
     assert sorted(metrics["teacher"]["thresholds"]) == sorted(ASPECTS)
     # the baseline trains on every labeled row: its thresholds come from out-of-fold logits
     assert metrics["baseline"]["threshold_rows"] == 160

@@ -3,7 +3,9 @@
 Temperature scaling (Guo et al. 2017) divides the logits by one number fitted to minimise
 the negative log-likelihood of held-out labels. It never changes a prediction (the argmax is
 the same), only how sure the model claims to be, which is what a cascade's threshold reads.
-numpy only.
+For a multilabel model the likelihood is that of every label's own yes/no (a sigmoid per
+logit); its decisions, made on the logit scale against per-label thresholds, do not move
+either. numpy only.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ T_MIN, T_MAX = 0.05, 20.0
 def negative_log_likelihood(
     logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0
 ) -> float:
-    """Mean NLL of integer ``labels`` under ``softmax(logits / temperature)``."""
+    """Mean NLL of integer ``labels`` under ``softmax(logits / temperature)``; for a 0/1
+    label matrix (multilabel), the mean binary cross-entropy of ``sigmoid(logits / T)``.
+
+    >>> round(negative_log_likelihood(np.zeros((1, 2)), np.array([[1.0, 0.0]])), 4)
+    0.6931
+    """
     scaled = np.asarray(logits, dtype=np.float64) / temperature
+    if labels.ndim == 2:
+        return float(np.mean(np.logaddexp(0.0, scaled) - labels * scaled))
     scaled -= scaled.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(scaled).sum(axis=1))
     return float(np.mean(log_norm - scaled[np.arange(len(labels)), labels]))
@@ -31,7 +40,8 @@ def negative_log_likelihood(
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature minimising held-out NLL (golden-section search on log T; the NLL is
-    convex in 1/T, so the search finds the optimum).
+    convex in 1/T, so the search finds the optimum). ``labels``: class ids, or a 0/1 matrix
+    for a multilabel model.
 
     >>> rng = np.random.default_rng(0)
     >>> labels = rng.integers(0, 2, 2000)

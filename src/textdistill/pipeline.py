@@ -763,14 +763,14 @@ def _student_stage(
         "n_features": student.model_.featurizer.n_features,
     }
     if multilabel:
+        assert calibration.label_sets is not None
         info["thresholds"] = _fit_thresholds(student.model_, calibration)
+        truth = indicator_matrix(calibration.label_sets, teacher_info["classes"])
     else:
         assert calibration.labels is not None
-        info["temperature"] = fit_temperature(
-            student.decision_function(calibration.texts),
-            _label_ids(calibration.labels, teacher_info["classes"]),
-        )
-        student.model_.temperature = info["temperature"]
+        truth = _label_ids(calibration.labels, teacher_info["classes"])
+    info["temperature"] = fit_temperature(student.decision_function(calibration.texts), truth)
+    student.model_.temperature = info["temperature"]
     student.save(run.path("student"))
     run.complete("student", key, info, outputs=["student"])
     return info
