@@ -356,7 +356,7 @@ def _run_stages(
     student_info = _student_stage(run, splits, config, store, teacher_info, augmented)
     systems = _evaluate(run, splits, config, store, teacher, teacher_info)
     if multilabel:
-        log("calibration and cascade: single-label runs only; skipped for multilabel data")
+        log("cascade and calibration report: single-label runs only; skipped for multilabel data")
     # Without a teacher model there is nothing to defer to: no calibration and cascade stage.
     reliability = (
         {}
