@@ -1,40 +1,41 @@
 """One way to write a benchmark's results: JSON under benchmarks/results/, always naming the
-machine, the command and the commit, so every number in the README can be traced."""
+command, the machine, the library versions and the commit, so every number can be traced.
+
+The load average is taken when this module is imported, which is when a benchmark starts, so
+the file says whether other work shared the machine while it measured.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from textdistill.provenance import provenance
+from textdistill.runtime.atomic import write_file_atomically
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+LOAD_AT_START = os.getloadavg()
 
 
 def write_results(name: str, rows: list[dict[str, Any]], **extra: Any) -> Path:
-    """Write ``results/<name>.json`` with provenance, ``extra`` fields and ``rows``."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=RESULTS_DIR.parent,
-    ).stdout.strip()
+    """Write ``results/<name>.json``: the command, provenance, ``extra`` fields and ``rows``.
+
+    Provenance is ``machine`` (CPU model and flags, cores, RAM, load average at start and
+    end), ``versions`` (Python, numpy, torch, ...) and ``source`` (the commit and whether
+    tracked files had edits when the results were written).
+    """
     content = {
         "benchmark": name,
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": len(os.sched_getaffinity(0)),
-            "processor": platform.processor(),
-        },
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": commit or "unknown",
+        **provenance(LOAD_AT_START, Path(__file__).resolve().parent),
         **extra,
         "rows": rows,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    path.write_text(json.dumps(content, indent=2))
+    write_file_atomically(path, (json.dumps(content, indent=2) + "\n").encode())
     return path
