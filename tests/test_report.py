@@ -35,7 +35,17 @@ def _system(accuracy: float, docs_per_s: float, cores: int = 1) -> dict:
 METRICS: dict[str, Any] = {
     "created": "2026-11-26T00:00:00+00:00",
     "textdistill_version": "0.1.0",
-    "machine": {"platform": "Linux", "cpu_count": 2},
+    "machine": {
+        "platform": "Linux",
+        "cpu_model": "Example(R) CPU",
+        "cpu_flags": {"avx2": True, "avx512f": True, "avx512_bf16": False, "amx_tile": False},
+        "logical_cpus": 4,
+        "cpus_available": 2,
+        "ram_bytes": 8 * 2**30,
+        "load_average_at_start": [1.5, 1.0, 0.5],
+    },
+    "versions": {"python": "3.11.7", "numpy": "2.0.0", "torch": "2.5.0", "onnxruntime": None},
+    "source": {"commit": "0123456789abcdef" * 2 + "01234567", "dirty": True, "modified": ["a"]},
     "data": {
         "labeled": {"rows": 100, "classes": {"neg": 50, "pos": 50}},
         "unlabeled": {"rows": 500},
@@ -184,3 +194,14 @@ def test_multilabel_report_says_the_baseline_thresholds_are_out_of_fold() -> Non
     assert "the baseline's (it trains on every labeled row) on out-of-fold logits of 90" in report
     assert "| baseline | sport | 0.800 | 0.900 | 0.850 | 7 | -0.500 |" in report
     assert "1.25 labels per row." in report and "Labels (labeled rows with each): " in report
+
+
+def test_report_names_the_machine_load_libraries_and_commit() -> None:
+    text = render_markdown(METRICS)
+    assert (
+        "Machine: Example(R) CPU (AVX2, AVX-512, no AVX512-BF16, no AMX; 2 of 4 CPUs, 8 GiB RAM), "
+        "load average 1.50 at the start. Python 3.11.7, numpy 2.0.0, torch 2.5.0; "
+        "commit 0123456789ab, with edits to 1 file(s)."
+    ) in text
+    installed = {**METRICS, "source": {"commit": None, "dirty": None, "modified": None}}
+    assert "code from an installed package (no git checkout)" in render_markdown(installed)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +39,7 @@ from textdistill.evaluate import (
 )
 from textdistill.logits_store import LogitsStore
 from textdistill.precomputed import PrecomputedLogits, read_precomputed_logits
+from textdistill.provenance import provenance
 from textdistill.run_directory import RunDirectory, stage_key
 from textdistill.runtime import Model, softmax
 from textdistill.runtime import load as load_runtime
@@ -282,7 +282,7 @@ def _run_stages(
 ) -> dict[str, Any]:
     from textdistill.report import write_report
 
-    started = time.perf_counter()
+    started, load_at_start = time.perf_counter(), os.getloadavg()
     if config.engine not in ("local", "ray"):
         raise ValueError(f"[run] engine must be 'local' or 'ray', got {config.engine!r}")
     splits = prepare_splits(labeled, unlabeled, test, config)
@@ -367,11 +367,7 @@ def _run_stages(
     metrics = {
         "textdistill_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-        },
+        **provenance(load_at_start),
         "config": asdict(config),
         "task": "multilabel" if multilabel else "multiclass",
         "data": data_summary,

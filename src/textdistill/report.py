@@ -214,6 +214,33 @@ def _precision_lines(check: dict[str, Any] | None) -> list[str]:
     ]
 
 
+FLAG_NAMES = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_tile": "AMX"}
+
+
+def _provenance_sentence(metrics: dict[str, Any]) -> str:
+    """The machine, its load, the libraries and the code behind every number in the report:
+    a teacher's docs/s depends on the CPU's extensions and on what else was running."""
+    machine, versions, source = metrics["machine"], metrics["versions"], metrics["source"]
+    flags = machine["cpu_flags"]
+    extensions = ", ".join(
+        name if flags.get(flag) else f"no {name}" for flag, name in FLAG_NAMES.items()
+    )
+    ram = f", {machine['ram_bytes'] / 2**30:.0f} GiB RAM" if machine["ram_bytes"] else ""
+    load = machine["load_average_at_start"]
+    libraries = ", ".join(f"{name} {v}" for name, v in versions.items() if v and name != "python")
+    if source["commit"] is None:
+        code = "code from an installed package (no git checkout)"
+    else:
+        edited = f", with edits to {len(source['modified'])} file(s)" if source["dirty"] else ""
+        code = f"commit {source['commit'][:12]}{edited}"
+    return (
+        f"Machine: {machine['cpu_model'] or machine['platform']} ({extensions}; "
+        f"{machine['cpus_available']} of {machine['logical_cpus']} CPUs{ram}), "
+        f"load average {load[0]:.2f} at the start. Python {versions['python']}, {libraries}; "
+        f"{code}."
+    )
+
+
 def render_markdown(metrics: dict[str, Any]) -> str:
     task = task_of(metrics)
     multilabel = task == "multilabel"
@@ -226,8 +253,8 @@ def render_markdown(metrics: dict[str, Any]) -> str:
     lines = [
         "# textdistill run report",
         "",
-        f"Created {metrics['created']} by textdistill {metrics['textdistill_version']} on "
-        f"{metrics['machine']['platform']} ({metrics['machine']['cpu_count']} CPUs).",
+        f"Created {metrics['created']} by textdistill {metrics['textdistill_version']}. "
+        + _provenance_sentence(metrics),
         "",
         f"Data: {data['labeled']['rows']} labeled, {data['unlabeled']['rows']} unlabeled, "
         f"{data['test']['rows']} test rows. "
