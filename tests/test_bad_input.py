@@ -36,6 +36,7 @@ from textdistill.data import read_unlabeled
 from textdistill.logits_store import LogitsStore
 from textdistill.pipeline import RunConfig, Splits, prepare_splits
 from textdistill.runtime import LinearModel, NgramFeaturizer, load
+from textdistill.runtime import featurizer as featurizer_module
 
 GOOD = "text,label\na great film,pos\nan awful film,neg\nsuperb acting,pos\ndull plot,neg\n"
 TEN_MB = "great " * (10 * 1024 * 1024 // 6)
@@ -438,16 +439,40 @@ def test_any_corpus_and_label_names_survive_fit_save_and_load(
 
 _PREDICT_IN_A_FRESH_PROCESS = """
 import json, sys
-from textdistill.runtime import load
+from textdistill.runtime import featurizer, load
 texts = json.loads(sys.stdin.read())
-print(json.dumps(load(sys.argv[1]).decision_function(texts).tolist()))
+model = load(sys.argv[1])
+logits = model.decision_function(texts).tolist()
+fast = featurizer._ngrams
+c_path = fast is not None and isinstance(model.featurizer._fast, fast.Vocabulary)
+print(json.dumps({"c_path": c_path, "logits": logits}))
 """
 
 
-def test_predictions_do_not_depend_on_the_process_or_its_hash_seed(artifact: Path) -> None:
+def test_predictions_do_not_depend_on_the_process_or_its_hash_seed(tmp_path: Path) -> None:
+    """Dense random weights over a real vocabulary (words, bigrams and character n-grams),
+    read on texts made of that vocabulary and of hostile characters: every logit depends on
+    what was counted, so two processes, two hash seeds, or the C and Python paths agree only
+    if they count the same n-grams."""
+    from conftest import NEGATIVE_WORDS, NEUTRAL_WORDS, POSITIVE_WORDS, TEMPLATES
+
+    words = NEUTRAL_WORDS + POSITIVE_WORDS + NEGATIVE_WORDS
     rng = random.Random(7)
-    alphabet = "great awful film plot moving dull é日本!?'<>\u0130\u00df\x00\ud800 \n\t"
-    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 80))) for _ in range(300)]
+    corpus = [t.format(s=rng.choice(words), s2=rng.choice(words)) for t in TEMPLATES * 20]
+    featurizer = NgramFeaturizer.fit(corpus, max_n=2, char_ngrams=(2, 4), min_df=1)
+    coef = np.random.default_rng(7).normal(size=(featurizer.n_features, 3)).astype(np.float32)
+    artifact = tmp_path / "dense"
+    LinearModel(featurizer, coef, np.array([0.1, -0.2, 0.0]), ["a", "b", "c"]).save(artifact)
+
+    noise = "é日本!?'<>\u0130\u00df\x00\ud800 \n\t.,"
+    texts = [
+        "".join(
+            rng.choice([rng.choice(words), rng.choice(words).upper(), rng.choice(noise)])
+            + rng.choice([" ", "", "  "])
+            for _ in range(rng.randrange(0, 30))
+        )
+        for _ in range(300)
+    ]
     payload = json.dumps(texts)
     outputs = []
     for seed in ("0", "12345"):
@@ -460,10 +485,18 @@ def test_predictions_do_not_depend_on_the_process_or_its_hash_seed(artifact: Pat
                 env={**os.environ, "PYTHONHASHSEED": seed, "TEXTDISTILL_PURE_PYTHON": pure},
                 check=True,
             )
-            outputs.append(finished.stdout)
+            result = json.loads(finished.stdout)
+            # Where the extension is built, the "0" runs must really have taken the C path.
+            assert result["c_path"] == (pure == "0" and featurizer_module._ngrams is not None)
+            outputs.append(json.dumps(result["logits"]))
     assert len(set(outputs)) == 1
-    in_process = load(str(artifact)).decision_function(texts)
+    model = load(str(artifact))
+    in_process = model.decision_function(texts)
     np.testing.assert_array_equal(np.array(json.loads(outputs[0]), dtype=np.float32), in_process)
+    # Not agreement by emptiness: nearly every row counted something, and the rows differ.
+    counted = np.abs(in_process - model.decision_function([""])).max(axis=1) > 1e-3
+    assert counted.mean() > 0.9
+    assert len({tuple(row) for row in in_process.round(4)}) > 250
 
 
 @settings(

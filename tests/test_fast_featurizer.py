@@ -40,7 +40,11 @@ TRICKY = [
 
 
 def _both(featurizer: NgramFeaturizer, texts: list[str]) -> tuple[tuple, tuple]:
+    """The C path's counts and the pure-Python path's; fails unless the C path really ran
+    (``TEXTDISTILL_PURE_PYTHON`` set, or a refused vocabulary, would compare Python with
+    itself)."""
     fast = featurizer.counts(texts)
+    assert isinstance(featurizer._fast, featurizer_module._ngrams.Vocabulary), "C path inactive"
     slow = featurizer._counts_python(texts)
     return fast, slow
 
@@ -108,7 +112,7 @@ def test_a_vocabulary_the_c_path_refuses_falls_back_to_python(
 
     monkeypatch.setattr(featurizer_module, "_ngrams", type("M", (), {"Vocabulary": Refusing}))
     featurizer = _vocabulary_from(TRICKY, 2)
-    fast, slow = _both(featurizer, TRICKY)
+    fast, slow = featurizer.counts(TRICKY), featurizer._counts_python(TRICKY)
     assert featurizer._fast is False
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_array_equal(a, b)
