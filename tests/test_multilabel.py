@@ -284,15 +284,19 @@ def test_teacher_fine_tunes_with_binary_cross_entropy(
         )
 
 
-def test_a_new_multilabel_head_starts_at_the_label_priors() -> None:
+def test_a_new_head_starts_at_the_class_priors() -> None:
     torch = pytest.importorskip("torch")
-    from textdistill.teacher import _start_at_label_priors
+    from textdistill.class_balance import class_counts, prior_biases, start_head_at
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     targets = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32)
-    _start_at_label_priors(model, targets)
+    start_head_at(model, prior_biases(class_counts(targets, 3), 4, multilabel=True))
     prior = np.array([0.75, 0.25, 1e-3])  # a label never on is clipped, not -inf
     assert np.allclose(model[2].bias.detach().numpy(), np.log(prior / (1 - prior)), atol=1e-6)
+    ids = np.array([0, 0, 0, 1])
+    start_head_at(model, prior_biases(class_counts(ids, 3), 4, multilabel=False))
+    log_prior = np.log([0.75, 0.25, 1e-3])
+    assert np.allclose(model[2].bias.detach().numpy(), log_prior - log_prior.mean(), atol=1e-6)
 
 
 def test_frozen_encoder_teacher_fits_one_head_per_label(

@@ -124,7 +124,14 @@ def test_best_epoch_is_restored_from_validation(
     )
     history = teacher.history_
     assert [h["epoch"] for h in history] == list(range(1, FAST["epochs"] + 1))
-    assert set(history[0]) == {"epoch", "train_loss", "val_accuracy", "val_loss", "seconds"}
+    assert set(history[0]) == {
+        "epoch",
+        "train_loss",
+        "val_accuracy",
+        "val_loss",
+        "val_macro_f1",
+        "seconds",
+    }
     best = max(history, key=lambda h: (h["val_accuracy"], -h["val_loss"], -h["epoch"]))
     assert teacher.best_epoch_ == best["epoch"]
     accuracies = [h["val_accuracy"] for h in history]
@@ -135,6 +142,24 @@ def test_best_epoch_is_restored_from_validation(
     y = np.array([teacher.classes_.index(v) for v in val_labels])
     assert np.mean(z.argmax(axis=1) == y) == pytest.approx(best["val_accuracy"])
     assert teacher_module._cross_entropy(z, y) == pytest.approx(best["val_loss"], abs=1e-6)
+
+
+def test_imbalanced_classes_choose_the_best_epoch_by_macro_f1(
+    tiny_bert_dir: Path, toy_data: tuple[list[str], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A class four times smaller than the other: the kept epoch is the one with the best
+    validation macro-F1 (scripted here, so that it differs from the best accuracy's)."""
+    texts, labels = toy_data
+    rare = [i for i, y in enumerate(labels) if y == labels[0]][::4]
+    keep = sorted(set(rare) | {i for i, y in enumerate(labels) if y != labels[0]})
+    texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    scripted = iter([0.1, 0.2, 0.9, 0.3, 0.4, 0.5, 0.6, 0.7])
+    monkeypatch.setattr(teacher_module, "macro_f1", lambda logits, targets: next(scripted))
+    teacher = make_teacher(tiny_bert_dir).fit(
+        texts, labels, val_texts=texts[:24], val_labels=labels[:24], progress=False
+    )
+    assert [h["val_macro_f1"] for h in teacher.history_][2] == 0.9
+    assert teacher.best_epoch_ == 3
 
 
 def test_progress_bars_go_to_stderr(

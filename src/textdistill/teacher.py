@@ -40,6 +40,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from textdistill.class_balance import (
+    class_counts,
+    is_imbalanced,
+    loss_weights,
+    macro_f1,
+    prior_biases,
+    start_head_at,
+)
 from textdistill.runtime.outputs import Prediction, sigmoid, softmax
 
 if TYPE_CHECKING:
@@ -555,7 +563,10 @@ class Teacher:
         ``torch.manual_seed(seed)`` right before the head is created so the head and dropout are
         reproducible too. With a validation set the epoch with the best validation accuracy
         (ties: lower validation loss, then the earlier epoch) is kept; without one, the last.
-        Multilabel teachers are compared by validation micro-F1 instead of accuracy.
+        Multilabel teachers are compared by validation micro-F1 instead of accuracy, and
+        single-label ones with imbalanced classes by macro-F1. Small classes are kept alive
+        by a head started at the class priors and a class-weighted loss
+        (:mod:`textdistill.class_balance`).
         """
         _require_torch()
         import torch
@@ -730,10 +741,16 @@ class Teacher:
 
         train_ids = self._encode(texts)
         y_train = torch.from_numpy(self._targets(labels))
+        counts = class_counts(y_train.numpy(), len(self.classes_))
+        start_head_at(model, prior_biases(counts, len(texts), self.multilabel_))
+        weights = torch.from_numpy(loss_weights(counts, len(texts), self.multilabel_))
         if self.multilabel_:
-            _start_at_label_priors(model, y_train.numpy())
-            weights = torch.from_numpy(_positive_weights(y_train.numpy())).to(self._device)
-            loss_of = functools.partial(F.binary_cross_entropy_with_logits, pos_weight=weights)
+            loss_of = functools.partial(
+                F.binary_cross_entropy_with_logits, pos_weight=weights.to(self._device)
+            )
+        else:
+            loss_of = functools.partial(F.cross_entropy, weight=weights.to(self._device))
+        by_macro_f1 = not self.multilabel_ and is_imbalanced(counts)
         val_ids: list[list[int]] = []
         y_val = self._targets([])
         if val_data is not None:
@@ -801,6 +818,10 @@ class Teacher:
                 record["val_loss"] = val_loss
                 if self.multilabel_:
                     record["val_micro_f1"] = val_score
+                else:
+                    record["val_macro_f1"] = macro_f1(val_logits, y_val)
+                    if by_macro_f1:
+                        val_score = record["val_macro_f1"]
                 key = (val_score, -val_loss if math.isfinite(val_loss) else -math.inf)
                 if best_key is None or key > best_key:
                     best_key, best_epoch = key, epoch
@@ -1262,47 +1283,6 @@ def _linear_warmup_decay(warmup_steps: int, total_steps: int) -> Any:
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
     return factor
-
-
-def _start_at_label_priors(model: Any, targets: np.ndarray) -> None:
-    """Set each label's output bias to the log-odds of its training frequency.
-
-    A fresh head starts every label at probability 0.5, and binary cross-entropy then spends
-    the first epochs only learning that most labels are usually off (Lin et al. 2017 start
-    rare classes at their prior for this reason); measured on TREC-derived multilabel data,
-    the teacher was still far from converged after 8 epochs without this. The head is the
-    last linear layer with one output per label.
-    """
-    import torch
-
-    k = targets.shape[1]
-    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == k]
-    if not heads or heads[-1].bias is None:
-        return
-    prior = np.clip(targets.mean(axis=0), 1e-3, 1 - 1e-3)
-    with torch.no_grad():
-        heads[-1].bias.copy_(torch.from_numpy(np.log(prior / (1 - prior))))
-
-
-def _positive_weights(targets: np.ndarray) -> np.ndarray:
-    """Weight of a label's positive rows in the binary cross-entropy: the square root of its
-    negatives per positive, so a label on in 3% of rows still pulls on the encoder.
-
-    Unweighted, a rare label's few positives are outweighed by its many negatives, and with
-    the head started at the label's prior the teacher can keep it at "never" (measured on the
-    TREC-derived benchmark: a label on 3% of documents never predicted). The square root is
-    the usual compromise between no weight and full balance, which would over-predict.
-
-    >>> _positive_weights(np.array([[1, 1], [0, 1], [0, 1], [0, 0]], dtype=np.float32)).round(3)
-    array([1.732, 1.   ], dtype=float32)
-    """
-    positives = targets.sum(axis=0)
-    negatives = len(targets) - positives
-    return (
-        np.sqrt(np.maximum(negatives, 1) / np.maximum(positives, 1))
-        .clip(min=1.0)
-        .astype(np.float32)
-    )
 
 
 def _classes_of(labels: list[Any], multilabel: bool) -> list[str]:
