@@ -120,7 +120,7 @@ def test_changing_the_student_refits_only_the_student(
     metrics = run_pipeline(
         labeled, unlabeled, None, _config(tiny_bert_dir, tmp_path / "run", loss="soft_ce")
     )
-    assert metrics["student"]["selection"]["loss"] == "soft_ce"
+    assert metrics["student"]["candidates"]["linear"]["selection"]["loss"] == "soft_ce"
 
 
 def test_resumes_labeling_after_a_crash(

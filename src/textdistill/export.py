@@ -45,6 +45,7 @@ import numpy as np
 
 from textdistill.runtime import Model, load
 from textdistill.runtime.atomic import write_file_atomically
+from textdistill.runtime.dense import DenseModel
 from textdistill.runtime.featurizer import TOKEN_PATTERN, NgramFeaturizer
 from textdistill.runtime.linear import LinearModel, _as_texts
 from textdistill.runtime.neural import NeuralModel, TokenSequencer
@@ -102,8 +103,12 @@ def build_onnx_model(model: Model) -> Any:
 
     if isinstance(model, NeuralModel) and model.architecture == "bilstm":
         return _bilstm_model(model)
+    table: np.ndarray
+    bias: np.ndarray
     if isinstance(model, NeuralModel):  # the bag: embeddings in the linear layer's place
         table, bias = model.weights["embedding"], model.weights["embedding_bias"]
+    elif isinstance(model, DenseModel):  # its n-gram weights, then the pooled word vectors
+        table, bias = model.weights["linear"], model.weights["bias"]
     else:
         table, bias = model.coef, model.intercept
     assert isinstance(model.featurizer, NgramFeaturizer)
@@ -225,7 +230,23 @@ def build_onnx_model(model: Model) -> Any:
         reduction="add",
     )
     sums_f32 = node("Cast", [sums], "sums_f32", to=TensorProto.FLOAT)
-    if isinstance(model, NeuralModel):
+    if isinstance(model, DenseModel):
+        pooled = _pooled_word_vectors(model, node, const, value, term_id, term_doc, batch)
+        hidden_pre = node("MatMul", [pooled, const("hidden", model.weights["hidden"])], "pre")
+        hidden = node(
+            "Relu",
+            [
+                node(
+                    "Add",
+                    [hidden_pre, const("hidden_bias", model.weights["hidden_bias"])],
+                    "hidden_sum",
+                )
+            ],
+            "hidden_out",
+        )
+        dense = node("MatMul", [hidden, const("output", model.weights["output"])], "dense")
+        node("Add", [node("Add", [sums_f32, dense], "both"), intercept], "logits")
+    elif isinstance(model, NeuralModel):
         summed = node("Add", [sums_f32, intercept], "bag_sum")
         hidden = node("Relu", [summed], "bag_hidden")
         output = const("output", model.weights["output"])
@@ -243,6 +264,61 @@ def build_onnx_model(model: Model) -> Any:
         "ngram_ids[offsets[d]:offsets[d+1]]"
     )
     return _finish(model, nodes, initializers, inputs, FORMAT, description)
+
+
+def _pooled_word_vectors(
+    model: DenseModel,
+    node: Any,
+    const: Any,
+    value: str,
+    term_id: str,
+    term_doc: str,
+    batch: str,
+) -> str:
+    """The dense student's pooled vector in the graph: the TF-IDF-weighted mean of the word
+    vectors of each document's words (terms with an embedding row), as
+    :func:`textdistill.runtime.dense.pool_rows` and :func:`~textdistill.runtime.dense.
+    weighted_mean` compute it. Returns the name of the ``[batch, d]`` float32 tensor."""
+    from onnx import TensorProto, helper
+
+    table = model.weights["embedding"]
+    zero_row = np.vstack([table, np.zeros((1, table.shape[1]), np.float32)])
+    rows = model.weights["embedding_rows"].astype(np.int64)
+    row = node("Gather", [const("embedding_rows", rows), term_id], "embedding_row")  # [m]
+    has_vector = node(
+        "GreaterOrEqual", [row, const("zero_row_i64", np.array(0, np.int64))], "has_vector"
+    )
+    mask = node("Cast", [has_vector], "vector_mask", to=TensorProto.FLOAT)
+    weight = node("Mul", [value, mask], "pool_weight")  # [m]
+    totals0 = node(
+        "ConstantOfShape",
+        [batch],
+        "pool_totals0",
+        value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0]),
+    )
+    totals = node(
+        "ScatterElements", [totals0, term_doc, weight], "pool_totals", axis=0, reduction="add"
+    )
+    safe = node("Max", [totals, const("pool_eps", np.array(1e-12, np.float32))], "pool_safe")
+    share = node("Div", [weight, node("Gather", [safe, term_doc], "term_total")], "pool_share")
+    last = const("last_row_i64", np.array(zero_row.shape[0] - 1, np.int64))
+    safe_row = node("Where", [has_vector, row, last], "safe_row")
+    vectors = node("Gather", [const("embedding", zero_row), safe_row], "vectors")  # [m, d]
+    axis = const("pool_axis_1", np.array([1], dtype=np.int64))
+    scaled = node("Mul", [vectors, node("Unsqueeze", [share, axis], "share_col")], "scaled")
+    index = node(
+        "Expand",
+        [node("Unsqueeze", [term_doc, axis], "pool_doc_col"), node("Shape", [scaled], "m_d")],
+        "pool_index",
+    )
+    width = const("pool_width", np.array([table.shape[1]], dtype=np.int64))
+    pooled0 = node(
+        "ConstantOfShape",
+        [node("Concat", [batch, width], "pooled_shape", axis=0)],
+        "pooled0",
+        value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0]),
+    )
+    return node("ScatterElements", [pooled0, index, scaled], "pooled", axis=0, reduction="add")
 
 
 def _finish(
@@ -269,7 +345,13 @@ def _finish(
         nodes.append(helper.make_node("Sigmoid", ["scaled_logits"], ["probabilities"]))
     else:
         nodes.append(helper.make_node("Softmax", ["scaled_logits"], ["probabilities"], axis=-1))
-    architecture = model.architecture if isinstance(model, NeuralModel) else "linear"
+    architecture = (
+        model.architecture
+        if isinstance(model, NeuralModel)
+        else "dense"
+        if isinstance(model, DenseModel)
+        else "linear"
+    )
     graph = helper.make_graph(
         nodes,
         f"textdistill_{architecture}_student",

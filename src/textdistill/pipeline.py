@@ -8,6 +8,7 @@ must. Teacher logits go through the resumable :class:`LogitsStore`.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sys
 import time
@@ -44,6 +45,8 @@ from textdistill.run_directory import RunDirectory, stage_key
 from textdistill.runtime import Model, softmax
 from textdistill.runtime import load as load_runtime
 from textdistill.runtime.artifact import directory_size
+from textdistill.students.choice import KINDS, Student, candidate_kinds, fit_candidates
+from textdistill.students.dense import DenseStudent, WordVectorSource
 from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
 from textdistill.teacher import Teacher, TeacherConfig, logits_key
@@ -55,9 +58,6 @@ PRECISION_CHECK_DOCS = 500
 
 # Folds of the out-of-fold logits on which a multilabel baseline's thresholds are chosen.
 BASELINE_FOLDS = 5
-
-# Unlabeled texts kept from the student to choose the cascade threshold: a tenth, at most this.
-UNSEEN_BY_STUDENT_MAX = 2_000
 
 
 class Scorer(Protocol):
@@ -73,11 +73,15 @@ EMPTY = TextDataset(texts=[], labels=None, source="none")
 class StudentConfig:
     """Options of the student (and of the baseline's features).
 
-    ``alpha`` and ``temperature`` may be lists: the linear student chooses on held-out rows,
-    by ``select_by``; ``feature_grid`` lists alternative feature options to choose from.
-    ``kind = "neural"`` trains the small network of :mod:`textdistill.students.neural`
-    (``architecture`` "bag" or "bilstm", MSE on logits) instead of the linear model; it reads
-    ``max_n`` and ``min_df`` and keeps its own feature cap (its embedding table grows with it).
+    ``kind``: ``"auto"`` (default) fits the linear and the dense student and keeps the one
+    that agrees more with the teacher on held-out teacher rows (:mod:`textdistill.students.
+    choice`); ``"linear"`` or ``"dense"`` fits that one only. ``alpha`` and ``temperature``
+    may be lists: the linear student chooses on held-out rows, by ``select_by``;
+    ``feature_grid`` lists alternative feature options to choose from. The dense student
+    (:mod:`textdistill.students.dense`) reads ``max_n``, ``min_df`` and ``max_features``;
+    ``dense_dim`` is the width of its word vectors. ``kind = "neural"`` trains the small network
+    of :mod:`textdistill.students.neural` (``architecture`` "bag" or "bilstm", MSE on logits);
+    it reads ``max_n`` and ``min_df`` and keeps its own feature cap.
     """
 
     loss: str = "mse"
@@ -89,12 +93,13 @@ class StudentConfig:
     temperature: float | list[float] = 1.0
     select_by: str = "agreement"
     feature_grid: list[dict[str, Any]] = field(default_factory=list)
-    kind: str = "linear"
+    kind: str = "auto"
     architecture: str = "bag"
+    dense_dim: int = 256
 
     def __post_init__(self) -> None:
-        if self.kind not in ("linear", "neural"):
-            raise ValueError(f"[student] kind must be 'linear' or 'neural', got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"[student] kind must be one of {list(KINDS)}, got {self.kind!r}")
         if self.architecture not in ("bag", "bilstm"):
             raise ValueError(
                 f"[student] architecture must be 'bag' or 'bilstm', got {self.architecture!r}"
@@ -146,15 +151,6 @@ class Splits:
     teacher_train: TextDataset
     teacher_validation: TextDataset
     notes: tuple[str, ...]
-    # Unlabeled texts the teacher labels but the student never trains on: the student's
-    # confidence there is honest, so the cascade threshold is chosen on them.
-    unseen_by_student: tuple[str, ...] = ()
-
-    @property
-    def transfer(self) -> list[str]:
-        """The teacher-labeled texts the student trains on."""
-        unseen = set(self.unseen_by_student)
-        return [text for text in self.unlabeled.texts if text not in unseen]
 
 
 def log(message: str) -> None:
@@ -180,7 +176,6 @@ def prepare_splits(
     teacher_train, teacher_validation = stratified_split(
         labeled, config.validation_size, seed=config.seed
     )
-    given_unlabeled = unlabeled is not None
     if unlabeled is None:
         # Not the validation split's texts: the student's temperature (or thresholds) are
         # fitted there, on texts it has not learned the teacher's answers for.
@@ -194,12 +189,7 @@ def prepare_splits(
         order = np.random.default_rng(config.seed).permutation(len(unlabeled))
         unlabeled = unlabeled.subset(sorted(order[: config.n_unlabeled].tolist()))
         notes.append(f"kept {len(unlabeled)} unlabeled rows (random sample, seed {config.seed})")
-    unseen: tuple[str, ...] = ()
-    if given_unlabeled and len(unlabeled) >= 20:
-        order = np.random.default_rng(config.seed + 1).permutation(len(unlabeled))
-        n_unseen = min(UNSEEN_BY_STUDENT_MAX, len(unlabeled) // 10)
-        unseen = tuple(unlabeled.texts[i] for i in sorted(order[:n_unseen].tolist()))
-    return Splits(labeled, unlabeled, test, teacher_train, teacher_validation, tuple(notes), unseen)
+    return Splits(labeled, unlabeled, test, teacher_train, teacher_validation, tuple(notes))
 
 
 def _duplicate_notes(labeled: TextDataset, test: TextDataset) -> list[str]:
@@ -349,12 +339,25 @@ def _run_stages(
         )
     labeling["precision"] = precision
     augmented, augment_info = _augment(run, splits, config)
+    # The dense student's word vectors start from the fine-tuned teacher's encoder (fp32).
+    word_vectors: Callable[[], WordVectorSource | None] = (
+        (lambda: None) if config.teacher_logits is not None else fitted_teacher
+    )
     if augmented:
         augment_info["labeling"] = _label(
             store, augmented, teacher, config, "labeling augmented texts"
         )
-    student_info = _student_stage(run, splits, config, store, teacher_info, augmented)
-    systems = _evaluate(run, splits, config, store, teacher, teacher_info)
+    student_info = _student_stage(
+        run,
+        splits,
+        config,
+        store,
+        teacher_info,
+        augmented,
+        word_vectors,
+        augment_info.get("mask_token"),
+    )
+    systems, student_info["test"] = _evaluate(run, splits, config, store, teacher, teacher_info)
     if multilabel:
         log("cascade and calibration report: single-label runs only; skipped for multilabel data")
     # Without a teacher model there is nothing to defer to: no calibration and cascade stage.
@@ -661,9 +664,10 @@ def _duration(seconds: float) -> str:
 def _augment(
     run: RunDirectory, splits: Splits, config: RunConfig
 ) -> tuple[list[str], dict[str, Any]]:
-    """Synthetic texts from the student's gold texts (never from the calibration or test
-    split), for the teacher to label: deterministic for a seed, so they are cached as logits
-    like any other text and recomputed in seconds."""
+    """Synthetic texts from the student's gold texts and the unlabeled texts (never from the
+    calibration or test split), for the teacher to label: a transfer set ``n_iter`` times
+    larger, which a small unlabeled pool needs most. Deterministic for a seed, so they are
+    cached as logits like any other text and recomputed in seconds."""
     options = config.augment
     if options.n_iter <= 0:
         return [], {"n_iter": 0}
@@ -672,8 +676,9 @@ def _augment(
     tagger_name, tagger = resolve_tagger(options.tagger)
     mask_token = mask_token_of(run.path("teacher"))
     started = time.perf_counter()
+    sources = list(dict.fromkeys([*splits.teacher_train.texts, *splits.unlabeled.texts]))
     texts = augment(
-        splits.teacher_train.texts,
+        sources,
         n_iter=options.n_iter,
         p_mask=options.p_mask,
         p_pos=options.p_pos,
@@ -683,13 +688,15 @@ def _augment(
         random_state=config.seed,
     )
     log(
-        f"augment: {len(texts)} synthetic texts from {len(splits.teacher_train)} labeled ones "
+        f"augment: {len(texts)} synthetic texts from {len(splits.teacher_train)} labeled and "
+        f"{len(sources) - len(splits.teacher_train)} unlabeled ones "
         f"(n_iter {options.n_iter}, tagger {tagger_name}, mask {mask_token!r})"
     )
     info = {
         **asdict(options),
         "tagger_used": tagger_name,
         "mask_token": mask_token,
+        "n_sources": len(sources),
         "n_synthetic": len(texts),
         "seconds": time.perf_counter() - started,
     }
@@ -703,16 +710,26 @@ def _student_stage(
     store: LogitsStore,
     teacher_info: dict[str, Any],
     augmented: list[str],
+    word_vectors: Callable[[], WordVectorSource | None],
+    mask_token: str | None,
 ) -> dict[str, Any]:
+    """Fit the student kind(s) asked for on every teacher-labeled text and keep one.
+
+    Nothing is held back beyond what the students hold out themselves to choose their
+    hyperparameters (and refit on afterwards); their held-out logits on unlabeled texts are
+    written to ``student-validation.json`` for the cascade threshold.
+    """
+    kinds = candidate_kinds(config.student.kind)
     key = stage_key(
         "student",
         teacher_info["fingerprint"],
         splits.unlabeled.content_hash(),
-        sorted(splits.unseen_by_student),
         sorted(augmented),
         splits.teacher_train.content_hash(),
         splits.teacher_validation.content_hash(),
         asdict(config.student),
+        # the estimators' own parameters, defaults included, so a new default refits
+        {kind: _make_student(kind, config).get_params() for kind in kinds},
         config.seed,
     )
     cached = run.cached("student", key)
@@ -722,54 +739,104 @@ def _student_stage(
     # The calibration split (the teacher's validation split) stays out of the student's gold
     # rows, so the temperature is fitted on labels the student has not seen.
     gold, calibration = splits.teacher_train, splits.teacher_validation
-    transfer = splits.transfer + augmented
-    options = asdict(config.student)
-    kind, architecture = options.pop("kind"), options.pop("architecture")
-    what = f"neural ({architecture}, mse)" if kind == "neural" else f"linear ({options['loss']})"
+    transfer = splits.unlabeled.texts + augmented
+    # The student reads a synthetic text without the teacher's mask token: a masked word is
+    # a missing word to it, not the word "mask".
+    read = transfer if not mask_token else [t.replace(mask_token, " ") for t in transfer]
     log(
-        f"student: {what} on {len(transfer)} teacher-labeled "
+        f"student: {' and '.join(kinds)} on {len(transfer)} teacher-labeled "
         f"+ {len(gold)} gold-labeled texts; calibrated on {len(calibration)} held-out labels"
     )
     run.start("student", "fit")
     multilabel = gold.is_multilabel
-    student: LinearStudent | NeuralStudent
-    if kind == "neural":
-        student = NeuralStudent(
-            architecture=architecture,
-            max_n=options["max_n"],
-            min_df=options["min_df"],
-            random_state=config.seed,
-        )
-    else:
-        student = LinearStudent(loss=options.pop("loss"), random_state=config.seed, **options)
-    student.fit(
-        transfer,
+    candidates, kept, reason = fit_candidates(
+        kinds,
+        lambda kind: _make_student(kind, config),
+        read,
         store.get(transfer),
+        word_vectors=word_vectors,
+        log=log,
         classes=teacher_info["classes"],
         gold_texts=gold.texts,
         gold_labels=gold_labels(gold),
         multilabel=multilabel,
         progress=config.progress,
     )
-    info: dict[str, Any] = {
-        "selection": student.selection_,
-        "fit_seconds": student.fit_seconds_,
-        "n_teacher_rows": student.n_teacher_rows_,
-        "n_gold_rows": student.n_gold_rows_,
-        "n_features": student.model_.featurizer.n_features,
-    }
+    log(f"student: kept {kept.kind}: {reason}")
     if multilabel:
         assert calibration.label_sets is not None
-        info["thresholds"] = _fit_thresholds(student.model_, calibration)
         truth = indicator_matrix(calibration.label_sets, teacher_info["classes"])
     else:
         assert calibration.labels is not None
         truth = _label_ids(calibration.labels, teacher_info["classes"])
-    info["temperature"] = fit_temperature(student.decision_function(calibration.texts), truth)
-    student.model_.temperature = info["temperature"]
-    student.save(run.path("student"))
-    run.complete("student", key, info, outputs=["student"])
+    described: dict[str, Any] = {}
+    for candidate in candidates:
+        student = candidate.student
+        facts: dict[str, Any] = {
+            "kind": candidate.kind,
+            "selection": student.selection_,
+            "fit_seconds": student.fit_seconds_,
+            "n_teacher_rows": student.n_teacher_rows_,
+            "n_gold_rows": student.n_gold_rows_,
+            "n_features": student.model_.featurizer.n_features,
+            "validation_agreement": candidate.validation_agreement,
+        }
+        if multilabel:
+            facts["thresholds"] = _fit_thresholds(student.model_, calibration)
+        facts["temperature"] = fit_temperature(student.decision_function(calibration.texts), truth)
+        student.model_.temperature = facts["temperature"]
+        student.save(run.path(f"candidates/{candidate.kind}"))
+        described[candidate.kind] = facts
+    kept.student.save(run.path("student"))
+    run.write_json("student-validation.json", _validation_logits(kept.student, transfer, splits))
+    info = {**described[kept.kind], "kept_because": reason, "candidates": described}
+    run.complete("student", key, info, outputs=["student", "candidates", "student-validation.json"])
     return info
+
+
+def _make_student(kind: str, config: RunConfig) -> Student:
+    """The estimator of one student kind, from the run's options."""
+    options = config.student
+    if kind == "neural":
+        return NeuralStudent(
+            architecture=options.architecture,
+            max_n=options.max_n,
+            min_df=options.min_df,
+            random_state=config.seed,
+        )
+    if kind == "dense":
+        return DenseStudent(
+            max_n=options.max_n,
+            min_df=options.min_df,
+            max_features=options.max_features,
+            dim=options.dense_dim,
+            random_state=config.seed,
+        )
+    return LinearStudent(
+        loss=options.loss,  # type: ignore[arg-type]
+        max_n=options.max_n,
+        char_ngrams=options.char_ngrams,
+        min_df=options.min_df,
+        max_features=options.max_features,
+        alpha=options.alpha,
+        temperature=options.temperature,
+        select_by=options.select_by,  # type: ignore[arg-type]
+        feature_grid=options.feature_grid,
+        random_state=config.seed,
+    )
+
+
+def _validation_logits(student: Student, transfer: list[str], splits: Splits) -> dict[str, Any]:
+    """The kept student's logits on the held-out rows of its own fit that are real unlabeled
+    texts (synthetic ones are not what the cascade will see): honest confidences, since that
+    fit never trained on them."""
+    rows = np.asarray(getattr(student, "validation_rows_", []), dtype=np.int64)
+    logits = np.asarray(getattr(student, "validation_logits_", np.empty((0, 0))))
+    real = rows < len(splits.unlabeled)
+    return {
+        "texts": [transfer[i] for i in rows[real]],
+        "logits": logits[real].tolist() if len(rows) else [],
+    }
 
 
 def _evaluate(
@@ -779,8 +846,9 @@ def _evaluate(
     store: LogitsStore,
     teacher: Callable[[], Scorer],
     teacher_info: dict[str, Any],
-) -> dict[str, Any]:
-    """Score all three systems on the test set; students are scored through the runtime.
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score all three systems, and every student kind tried, on the test set; students are
+    scored through the runtime.
 
     Multilabel: each system's decisions use its own per-label thresholds, chosen on the
     validation split (the teacher's from its logits there, recorded in ``teacher_info``).
@@ -844,7 +912,8 @@ def _evaluate(
         },
     }
     log("evaluating baseline and student through the numpy runtime")
-    for name in ("baseline", "student"):
+    candidates = sorted(p.name for p in run.path("candidates").iterdir())
+    for name in ("baseline", "student", *(f"candidates/{kind}" for kind in candidates)):
         model = load_runtime(str(run.path(name)))
         systems[name] = {
             **scores(model.predict(test.texts)),
@@ -852,7 +921,10 @@ def _evaluate(
             "size_bytes": directory_size(run.path(name)),
             "cores": 1,
         }
-    return {name: systems[name] for name in ("baseline", "teacher", "student")}
+    # Each student tried is scored on the test set too, for the report (the choice between
+    # them was made on held-out teacher rows).
+    tried = {kind: systems[f"candidates/{kind}"] for kind in candidates}
+    return {name: systems[name] for name in ("baseline", "teacher", "student")}, tried
 
 
 def _label_ids(labels: list[str], classes: list[str]) -> np.ndarray:
@@ -895,10 +967,15 @@ def _calibration_and_cascade(
     reach = next((row for row in curve if row["accuracy"] >= teacher_accuracy), curve[-1])
     # The threshold: from both models' calibrated confidences on unlabeled texts the student
     # never trained on (their teacher logits are already in the store).
-    sample = list(splits.unseen_by_student) or calibration.texts
+    held_out = json.loads(run.path("student-validation.json").read_text())
+    if held_out["texts"]:
+        sample = held_out["texts"]
+        student_confidence = student.probabilities(np.asarray(held_out["logits"])).max(axis=1)
+    else:  # nothing held out (tiny data): the calibration split
+        sample = calibration.texts
+        student_confidence = student.predict_proba(sample).max(axis=1)
     threshold = choose_threshold(
-        student.predict_proba(sample).max(axis=1),
-        softmax(store.get(sample), teacher_temperature).max(axis=1),
+        student_confidence, softmax(store.get(sample), teacher_temperature).max(axis=1)
     )
     chosen = at_threshold(threshold, confidence, student_pred, teacher_pred, y_test, *rates)
     cascade_metrics = {

@@ -307,14 +307,7 @@ def render_markdown(metrics: dict[str, Any]) -> str:
             else "."
         ),
         *_precision_lines(labeling.get("precision")),
-        f"- Student: loss `{student['selection']['loss']}`, "
-        f"{student['selection']['penalty_name']}={student['selection']['penalty']}, "
-        f"gold share alpha={student['selection'].get('alpha')}, "
-        f"T={student['selection'].get('temperature')} chosen by "
-        f"{student['selection'].get('select_by', 'agreement')} on "
-        f"{student['selection']['n_validation']} held-out teacher-labeled rows and "
-        f"{student['selection'].get('n_validation_gold', 0)} gold rows; "
-        f"{student['n_features']:,} features; fit in {student['fit_seconds']:.1f} s.",
+        *_student_lines(student),
         f"- Baseline: C={metrics['baseline']['selection']['penalty']} chosen on held-out "
         "gold labels.",
         *_augment_line(metrics.get("augment", {})),
@@ -331,6 +324,65 @@ def render_markdown(metrics: dict[str, Any]) -> str:
     if "calibration" in metrics:
         lines += _reliability_sections(metrics)
     return "\n".join(lines)
+
+
+def _student_line(facts: dict[str, Any]) -> str:
+    """What one student chose on its held-out rows, in a sentence."""
+    selection = facts["selection"]
+    kind = facts.get("kind", "linear")
+    if kind == "dense":
+        chosen = (
+            f"loss `{selection['loss']}`, {selection['epochs']} epochs (lowest held-out MSE), "
+            f"{selection['n_word_vectors']:,} word vectors started from the "
+            f"{selection['word_vectors']}"
+        )
+    elif kind == "neural":
+        chosen = f"loss `{selection.get('loss', 'mse')}`, best epoch {selection.get('epoch')}"
+    else:
+        gold_share = selection.get("alpha")
+        chosen = (
+            f"loss `{selection['loss']}`, {selection['penalty_name']}={selection['penalty']}"
+            + (f", gold share {gold_share}" if gold_share is not None else "")
+            + (
+                f", T={selection['temperature']}"
+                if selection.get("temperature") is not None
+                else ""
+            )
+            + f" (by {selection.get('select_by', 'agreement')})"
+        )
+    agreement = facts.get("validation_agreement")
+    return (
+        f"{kind}: {chosen}, on {selection['n_validation']} held-out teacher-labeled rows"
+        + (f" (agreement {agreement:.4f})" if agreement is not None else "")
+        + f", then refit on all rows; {facts['n_features']:,} features; fit in "
+        f"{facts['fit_seconds']:.1f} s"
+    )
+
+
+def _student_lines(student: dict[str, Any]) -> list[str]:
+    """The kept student, why, and every student tried beside it on the test set."""
+    candidates = student.get("candidates", {})
+    if len(candidates) <= 1:
+        return [f"- Student: {_student_line(student)}."]
+    lines = [f"- Student kept: {student['kind']}, because {student['kept_because']}."]
+    lines += [f"  - {_student_line(facts)}." for facts in candidates.values()]
+    tested = student.get("test", {})
+    if tested:
+        lines += [
+            "",
+            "| student tried | held-out agreement | test accuracy | test agreement with teacher "
+            "| docs/s (1 core) | size |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            *(
+                f"| {kind}{' (kept)' if kind == student['kind'] else ''} | "
+                f"{_fmt(candidates[kind].get('validation_agreement'))} | "
+                f"{_fmt(row['accuracy'])} | {_fmt(row['agreement_with_teacher'])} | "
+                f"{row['docs_per_s']:,.0f} | {_size(row['size_bytes'])} |"
+                for kind, row in tested.items()
+            ),
+            "",
+        ]
+    return lines
 
 
 def _reliability_sections(metrics: dict[str, Any]) -> list[str]:

@@ -881,6 +881,46 @@ class Teacher:
             encoded = self._encode(texts_l)
         return self._logits_encoded(encoded, bs, progress=progress, desc="teacher logits")
 
+    def embed(
+        self, texts: Sequence[str], *, batch_size: int | None = None, progress: bool = False
+    ) -> np.ndarray:
+        """The mean of the encoder's last hidden states over each text's tokens, float32
+        ``[n, hidden]``: the fine-tuned encoder's view of a text without the head. Read on
+        single words, these are the dense student's starting word vectors (model2vec's recipe
+        applied to the fine-tuned teacher); always fp32, whatever the labeling precision.
+        """
+        self._check_fitted()
+        import torch
+
+        texts_l = _check_strings(texts, "texts")
+        if hasattr(self._model, "embed"):  # the frozen encoder's own mean pooling
+            pooled = self._model.embed
+        else:
+            encoder = self._model.base_model
+
+            def pooled(input_ids: Any, attention_mask: Any) -> Any:
+                hidden = encoder(input_ids=input_ids, attention_mask=attention_mask)
+                states = hidden.last_hidden_state
+                mask = attention_mask.unsqueeze(-1).to(states.dtype)
+                return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+        precision, self._precision = self._precision, "fp32"
+        try:
+            with self._threads(), torch.inference_mode():
+                return self._run_encoded(
+                    self._encode(texts_l), pooled, batch_size, progress, "word vectors"
+                )
+        finally:
+            self._precision = precision
+
+    def vocabulary_words(self) -> list[str]:
+        """The tokenizer's whole-word entries (no subword pieces, no special tokens), sorted:
+        the words a dense student can hold a teacher vector for beyond its own texts."""
+        self._check_fitted()
+        special = set(getattr(self._tokenizer, "all_special_tokens", []))
+        vocabulary = self._tokenizer.get_vocab()
+        return sorted(w for w in vocabulary if w not in special and not w.startswith("##"))
+
     def _inference_batch_size(self) -> int:
         """``eval_batch_size``, at least 256 on a GPU: small batches leave a GPU idle
         (MiniLM on an H200: 5,112 IMDB reviews/s at 256 against 4,843 at 64)."""

@@ -7,6 +7,7 @@ Nothing here imports torch, transformers or scikit-learn, so ``pip install textd
 from typing import TypeAlias
 
 from textdistill.runtime.artifact import ArtifactError, read_manifest
+from textdistill.runtime.dense import DenseModel
 from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows, tokenize
 from textdistill.runtime.linear import LinearModel
 from textdistill.runtime.neural import NeuralModel
@@ -14,10 +15,11 @@ from textdistill.runtime.outputs import Prediction, sigmoid, softmax
 
 # Every kind of student artifact: each has predict, predict_proba, decision_function,
 # probabilities, labels_of, labels, temperature, multilabel, thresholds and featurizer.
-Model: TypeAlias = LinearModel | NeuralModel
+Model: TypeAlias = LinearModel | NeuralModel | DenseModel
 
 __all__ = [
     "ArtifactError",
+    "DenseModel",
     "LinearModel",
     "Model",
     "NeuralModel",
@@ -39,4 +41,6 @@ def load(path: str) -> Model:
         return LinearModel.load(path)
     if kind == "neural":
         return NeuralModel.load(path)
+    if kind == "dense":
+        return DenseModel.load(path)
     raise ArtifactError(f"{path}: unknown artifact kind {kind!r}")

@@ -16,9 +16,10 @@ import numpy as np
 
 from textdistill.runtime.atomic import write_directory_atomically
 
-# The newest format this textdistill reads. 2 adds multilabel models; single-label artifacts
-# are still written as 1, so that older readers keep loading them.
-FORMAT_VERSION = 2
+# The newest format this textdistill reads. 2 adds multilabel models, 3 dense students;
+# linear and neural single-label artifacts are still written as 1, so that older readers keep
+# loading them.
+FORMAT_VERSION = 3
 MANIFEST = "model.json"
 
 

@@ -50,8 +50,10 @@ from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
 from textdistill.runtime.linear import LinearModel
 from textdistill.runtime.outputs import Prediction, sigmoid, softmax
 from textdistill.students.targets import (
+    MIN_ROWS_TO_HOLD_OUT,
     answers,
     encode_labels,
+    held_out_rows,
     label_names,
     regression_targets,
     same_answers,
@@ -66,8 +68,6 @@ DEFAULT_GRID: dict[str, tuple[float, ...]] = {
     "soft_ce": (1.0, 4.0, 16.0, 64.0, 256.0),
 }
 FEATURE_OPTIONS = ("max_n", "char_ngrams", "min_df", "max_features")
-# Held-out sets smaller than this are not worth selecting on: everything is fit on all rows.
-MIN_ROWS_TO_HOLD_OUT = 20
 
 
 def _as_grid(value: float | Sequence[float], name: str) -> tuple[float, ...]:
@@ -209,9 +209,23 @@ class LinearStudent:
         search = _Search(self, texts_all, teacher_logits, gold, classes_, held_out, progress)
         best = search.run(self._feature_candidates(), penalties, temperatures, alphas)
         problem = search.problem(best["features"])
-        coef, intercept = problem.solve(
-            best["penalty"], best["temperature"], best["alpha"], exclude=np.array([], np.int64)
-        )
+        point = (best["penalty"], best["temperature"], best["alpha"])
+        teacher_held_out = held_out[held_out < n_teacher]
+        self.validation_rows_ = teacher_held_out
+        self.validation_logits_ = np.empty((0, len(classes_)), dtype=np.float32)
+        validation_agreement = None
+        if len(teacher_held_out) and teacher_logits is not None:
+            # The chosen point's fit without the held-out rows: honest logits there, for the
+            # choice between students and for a cascade threshold.
+            coef, intercept = problem.solve(*point, exclude=held_out)
+            self.validation_logits_ = (
+                np.asarray(problem.X[teacher_held_out] @ coef) + intercept
+            ).astype(np.float32)
+            validation_agreement = same_answers(
+                answers(self.validation_logits_, multilabel),
+                answers(teacher_logits[teacher_held_out], multilabel),
+            )
+        coef, intercept = problem.solve(*point, exclude=np.array([], np.int64))
 
         self.classes_ = classes_
         self.selection_ = {
@@ -225,6 +239,7 @@ class LinearStudent:
             "grid": search.tried,
             "n_validation": int(np.sum(held_out < n_teacher)) if n_teacher else len(held_out),
             "n_validation_gold": int(np.sum(held_out >= n_teacher)),
+            "validation_agreement": validation_agreement,
             "multilabel": multilabel,
         }
         self.n_teacher_rows_ = n_teacher
@@ -249,12 +264,9 @@ class LinearStudent:
         """Row indices kept out of the search's fits: a fraction of the teacher rows and of the
         gold rows (which follow the teacher rows), each where there are enough."""
         rng = np.random.default_rng(self.random_state)
-        parts = []
-        for offset, size in ((0, n_teacher), (n_teacher, n_gold)):
-            if size >= MIN_ROWS_TO_HOLD_OUT:
-                n_val = max(1, round(self.validation_fraction * size))
-                parts.append(offset + rng.permutation(size)[:n_val])
-        return np.sort(np.concatenate(parts)) if parts else np.array([], dtype=np.int64)
+        teacher_rows = held_out_rows(n_teacher, self.validation_fraction, rng)
+        gold_rows = n_teacher + held_out_rows(n_gold, self.validation_fraction, rng)
+        return np.concatenate([teacher_rows, gold_rows]).astype(np.int64)
 
     def get_params(self) -> dict[str, Any]:
         return {

@@ -85,3 +85,24 @@ def same_answers(a: np.ndarray, b: np.ndarray) -> float:
     """
     equal = a == b
     return float(np.mean(equal.all(axis=1) if equal.ndim == 2 else equal))
+
+
+# Held-out sets smaller than this are not worth selecting on: everything is fit on all rows.
+MIN_ROWS_TO_HOLD_OUT = 20
+
+
+def held_out_rows(size: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of a ``fraction`` of ``size`` rows to hold out (none below
+    :data:`MIN_ROWS_TO_HOLD_OUT` rows). Every student draws its teacher rows with this from a
+    generator seeded with its ``random_state``, so students of one run hold out the same rows
+    and their held-out agreements compare.
+
+    >>> held_out_rows(30, 0.1, np.random.default_rng(0)).tolist()
+    [2, 11, 26]
+    >>> held_out_rows(19, 0.1, np.random.default_rng(0)).tolist()
+    []
+    """
+    if size < MIN_ROWS_TO_HOLD_OUT:
+        return np.array([], dtype=np.int64)
+    n_val = max(1, round(fraction * size))
+    return np.sort(rng.permutation(size)[:n_val])

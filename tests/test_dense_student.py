@@ -1,0 +1,169 @@
+"""The dense student: word vectors from a teacher, pooled beside n-gram weights."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from textdistill.runtime import DenseModel, load
+from textdistill.runtime import artifact as artifact_module
+from textdistill.runtime.artifact import ArtifactError
+
+pytest.importorskip("torch")
+
+from textdistill.students.dense import DenseStudent
+
+POSITIVE = ["good", "great", "fine", "superb", "splendid"]
+NEGATIVE = ["bad", "awful", "poor", "dreadful", "abysmal"]
+SEEN = {"good", "great", "fine", "bad", "awful", "poor"}  # the others occur in no training text
+
+
+class SentimentVectors:
+    """A stand-in teacher encoder: positive words point one way, negative the other, every
+    other word is noise. It knows words the training texts never use."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def vocabulary_words(self) -> list[str]:
+        return [*POSITIVE, *NEGATIVE, "##ly", "the"]
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        self.calls.append(list(texts))
+        rng = np.random.default_rng(0)
+        out = rng.normal(scale=0.1, size=(len(texts), 12))
+        for i, word in enumerate(texts):
+            out[i, 0] += 3.0 if word in POSITIVE else -3.0 if word in NEGATIVE else 0.0
+        return out
+
+
+def _toy(n: int = 120) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(1)
+    texts, logits = [], []
+    for i in range(n):
+        positive = i % 2 == 0
+        word = rng.choice(sorted(SEEN & set(POSITIVE if positive else NEGATIVE)))
+        texts.append(f"the film was {word} {rng.choice(['today', 'again', 'indeed'])}")
+        logits.append([-2.5, 2.5] if positive else [2.5, -2.5])
+    return texts, np.array(logits)
+
+
+def _fit(word_vectors: SentimentVectors | None, **options: object) -> DenseStudent:
+    texts, logits = _toy()
+    params = {"min_df": 1, "dim": 8, "hidden_units": 16, "max_epochs": 40, **options}
+    return DenseStudent(**params).fit(  # type: ignore[arg-type]
+        texts, logits, classes=["neg", "pos"], word_vectors=word_vectors
+    )
+
+
+def test_words_the_transfer_set_never_had_bring_their_teacher_vectors() -> None:
+    source = SentimentVectors()
+    student = _fit(source)
+    unseen = ["the film was superb", "the film was splendid", "the film was dreadful"]
+    assert student.predict(unseen) == ["pos", "pos", "neg"]
+    # the teacher's whole words joined the vocabulary; its subword pieces did not
+    vocabulary = student.model_.featurizer.vocabulary
+    assert {"superb", "dreadful", "abysmal"} <= set(vocabulary) and "##ly" not in vocabulary
+    assert student.selection_["word_vectors"] == "teacher"
+    # without the teacher's vectors, those words are unknown: nothing to go on
+    random_start = _fit(None)
+    assert "superb" not in random_start.model_.featurizer.vocabulary
+
+
+def test_refit_on_all_rows_after_choosing_the_epochs_on_held_out_ones() -> None:
+    student = _fit(SentimentVectors())
+    selection = student.selection_
+    assert selection["n_validation"] == 12  # a tenth of the 120 teacher rows
+    assert 1 <= selection["epochs"] <= 40
+    mses = [h["validation_mse"] for h in selection["history"]]
+    assert mses[selection["epochs"] - 1] == min(mses)
+    assert student.validation_logits_.shape == (12, 2)
+    assert selection["validation_agreement"] == pytest.approx(1.0)
+    # the artifact is the refit on every row: its logits differ from the held-out fit's
+    refit = student.decision_function([_toy()[0][i] for i in student.validation_rows_])
+    assert not np.allclose(refit, student.validation_logits_)
+
+
+def test_artifact_round_trip_is_exact_and_format_3(tmp_path: Path) -> None:
+    student = _fit(SentimentVectors())
+    student.save(tmp_path / "dense")
+    loaded = load(str(tmp_path / "dense"))
+    assert isinstance(loaded, DenseModel)
+    texts = ["the film was superb", "poor film", "", "unknown words only"]
+    np.testing.assert_array_equal(loaded.decision_function(texts), student.decision_function(texts))
+    manifest = json.loads((tmp_path / "dense" / "model.json").read_text())
+    assert manifest["format_version"] == 3 and manifest["kind"] == "dense"
+    assert np.load(tmp_path / "dense" / "embedding.npy").dtype == np.float16
+
+
+def test_an_older_textdistill_refuses_a_dense_artifact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fit(SentimentVectors()).save(tmp_path / "dense")
+    monkeypatch.setattr(artifact_module, "FORMAT_VERSION", 2)
+    with pytest.raises(ArtifactError, match=r"artifact format 3 .* upgrade textdistill"):
+        load(str(tmp_path / "dense"))
+
+
+def test_a_damaged_dense_artifact_is_refused(tmp_path: Path) -> None:
+    student = _fit(SentimentVectors())
+    model = student.model_
+    weights = dict(model.weights)
+    weights["embedding_rows"] = np.full_like(weights["embedding_rows"], model.n_vectors)
+    with pytest.raises(ValueError, match="embedding_rows must lie in"):
+        DenseModel(model.featurizer, weights, model.labels)
+    weights = dict(model.weights)
+    weights["hidden"] = weights["hidden"][:, :3]
+    with pytest.raises(ValueError, match="hidden has shape"):
+        DenseModel(model.featurizer, weights, model.labels)
+
+
+def test_soft_cross_entropy_and_bad_options() -> None:
+    student = _fit(SentimentVectors(), loss="soft_ce", temperature=2.0)
+    assert student.predict(["the film was great", "the film was awful"]) == ["pos", "neg"]
+    with pytest.raises(ValueError, match="loss must be one of"):
+        _fit(None, loss="hinge")
+    with pytest.raises(ValueError, match="dim must be a positive integer"):
+        _fit(None, dim=0)
+    texts, logits = _toy()
+    with pytest.raises(ValueError, match="do not match"):
+        DenseStudent().fit(texts, logits[:5], classes=["neg", "pos"])
+
+
+def test_multilabel_dense_student() -> None:
+    texts, logits = _toy()
+    # two independent labels: "pos" as the toy's, "film" always on
+    multi = np.stack([logits[:, 1], np.full(len(texts), 3.0)], axis=1)
+    student = DenseStudent(min_df=1, dim=8, hidden_units=16, max_epochs=40).fit(
+        texts, multi, classes=["pos", "film"], multilabel=True
+    )
+    assert student.predict(["the film was great", "the film was awful"]) == [
+        ("pos", "film"),
+        ("film",),
+    ]
+
+
+def test_onnx_export_matches_the_numpy_runtime(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from textdistill.export import OnnxStudent, export_onnx
+
+    student = _fit(SentimentVectors())
+    student.save(tmp_path / "dense")
+    probes = [
+        "the film was superb",
+        "the film was awful again and again",
+        "",
+        "zzz qqq",  # no known word: the linear part's bias and the hidden layer at zero input
+        "Ünïcödé wörds, naïve café: great?",
+        *_toy()[0][:20],
+    ]
+    onnx_student = OnnxStudent(export_onnx(tmp_path / "dense", tmp_path / "dense.onnx"))
+    logits, probabilities = onnx_student.run(probes)
+    expected = student.decision_function(probes)
+    assert np.abs(logits - expected).max() <= 1e-5
+    assert onnx_student.predict(probes) == student.predict(probes)
+    np.testing.assert_allclose(probabilities, student.predict_proba(probes), atol=1e-6)
