@@ -69,3 +69,16 @@ def test_artifact_keeps_the_temperature_and_onnx_applies_it(tmp_path: Path) -> N
     np.testing.assert_allclose(onnx.predict_proba(texts), model.predict_proba(texts), atol=1e-6)
     with pytest.raises(ValueError, match="temperature must be positive"):
         LinearModel(featurizer, coef, np.zeros(2), ["neg", "pos"], temperature=0.0)
+
+
+def test_the_temperature_search_moves_past_the_edge_of_its_first_bracket() -> None:
+    """Logits 1,000 times too small want T near 0.001, far below the first bracket's 0.05."""
+    from textdistill.calibration import T_MIN, fit_temperature
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 4000)
+    true_logits = np.stack([-(2 * labels - 1.0), 2 * labels - 1.0], axis=1) * 2.0
+    noisy = true_logits + rng.normal(scale=1.5, size=true_logits.shape)
+    fitted = fit_temperature(noisy / 200, labels)
+    assert fitted < T_MIN / 2
+    assert fitted == pytest.approx(fit_temperature(noisy, labels) / 200, rel=0.02)

@@ -167,3 +167,10 @@ def test_onnx_export_matches_the_numpy_runtime(tmp_path: Path) -> None:
     assert np.abs(logits - expected).max() <= 1e-5
     assert onnx_student.predict(probes) == student.predict(probes)
     np.testing.assert_allclose(probabilities, student.predict_proba(probes), atol=1e-6)
+
+
+def test_training_goes_on_while_the_held_out_error_still_falls_at_max_epochs() -> None:
+    student = _fit(SentimentVectors(), max_epochs=2, learning_rate=1e-4)
+    history = student.selection_["history"]
+    assert len(history) > 2  # the cap of 2 epochs was the edge of the search, not its end
+    assert student.selection_["epochs"] > 2

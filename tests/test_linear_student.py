@@ -197,3 +197,18 @@ def test_search_option_errors() -> None:
         )
     with pytest.raises(ValueError, match="alpha must be in"):
         LinearStudent(alpha=1.0).fit(texts, logits, classes=["a", "b"])
+
+
+def test_a_penalty_on_the_edge_of_its_grid_extends_the_grid() -> None:
+    """C = 0.001 or 0.002 (a penalty far too strong): the best sits on the grid's top edge,
+    so the search goes on to 0.004, 0.008, ... until a value is no longer the best."""
+    rng = np.random.default_rng(0)
+    texts = [
+        f"{'good' if i % 2 else 'bad'} {rng.choice(['film', 'plot', 'cast'])}" for i in range(200)
+    ]
+    labels = ["pos" if i % 2 else "neg" for i in range(200)]
+    student = LinearStudent(loss="soft_ce", grid=[0.001, 0.002], min_df=1).fit(texts, labels)
+    tried = sorted({point["penalty"] for point in student.selection_["grid"]})
+    assert tried[:3] == [0.001, 0.002, 0.004] and len(tried) > 3
+    assert student.selection_["penalty"] > 0.002
+    assert student.selection_["penalty"] < max(tried) or len(tried) == 2 + 8

@@ -17,8 +17,12 @@ import numpy as np
 
 from textdistill.runtime.outputs import softmax
 
-# Temperatures outside this range mean the held-out set is degenerate, not that the model is.
+# The first bracket of the temperature search, moved (up to MAX_BRACKET_MOVES times) when the
+# minimum sits on its edge, but never past T_LIMITS: a temperature beyond them means the
+# held-out set is degenerate (say, every row right with a margin), not that the model is.
 T_MIN, T_MAX = 0.05, 20.0
+MAX_BRACKET_MOVES = 4
+T_LIMITS = (1e-3, 1e3)
 
 
 def negative_log_likelihood(
@@ -54,6 +58,21 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     if len(labels) == 0:
         raise ValueError("cannot fit a temperature on an empty set")
     low, high = math.log(T_MIN), math.log(T_MAX)
+    width = high - low
+    # A minimum on the edge of the bracket may lie past it: move the bracket that way.
+    for _ in range(MAX_BRACKET_MOVES):
+        found = _golden_section(logits, labels, low, high)
+        if found > high - 0.01 * width and high < math.log(T_LIMITS[1]):
+            low, high = high - 0.1 * width, min(high + width, math.log(T_LIMITS[1]))
+        elif found < low + 0.01 * width and low > math.log(T_LIMITS[0]):
+            low, high = max(low - width, math.log(T_LIMITS[0])), low + 0.1 * width
+        else:
+            break
+    return math.exp(found)
+
+
+def _golden_section(logits: np.ndarray, labels: np.ndarray, low: float, high: float) -> float:
+    """The log temperature minimising the NLL within ``[low, high]`` (log scale)."""
     ratio = (math.sqrt(5) - 1) / 2
     a, b = high - ratio * (high - low), low + ratio * (high - low)
     fa = negative_log_likelihood(logits, labels, math.exp(a))
@@ -67,7 +86,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
             low, a, fa = a, b, fb
             b = low + ratio * (high - low)
             fb = negative_log_likelihood(logits, labels, math.exp(b))
-    return math.exp((low + high) / 2)
+    return (low + high) / 2
 
 
 def reliability(

@@ -125,9 +125,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     student.add_argument(
         "--student",
         dest="student_kind",
-        choices=["linear", "neural"],
-        help="linear: n-gram model (default); neural: small network trained with torch, "
-        "run with numpy",
+        choices=["auto", "linear", "dense", "neural"],
+        help="auto (default): fit the linear and the dense student, keep the one that agrees "
+        "more with the teacher on held-out teacher-labeled rows; linear: n-gram model; "
+        "dense: teacher-initialised word vectors + n-grams; neural: bag or BiLSTM network",
     )
     student.add_argument(
         "--architecture",
@@ -159,8 +160,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--augment",
         type=int,
         metavar="N",
-        help="N synthetic texts per labeled text (masking, same-POS replacement, n-gram "
-        "sampling), labeled by the teacher for the student; 20 suits single sentences",
+        help="N synthetic texts per labeled and unlabeled text (masking, same-POS "
+        "replacement, n-gram sampling), labeled by the teacher for the student; 20 suits "
+        "single sentences (the teacher labels N times more texts)",
     )
     augment.add_argument(
         "--augment-tagger",

@@ -42,10 +42,11 @@ import numpy as np
 
 from textdistill.class_balance import (
     class_counts,
+    head_biases,
     is_imbalanced,
-    loss_weights,
+    logit_adjustment,
     macro_f1,
-    prior_biases,
+    positive_weights,
     start_head_at,
 )
 from textdistill.runtime.outputs import Prediction, sigmoid, softmax
@@ -565,7 +566,7 @@ class Teacher:
         (ties: lower validation loss, then the earlier epoch) is kept; without one, the last.
         Multilabel teachers are compared by validation micro-F1 instead of accuracy, and
         single-label ones with imbalanced classes by macro-F1. Small classes are kept alive
-        by a head started at the class priors and a class-weighted loss
+        by a logit-adjusted loss and a head started at the class priors
         (:mod:`textdistill.class_balance`).
         """
         _require_torch()
@@ -737,19 +738,20 @@ class Teacher:
 
         cfg = self.config
         self._max_length = self._effective_max_length()
-        loss_of: Callable[..., Any] = F.cross_entropy
 
         train_ids = self._encode(texts)
         y_train = torch.from_numpy(self._targets(labels))
         counts = class_counts(y_train.numpy(), len(self.classes_))
-        start_head_at(model, prior_biases(counts, len(texts), self.multilabel_))
-        weights = torch.from_numpy(loss_weights(counts, len(texts), self.multilabel_))
+        start_head_at(model, head_biases(counts, len(texts), self.multilabel_))
+        loss_of: Callable[..., Any]
         if self.multilabel_:
-            loss_of = functools.partial(
-                F.binary_cross_entropy_with_logits, pos_weight=weights.to(self._device)
-            )
+            weights = torch.from_numpy(positive_weights(counts, len(texts))).to(self._device)
+            loss_of = functools.partial(F.binary_cross_entropy_with_logits, pos_weight=weights)
         else:
-            loss_of = functools.partial(F.cross_entropy, weight=weights.to(self._device))
+            adjustment = torch.from_numpy(logit_adjustment(counts, len(texts)).astype(np.float32))
+            shift = adjustment.to(self._device)
+            loss_of = lambda logits, target: F.cross_entropy(logits + shift, target)  # noqa: E731
+
         by_macro_f1 = not self.multilabel_ and is_imbalanced(counts)
         val_ids: list[list[int]] = []
         y_val = self._targets([])

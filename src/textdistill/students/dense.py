@@ -40,6 +40,8 @@ from textdistill.students.targets import (
 
 TRAIN_HINT = "the dense student needs the train extra: pip install 'textdistill[train]'"
 LOSSES = ("mse", "soft_ce")
+# Held-out MSE still falling at ``max_epochs``: training goes on, up to this many times as long.
+MAX_EPOCH_FACTOR = 4
 _WORD = re.compile(TOKEN_PATTERN)
 
 
@@ -350,12 +352,15 @@ class DenseStudent:
         best: tuple[float, int, dict[str, Any]] | None = None
         n_epochs = epochs or self.max_epochs
         bar = tqdm(
-            range(n_epochs),
+            total=n_epochs,
             desc="dense student" + (" (refit on all rows)" if held_out is None else ""),
             unit="epoch",
             disable=not progress,
         )
-        for epoch in bar:
+        epoch = -1
+        while epoch + 1 < n_epochs:
+            epoch += 1
+            bar.update(1)
             network.train()
             losses = []
             for chosen in _batches(rng.permutation(train), self.batch_size):
@@ -372,6 +377,10 @@ class DenseStudent:
                 bar.set_postfix(validation_mse=f"{mse:.4f}", refresh=False)
                 if best is None or mse < best[0]:
                     best = (mse, epoch + 1, {k: v.clone() for k, v in network.state_dict().items()})
+                    # still improving at the last epoch allowed: the optimum may lie further
+                    if epoch + 1 == n_epochs and n_epochs < MAX_EPOCH_FACTOR * self.max_epochs:
+                        n_epochs += self.max_epochs
+                        bar.total = n_epochs
                 elif epoch + 1 - best[1] >= self.patience:
                     history.append(record)
                     break

@@ -413,10 +413,41 @@ class _Search:
                     for p in penalties
                 ]
             )
+            step = edge_step(penalties, best["penalty"])
+            for _ in range(MAX_EXTENSIONS if step else 0):
+                bar.total += 1
+                incumbent = best
+                best = best_of([{**best, "penalty": best["penalty"] * step}], incumbent)
+                if best is incumbent:  # the grid's edge was not the optimum's: done
+                    break
             for axis, values in (("temperature", temperatures), ("alpha", alphas)):
                 start = {key: best[key] for key in first}
                 best = best_of([{**start, axis: v} for v in values if v != start[axis]], best)
         return {key: best[key] for key in first}
+
+
+# How far a search may go past the edge of its grid, in grid steps.
+MAX_EXTENSIONS = 8
+
+
+def edge_step(grid: Sequence[float], best: float) -> float | None:
+    """The factor that steps past the end of a sorted, geometric ``grid`` on which ``best``
+    sits (a best value on the edge says the optimum may lie further out), else None. Every
+    search in textdistill extends this way, up to :data:`MAX_EXTENSIONS` steps.
+
+    >>> edge_step([1.0, 4.0, 16.0], 16.0), edge_step([1.0, 4.0, 16.0], 1.0)
+    (4.0, 0.25)
+    >>> edge_step([1.0, 4.0, 16.0], 4.0) is None, edge_step([1.0], 1.0) is None
+    (True, True)
+    """
+    values = sorted(grid)
+    if len(values) < 2:
+        return None
+    if best == values[-1]:
+        return values[-1] / values[-2]
+    if best == values[0]:
+        return values[0] / values[1]
+    return None
 
 
 class _Problem:
