@@ -90,32 +90,50 @@ def _classes_at_zero_f1(system: dict[str, Any]) -> list[str]:
     return sorted(name for name, s in system["per_class"].items() if s["f1"] == 0)
 
 
-def _row(dataset: str, student: str, augment: int, metrics: dict[str, Any]) -> dict[str, Any]:
+def _rows(
+    dataset: str, student: str, augment: int, metrics: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One row for the student the run kept (``student`` as asked: "auto" keeps one of the
+    linear and dense students) and, for ``auto``, one per student it tried and scored."""
     systems = metrics["systems"]
     info = metrics["student"]
-    row: dict[str, Any] = {
+    common: dict[str, Any] = {
         "dataset": dataset,
-        "student": student,
-        "student_kept": info.get("kind", student),
         "augment": augment,
         "n_labeled": metrics["data"]["labeled"]["rows"],
         "n_unlabeled": metrics["data"]["unlabeled"]["rows"],
         "n_transfer": info["n_teacher_rows"],
         "n_test": metrics["data"]["test"]["rows"],
     }
-    for name in ("baseline", "teacher", "student"):
-        row[f"{name}_accuracy"] = systems[name]["accuracy"]
-        row[f"{name}_macro_f1"] = systems[name]["macro_f1"]
-        row[f"{name}_classes_at_f1_zero"] = _classes_at_zero_f1(systems[name])
-    row["student_teacher_agreement"] = systems["student"]["agreement_with_teacher"]
-    row["baseline_docs_per_s"] = systems["baseline"]["docs_per_s"]
-    row["teacher_docs_per_s"] = systems["teacher"]["docs_per_s"]
-    row["docs_per_s"] = systems["student"]["docs_per_s"]
-    row["size_bytes"] = systems["student"]["size_bytes"]
-    row["student_fit_seconds"] = info["fit_seconds"]
-    if "candidates" in info:
-        row["candidates"] = info["candidates"]
-    return row
+    for name in ("baseline", "teacher"):
+        common[f"{name}_accuracy"] = systems[name]["accuracy"]
+        common[f"{name}_macro_f1"] = systems[name]["macro_f1"]
+        common[f"{name}_classes_at_f1_zero"] = _classes_at_zero_f1(systems[name])
+    common["baseline_docs_per_s"] = systems["baseline"]["docs_per_s"]
+    common["teacher_docs_per_s"] = systems["teacher"]["docs_per_s"]
+
+    def row(name: str, system: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **common,
+            "student": name,
+            "student_kind": facts.get("kind", name),
+            "student_accuracy": system["accuracy"],
+            "student_macro_f1": system["macro_f1"],
+            "student_classes_at_f1_zero": _classes_at_zero_f1(system),
+            "student_teacher_agreement": system["agreement_with_teacher"],
+            "student_validation_agreement": facts.get("validation_agreement"),
+            "docs_per_s": system["docs_per_s"],
+            "size_bytes": system["size_bytes"],
+            "student_fit_seconds": facts["fit_seconds"],
+        }
+
+    rows = [row(student, systems["student"], info)]
+    if len(info.get("candidates", {})) > 1:
+        rows[0]["kept_because"] = info["kept_because"]
+        rows += [
+            row(kind, info["test"][kind], info["candidates"][kind]) for kind in info["candidates"]
+        ]
+    return rows
 
 
 def _first_run(work: Path, teacher: str) -> Path | None:
@@ -137,6 +155,80 @@ def _seed_from(first: Path, target: Path) -> None:
             shutil.copytree(first / stage, target / stage)
 
 
+def plot(dataset: str, rows: list[dict[str, Any]], path: Path) -> None:
+    """Accuracy against documents per second: every student row of ``dataset`` (each kind at
+    each augmentation), with its baseline and teacher marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    first = rows[0]
+    ax.scatter(
+        first["baseline_docs_per_s"],
+        first["baseline_accuracy"],
+        s=90,
+        marker="s",
+        color="tab:gray",
+        label="baseline (TF-IDF + LR on the labels)",
+        zorder=3,
+    )
+    if first["teacher_docs_per_s"]:
+        ax.scatter(
+            first["teacher_docs_per_s"],
+            first["teacher_accuracy"],
+            s=110,
+            marker="*",
+            color="tab:red",
+            label="teacher (all cores)",
+            zorder=3,
+        )
+    ax.axhline(first["teacher_accuracy"], color="tab:red", lw=0.8, ls="--")
+    ax.axhline(
+        first["teacher_accuracy"] - 0.02,
+        color="tab:red",
+        lw=0.6,
+        ls=":",
+        label="2 points under the teacher",
+    )
+    colors = {"linear": "tab:blue", "dense": "tab:green", "auto": "black"}
+    for row in rows:
+        kind = row["student"]
+        ax.scatter(
+            row["docs_per_s"],
+            row["student_accuracy"],
+            s=50,
+            color=colors.get(kind, "tab:purple"),
+            marker="o" if kind != "auto" else "x",
+            zorder=4,
+        )
+        ax.annotate(
+            f"{kind} x{row['augment']}",
+            (row["docs_per_s"], row["student_accuracy"]),
+            textcoords="offset points",
+            xytext=(6, -3),
+            fontsize=7,
+        )
+    for kind, color in colors.items():
+        ax.scatter(
+            [],
+            [],
+            color=color,
+            marker="o" if kind != "auto" else "x",
+            label=f"{kind} student (one core)",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("sentences per second (log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{dataset}: accuracy against throughput (xN: augmentation)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -144,13 +236,18 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
     parser.add_argument("--students", nargs="+", default=["linear", "auto"])
     parser.add_argument("--augment", nargs="+", type=int, default=[0, 20])
+    parser.add_argument(
+        "--write-only",
+        action="store_true",
+        help="run nothing: write the JSON and plots from the finished runs in --work",
+    )
     args = parser.parse_args()
 
     rows_file = args.work / "rows.json"
     done: dict[str, dict[str, Any]] = (
         json.loads(rows_file.read_text()) if rows_file.exists() else {}
     )
-    for dataset in args.datasets:
+    for dataset in [] if args.write_only else args.datasets:
         protocol = PROTOCOLS[dataset](args.data)
         for augment in args.augment:
             for student in args.students:
@@ -167,13 +264,22 @@ def main() -> None:
                     augment=AugmentConfig(n_iter=augment),
                 )
                 metrics = run_pipeline(protocol.labeled, protocol.unlabeled, protocol.test, config)
-                done[name] = _row(dataset, student, augment, metrics)
+                done[name] = _rows(dataset, student, augment, metrics)
                 args.work.mkdir(parents=True, exist_ok=True)
                 rows_file.write_text(json.dumps(done, indent=2))
                 print(json.dumps(done[name]), flush=True)
-    rows = sorted(done.values(), key=lambda r: (r["dataset"], r["augment"], r["student"]))
+    rows = sorted(
+        (row for run_rows in done.values() for row in run_rows),
+        key=lambda r: (r["dataset"], r["augment"], r["student"]),
+    )
     write_results("short_text", rows)
-    print(f"wrote {RESULTS_DIR / 'short_text.json'}")
+    for dataset in sorted({row["dataset"] for row in rows}):
+        plot(
+            dataset,
+            [r for r in rows if r["dataset"] == dataset],
+            RESULTS_DIR / f"short_text_{dataset}.png",
+        )
+    print(f"wrote {RESULTS_DIR / 'short_text.json'} and a PNG per dataset")
 
 
 if __name__ == "__main__":
