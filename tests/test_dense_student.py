@@ -174,3 +174,42 @@ def test_training_goes_on_while_the_held_out_error_still_falls_at_max_epochs() -
     history = student.selection_["history"]
     assert len(history) > 2  # the cap of 2 epochs was the edge of the search, not its end
     assert student.selection_["epochs"] > 2
+
+
+def test_predict_with_jobs_and_serve_read_a_dense_artifact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from textdistill.cli import main
+
+    student = _fit(SentimentVectors())
+    student.save(tmp_path / "dense")
+    texts = [f"the film was {word} today" for word in ["good", "awful", "superb", "poor"] * 50]
+    source = tmp_path / "texts.txt"
+    source.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    outputs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}.csv"
+        assert (
+            main(
+                ["predict", str(tmp_path / "dense"), "-i", str(source), "-j", jobs, "-o", str(out)]
+            )
+            == 0
+        )
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1]
+    assert [line.split(",")[0] for line in outputs[0].splitlines()[1:5]] == [
+        "pos",
+        "neg",
+        "pos",
+        "neg",
+    ]
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from textdistill.serve import create_app
+
+    with TestClient(create_app(tmp_path / "dense")) as client:
+        answer = client.post("/predict", json={"texts": ["the film was superb", "poor"]})
+        assert answer.status_code == 200, answer.text
+        assert [p["label"] for p in answer.json()["predictions"]] == ["pos", "neg"]

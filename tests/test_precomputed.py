@@ -65,6 +65,11 @@ def test_a_run_from_a_logits_file_needs_no_teacher_model(
     report = (tmp_path / "run" / "report.md").read_text()
     assert "precomputed logits" in report and "| n/a |" in report
     assert "cascade" not in metrics
+    # Nothing to defer to, and nothing held back: every unlabeled text is a teacher row of the
+    # student that was kept (its own held-out tenth is refit on afterwards).
+    assert metrics["student"]["n_teacher_rows"] == len(unlabeled.texts)
+    for candidate in metrics["student"]["candidates"].values():
+        assert candidate["n_teacher_rows"] == len(unlabeled.texts)
 
 
 def test_a_text_missing_from_the_file_is_named(
