@@ -54,7 +54,8 @@ def _toy(n: int = 120) -> tuple[list[str], np.ndarray]:
 
 def _fit(word_vectors: SentimentVectors | None, **options: object) -> DenseStudent:
     texts, logits = _toy()
-    params = {"min_df": 1, "dim": 8, "hidden_units": 16, "max_epochs": 40, **options}
+    params = {"min_df": 1, "dim": 8, "hidden_units": 16, "max_epochs": 40, "batch_size": 16}
+    params.update(options)
     return DenseStudent(**params).fit(  # type: ignore[arg-type]
         texts, logits, classes=["neg", "pos"], word_vectors=word_vectors
     )
