@@ -214,3 +214,29 @@ def test_predict_with_jobs_and_serve_read_a_dense_artifact(
         answer = client.post("/predict", json={"texts": ["the film was superb", "poor"]})
         assert answer.status_code == 200, answer.text
         assert [p["label"] for p in answer.json()["predictions"]] == ["pos", "neg"]
+
+
+def test_a_blend_of_the_linear_and_dense_students_is_one_exact_dense_artifact(
+    tmp_path: Path,
+) -> None:
+    from textdistill.students.choice import BlendedStudent
+    from textdistill.students.linear import LinearStudent
+
+    texts, logits = _toy()
+    dense = _fit(SentimentVectors())
+    linear = LinearStudent(min_df=1).fit(texts, logits, classes=["neg", "pos"])
+    blend = BlendedStudent(linear, dense, 0.25)
+    probes = ["the film was superb", "poor film again", "", "zzz", *texts[:10]]
+    expected = 0.25 * dense.decision_function(probes) + 0.75 * linear.decision_function(probes)
+    np.testing.assert_allclose(blend.decision_function(probes), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        blend.validation_logits_,
+        0.25 * dense.validation_logits_ + 0.75 * linear.validation_logits_,
+    )
+    blend.save(tmp_path / "blend")
+    np.testing.assert_allclose(
+        load(str(tmp_path / "blend")).decision_function(probes), expected, atol=1e-5
+    )
+    other = LinearStudent(min_df=1, max_n=1).fit(texts, logits, classes=["neg", "pos"])
+    with pytest.raises(ValueError, match="different n-grams"):
+        BlendedStudent(other, dense, 0.5)

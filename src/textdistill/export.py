@@ -112,7 +112,7 @@ def build_onnx_model(model: Model) -> Any:
     else:
         table, bias = model.coef, model.intercept
     assert isinstance(model.featurizer, NgramFeaturizer)
-    n_features, width = table.shape
+    n_features, width = model.featurizer.n_features, table.shape[1]
     nodes: list[Any] = []
 
     def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
@@ -189,6 +189,15 @@ def build_onnx_model(model: Model) -> Any:
     tf_f64 = node("Add", [node("Log", [counts_f64], "log_counts"), one_d], "tf_f64")
     tf = node("Cast", [tf_f64], "tf", to=TensorProto.FLOAT)
     weight = node("Mul", [tf, node("Gather", [idf, term_id], "term_idf")], "weight")  # [m]
+    raw_weight, coef_index = weight, term_id
+    if isinstance(model, DenseModel) and model.n_terms < n_features:
+        # Only the first n_terms features are the n-gram part's (and count in its norm); the
+        # teacher's words after them only carry a vector (runtime.dense.leading_terms).
+        last_term = const("last_term_i64", np.array(model.n_terms - 1, dtype=np.int64))
+        in_part = node("LessOrEqual", [term_id, last_term], "in_ngram_part")
+        part_mask = node("Cast", [in_part], "ngram_part_mask", to=TensorProto.FLOAT)
+        weight = node("Mul", [raw_weight, part_mask], "ngram_weight")
+        coef_index = node("Min", [term_id, last_term], "coef_index")
 
     # L2 norm per document, summed in float64.
     weight_f64 = node("Cast", [weight], "weight_f64", to=TensorProto.DOUBLE)
@@ -208,7 +217,7 @@ def build_onnx_model(model: Model) -> Any:
 
     # Linear layer as a gather + segment sum (float64 accumulation): logits[d] = sum of
     # value * coef[id] over the document's terms, + intercept.
-    rows = node("Gather", [coef, term_id], "coef_rows")  # [m, k]
+    rows = node("Gather", [coef, coef_index], "coef_rows")  # [m, k]
     contrib = node("Mul", [rows, node("Unsqueeze", [value, col_axis], "value_col")], "contrib")
     contrib_f64 = node("Cast", [contrib], "contrib_f64", to=TensorProto.DOUBLE)
     m_shape = node("Shape", [contrib], "contrib_shape")  # [m, k]
@@ -231,7 +240,7 @@ def build_onnx_model(model: Model) -> Any:
     )
     sums_f32 = node("Cast", [sums], "sums_f32", to=TensorProto.FLOAT)
     if isinstance(model, DenseModel):
-        pooled = _pooled_word_vectors(model, node, const, value, term_id, term_doc, batch)
+        pooled = _pooled_word_vectors(model, node, const, raw_weight, term_id, term_doc, batch)
         hidden_pre = node("MatMul", [pooled, const("hidden", model.weights["hidden"])], "pre")
         hidden = node(
             "Relu",

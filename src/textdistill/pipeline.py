@@ -45,7 +45,13 @@ from textdistill.run_directory import RunDirectory, stage_key
 from textdistill.runtime import Model, softmax
 from textdistill.runtime import load as load_runtime
 from textdistill.runtime.artifact import directory_size
-from textdistill.students.choice import KINDS, Student, candidate_kinds, fit_candidates
+from textdistill.students.choice import (
+    KINDS,
+    Fittable,
+    Student,
+    candidate_kinds,
+    fit_candidates,
+)
 from textdistill.students.dense import DenseStudent, WordVectorSource
 from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
@@ -794,7 +800,7 @@ def _student_stage(
     return info
 
 
-def _make_student(kind: str, config: RunConfig) -> Student:
+def _make_student(kind: str, config: RunConfig) -> Fittable:
     """The estimator of one student kind, from the run's options."""
     options = config.student
     if kind == "neural":

@@ -330,6 +330,13 @@ def _student_line(facts: dict[str, Any]) -> str:
     """What one student chose on its held-out rows, in a sentence."""
     selection = facts["selection"]
     kind = facts.get("kind", "linear")
+    if kind == "blend":
+        return (
+            f"blend: {selection['dense_weight']} x the dense student's logits + "
+            f"{1 - selection['dense_weight']} x the linear student's (weight chosen among "
+            f"0.25, 0.5, 0.75 on the {selection['n_validation']} held-out rows, agreement "
+            f"{facts['validation_agreement']:.4f}); one dense artifact"
+        )
     if kind == "dense":
         chosen = (
             f"loss `{selection['loss']}`, {selection['epochs']} epochs (lowest held-out MSE), "

@@ -7,7 +7,8 @@ stops near 0.81. The dense student adds what the teacher knows about words:
 ``logits = tfidf(text) @ linear + bias + relu(pool(text) @ hidden + hidden_bias) @ output``
 
 * ``tfidf(text)`` is the very :class:`NgramFeaturizer` output the linear student reads
-  (word 1..n-grams, sublinear TF-IDF, L2-normalised), so order-aware bigrams are kept;
+  (word 1..n-grams, sublinear TF-IDF, L2-normalised) on the vocabulary's first ``L`` terms,
+  those of the transfer set (:func:`leading_terms`), so order-aware bigrams are kept;
 * ``pool(text)`` is the TF-IDF-weighted mean of the word vectors of the text's words (an
   inverse-frequency weighting like SIF's): each unigram feature of the vocabulary may own a row
   of ``embedding`` (``embedding_rows[feature]``, -1 for none). The rows start as the fine-tuned
@@ -41,10 +42,10 @@ from textdistill.runtime.linear import _as_texts
 from textdistill.runtime.outputs import LabelOutputs
 
 KIND = "dense"
-# The arrays and their shapes: "F" features, "V" embedding rows, "d" vector width, "h" hidden
-# units, "k" labels.
+# The arrays and their shapes: "F" features, "L" of them n-gram terms of the linear part,
+# "V" embedding rows, "d" vector width, "h" hidden units, "k" labels.
 WEIGHTS: dict[str, tuple[str, ...]] = {
-    "linear": ("F", "k"),
+    "linear": ("L", "k"),
     "bias": ("k",),
     "embedding_rows": ("F",),
     "embedding": ("V", "d"),
@@ -56,6 +57,29 @@ WEIGHTS: dict[str, tuple[str, ...]] = {
 # gather in weighted_mean (32 MB of float32 vectors at 256 dimensions).
 _BLOCK = 4096
 _SLOTS = 1 << 15
+
+
+def leading_terms(rows: SparseRows, n_terms: int) -> SparseRows:
+    """The entries of ``rows`` on the first ``n_terms`` features, L2-normalised again: the
+    n-gram part's features, as if the words after them (the teacher's, which only carry a
+    vector) were not in the vocabulary. So the n-gram part of a dense student reads exactly
+    what a linear student fit on the same texts reads.
+
+    >>> rows = SparseRows(np.array([0.6, 0.8], np.float32), np.array([0, 1], np.int32),
+    ...                   np.array([0, 2]), 2)
+    >>> leading_terms(rows, 1).data.tolist()
+    [1.0]
+    """
+    if n_terms >= rows.n_features:
+        return rows
+    keep = rows.indices < n_terms
+    kept_rows = rows.row_ids()[keep]
+    values = rows.data[keep].astype(np.float64)
+    norms = np.sqrt(np.bincount(kept_rows, weights=values**2, minlength=rows.n_rows))
+    data = (values / np.maximum(norms[kept_rows], 1e-12)).astype(np.float32)
+    indptr = np.zeros(rows.n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(kept_rows, minlength=rows.n_rows), out=indptr[1:])
+    return SparseRows(data, rows.indices[keep], indptr, n_terms)
 
 
 def pool_rows(rows: SparseRows, embedding_rows: np.ndarray) -> SparseRows:
@@ -153,11 +177,14 @@ class DenseModel(LabelOutputs):
         embedding = self.weights["embedding"]
         sizes = {
             "F": self.featurizer.n_features,
+            "L": self.weights["linear"].shape[0],
             "k": len(self.labels),
             "V": embedding.shape[0],
             "d": embedding.shape[1] if embedding.ndim == 2 else -1,
             "h": self.weights["hidden_bias"].shape[0],
         }
+        if sizes["L"] > sizes["F"]:
+            raise ValueError(f"linear has {sizes['L']} rows for {sizes['F']} features")
         for name, dims in WEIGHTS.items():
             expected = tuple(sizes[d] for d in dims)
             if self.weights[name].shape != expected:
@@ -185,7 +212,13 @@ class DenseModel(LabelOutputs):
         w = self.weights
         pooled = weighted_mean(pool_rows(rows, w["embedding_rows"]), self._table)
         hidden = np.maximum(pooled @ w["hidden"] + w["hidden_bias"], 0.0)
-        return rows.matmul(w["linear"]) + hidden @ w["output"] + w["bias"]
+        linear = leading_terms(rows, self.n_terms).matmul(w["linear"])
+        return linear + hidden @ w["output"] + w["bias"]
+
+    @property
+    def n_terms(self) -> int:
+        """How many of the features (the first ones) the n-gram part weighs."""
+        return int(self.weights["linear"].shape[0])
 
     # -------------------------------------------------------------- artifact
     def save(self, path: str | Path) -> None:

@@ -14,17 +14,80 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from textdistill.runtime.dense import DenseModel
 from textdistill.students.dense import DenseStudent, WordVectorSource
 from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
+from textdistill.students.targets import answers, same_answers
 
-Student = LinearStudent | DenseStudent | NeuralStudent
 KINDS = ("auto", "linear", "dense", "neural")
 AUTO_CANDIDATES = ("linear", "dense")
+# Shares of the dense student in a blend of the two, chosen on the held-out rows.
+BLEND_WEIGHTS = (0.25, 0.5, 0.75)
+
+
+class BlendedStudent:
+    """The mean of a linear and a dense student's logits, weighted, as one dense artifact.
+
+    The two read the same n-gram features (the dense student's n-gram part has the linear
+    student's terms, fit on the same texts with the same options), so ``w * dense + (1 - w) *
+    linear`` is itself a :class:`DenseModel`: its n-gram weights are the weighted sum of both,
+    its ReLU layer's output is scaled by ``w``. It costs no more to run than the dense student.
+    Two students that err differently average out some of their errors: measured on SST-2 with
+    a 20x augmented transfer set, the blend agreed more with the teacher than either.
+    """
+
+    def __init__(self, linear: LinearStudent, dense: DenseStudent, weight: float) -> None:
+        lin, den = linear.model_, dense.model_
+        n_terms = lin.featurizer.n_features
+        if den.featurizer.vocabulary[:n_terms] != lin.featurizer.vocabulary or not np.array_equal(
+            den.featurizer.idf[:n_terms], lin.featurizer.idf
+        ):
+            raise ValueError("the linear and dense students read different n-grams")
+        weights: dict[str, np.ndarray] = dict(den.weights)
+        if den.n_terms != n_terms:
+            raise ValueError("the linear and dense students read different n-grams")
+        weights["linear"] = weight * weights["linear"] + (1.0 - weight) * lin.coef
+        weights["output"] = weight * weights["output"]
+        weights["bias"] = weight * weights["bias"] + (1.0 - weight) * lin.intercept
+        self.weight = weight
+        self.validation_rows_ = dense.validation_rows_
+        self.validation_logits_ = (
+            weight * dense.validation_logits_ + (1.0 - weight) * linear.validation_logits_
+        )
+        self.n_teacher_rows_ = dense.n_teacher_rows_
+        self.n_gold_rows_ = dense.n_gold_rows_
+        self.fit_seconds_ = linear.fit_seconds_ + dense.fit_seconds_
+        self.selection_: dict[str, Any] = {
+            "dense_weight": weight,
+            "n_validation": len(self.validation_rows_),
+            "multilabel": den.multilabel,
+        }
+        self.model_ = DenseModel(
+            den.featurizer,
+            weights,
+            den.labels,
+            multilabel=den.multilabel,
+            metadata={
+                **den.metadata,
+                "blend": {"dense_weight": weight, "linear": lin.metadata.get("selection")},
+            },
+        )
+
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model_.decision_function(texts)
+
+    def save(self, path: str | Path) -> None:
+        self.model_.save(path)
+
+
+Fittable = LinearStudent | DenseStudent | NeuralStudent
+Student = Fittable | BlendedStudent
 
 
 @dataclass
@@ -55,7 +118,7 @@ def validation_agreement(student: Student) -> float | None:
 
 def fit_candidates(
     kinds: Sequence[str],
-    make: Callable[[str], Student],
+    make: Callable[[str], Fittable],
     texts: Sequence[str],
     logits: np.ndarray,
     *,
@@ -64,7 +127,13 @@ def fit_candidates(
     **fit_options: Any,
 ) -> tuple[list[Candidate], Candidate, str]:
     """Fit every kind (``make(kind)`` builds the estimator), return the candidates, the kept
-    one and a sentence saying why it was kept."""
+    one and a sentence saying why it was kept. With the linear and the dense student, their
+    best blend on the held-out rows is a candidate too."""
+    multilabel = bool(fit_options.get("multilabel", False))
+
+    def teacher_answers(rows: np.ndarray) -> np.ndarray:
+        return answers(np.asarray(logits)[rows], multilabel)
+
     candidates = []
     for kind in kinds:
         student = make(kind)
@@ -76,6 +145,7 @@ def fit_candidates(
         candidates.append(Candidate(kind, student, validation_agreement(student)))
     if len(candidates) == 1:
         return candidates, candidates[0], f"the {kinds[0]} student was asked for"
+    candidates += _blends(candidates, teacher_answers)
     scored = [c for c in candidates if c.validation_agreement is not None]
     if not scored:
         kept = candidates[0]
@@ -88,6 +158,31 @@ def fit_candidates(
         f"{kept.validation_agreement:.4f} against {others}"
     )
     return candidates, kept, reason
+
+
+def _blends(
+    candidates: list[Candidate], teacher_answers: Callable[[np.ndarray], np.ndarray]
+) -> list[Candidate]:
+    """The best blend of the linear and the dense candidate on their common held-out rows."""
+    by_kind = {c.kind: c.student for c in candidates}
+    linear, dense = by_kind.get("linear"), by_kind.get("dense")
+    if not isinstance(linear, LinearStudent) or not isinstance(dense, DenseStudent):
+        return []
+    rows = dense.validation_rows_
+    if not len(rows) or not np.array_equal(linear.validation_rows_, rows):
+        return []
+    try:
+        blends = [BlendedStudent(linear, dense, weight) for weight in BLEND_WEIGHTS]
+    except ValueError:  # different n-grams: no exact blend
+        return []
+    truth = teacher_answers(rows)
+    multilabel = dense.model_.multilabel
+    scored = []
+    for blend in blends:
+        agreement = same_answers(answers(blend.validation_logits_, multilabel), truth)
+        blend.selection_["validation_agreement"] = agreement
+        scored.append(Candidate("blend", blend, agreement))
+    return [max(scored, key=lambda c: c.validation_agreement or 0.0)]
 
 
 def _validation_rows(student: Student) -> np.ndarray:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from textdistill.runtime.dense import DenseModel, pool_rows
+from textdistill.runtime.dense import DenseModel, leading_terms, pool_rows
 from textdistill.runtime.featurizer import CHAR_PREFIX, TOKEN_PATTERN, NgramFeaturizer, SparseRows
 from textdistill.runtime.outputs import Prediction
 from textdistill.students.targets import (
@@ -262,6 +262,7 @@ class DenseStudent:
         featurizer = NgramFeaturizer.fit(
             texts_all, max_n=self.max_n, min_df=self.min_df, max_features=self.max_features
         )
+        n_terms = featurizer.n_features  # the n-gram part's; the teacher's words follow them
         if word_vectors is not None:
             featurizer = _with_words(featurizer, word_vectors.vocabulary_words(), len(texts_all))
         words = [i for i, term in enumerate(featurizer.vocabulary) if is_word(term)]
@@ -270,7 +271,7 @@ class DenseStudent:
         vectors = self._starting_vectors([featurizer.vocabulary[i] for i in words], word_vectors)
 
         rows = featurizer.transform(texts_all)
-        data = _Data(rows, pool_rows(rows, embedding_rows), targets)
+        data = _Data(leading_terms(rows, n_terms), pool_rows(rows, embedding_rows), targets)
         rng = np.random.default_rng(self.random_state)
         held_out = held_out_rows(len(texts), self.validation_fraction, rng)
         train = np.setdiff1d(np.arange(len(texts_all)), held_out)
@@ -280,16 +281,14 @@ class DenseStudent:
         self.validation_logits_ = np.empty((0, len(classes_)), dtype=np.float32)
         if len(held_out):
             network, history, epochs = self._train(
-                featurizer.n_features, vectors, data, train, held_out, None, progress
+                n_terms, vectors, data, train, held_out, None, progress
             )
             self.validation_logits_ = _predict(network, data, held_out, self.batch_size)
             answer = answers(self.validation_logits_, multilabel)
             best = history[epochs - 1]
             best["agreement"] = same_answers(answer, answers(teacher_logits[held_out], multilabel))
         everything = np.arange(len(texts_all))
-        network, _, _ = self._train(
-            featurizer.n_features, vectors, data, everything, None, epochs, progress
-        )
+        network, _, _ = self._train(n_terms, vectors, data, everything, None, epochs, progress)
 
         self.classes_ = classes_
         self.selection_ = {
@@ -332,7 +331,7 @@ class DenseStudent:
 
     def _train(
         self,
-        n_features: int,
+        n_terms: int,
         vectors: np.ndarray,
         data: _Data,
         train: np.ndarray,
@@ -348,7 +347,7 @@ class DenseStudent:
         torch.manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
         k = data.targets.shape[1]
-        network = build_network(n_features, vectors, k, self.hidden_units, self.dropout)
+        network = build_network(n_terms, vectors, k, self.hidden_units, self.dropout)
         tables = [network.linear.weight, network.embedding.weight]
         dense = [p for p in network.parameters() if all(p is not t for t in tables)]
         optimizers = [
