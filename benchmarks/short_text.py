@@ -229,6 +229,50 @@ def plot(dataset: str, rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "short-text.md"
+TABLE_BEGIN, TABLE_END = (
+    "<!-- short_text.json table: begin -->",
+    "<!-- short_text.json table: end -->",
+)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The docs table of every row, rendered from the results so it cannot drift."""
+
+    def f(value: float) -> str:
+        return f"{value:.3f}"
+
+    lines = [
+        "| dataset | augment | teacher-labeled texts | student | baseline | teacher | student "
+        "| under the teacher | agreement with teacher | macro-F1 baseline / teacher / student "
+        "| sentences/s (1 core) | size |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+    ]
+    for row in rows:
+        kept = row["student"] == "auto"
+        name = f"**auto: {row['student_kind']}**" if kept else row["student"]
+        lines.append(
+            f"| {row['dataset']} | x{row['augment']} | {row['n_transfer']:,} | {name} | "
+            f"{f(row['baseline_accuracy'])} | {f(row['teacher_accuracy'])} | "
+            f"{f(row['student_accuracy'])} | "
+            f"{100 * (row['teacher_accuracy'] - row['student_accuracy']):.1f} pts | "
+            f"{f(row['student_teacher_agreement'])} | {f(row['baseline_macro_f1'])} / "
+            f"{f(row['teacher_macro_f1'])} / {f(row['student_macro_f1'])} | "
+            f"{row['docs_per_s']:,.0f} | {row['size_bytes'] / 1e6:.1f} MB |"
+        )
+    return "\n".join(lines)
+
+
+def write_docs_table(rows: list[dict[str, Any]]) -> None:
+    """Replace the table between the markers of the docs page."""
+    page = DOCS_PAGE.read_text(encoding="utf-8")
+    head, rest = page.split(TABLE_BEGIN)
+    _, tail = rest.split(TABLE_END)
+    DOCS_PAGE.write_text(
+        f"{head}{TABLE_BEGIN}\n{markdown_table(rows)}\n{TABLE_END}{tail}", encoding="utf-8"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -273,6 +317,7 @@ def main() -> None:
         key=lambda r: (r["dataset"], r["augment"], r["student"]),
     )
     write_results("short_text", rows)
+    write_docs_table(rows)
     for dataset in sorted({row["dataset"] for row in rows}):
         plot(
             dataset,
