@@ -6,10 +6,10 @@ fine-tunes (the demo's: 64 tokens, as ``textdistill demo``):
 * ``sst2``: 1,000 of sst2_train.csv.gz labeled (a seeded permutation, as cascade.py), the
   other 5,920 unlabeled, sst2_dev.csv.gz (872) as the test set;
 * ``sst2_small_pool``: the same 1,000 labels and only the first 1,500 of those unlabeled;
-* ``trec``: a stratified 20% of trec_train.csv.gz as the test set (1,091), 1,000 of the rest
-  labeled (stratified), the other 3,361 unlabeled;
+* ``trec``: a stratified 20% of trec_train.csv.gz as the test set (1,090), 1,000 of the rest
+  labeled (stratified), the other 3,362 unlabeled;
 * ``demo``: the demo corpus (Rotten Tomatoes snippets) split as ``textdistill demo`` splits
-  it: 2,000 test, 1,000 labeled, 7,662 unlabeled.
+  it: 2,000 test, 1,000 labeled, 9,808 unlabeled.
 
 Each (dataset, student, augment) is one run directory under ``--work``. The first run of a
 dataset fine-tunes its teacher; later runs start from a copy of that run's teacher, baseline

@@ -145,8 +145,11 @@ def test_temperature_and_alpha_are_searched_and_recorded() -> None:
     ).fit(texts, logits, classes=["neg", "pos"], gold_texts=gold_texts, gold_labels=gold_labels)
     selection = student.selection_
     tried = {(p["penalty"], p["temperature"], p["alpha"]) for p in selection["grid"]}
-    # penalties at the first T and alpha, then T, then alpha at the best so far: 4 fits
-    assert len(selection["grid"]) == 4 and len(tried) == 4
+    # penalties at the first T and alpha (past the grid's top while the best sits there: C =
+    # 10 was on the edge), then T, then alpha at the best so far
+    beyond = sorted({p["penalty"] for p in selection["grid"] if p["penalty"] > 10.0})
+    assert beyond == pytest.approx([10.0 ** (2 + i) for i in range(len(beyond))])
+    assert len(selection["grid"]) == 4 + len(beyond) and len(tried) == 4 + len(beyond)
     assert {t for _, t, _ in tried} == {1.0, 3.0} and {a for _, _, a in tried} == {0.0, 0.2}
     assert selection["temperature"] in (1.0, 3.0) and selection["alpha"] in (0.0, 0.2)
     assert selection["n_validation"] == 30 and selection["n_validation_gold"] == 6
