@@ -53,10 +53,11 @@ WEIGHTS: dict[str, tuple[str, ...]] = {
     "hidden_bias": ("h",),
     "output": ("h", "k"),
 }
-# Texts per block in decision_function, and at most this many (text, word) slots per
-# gather in weighted_mean (32 MB of float32 vectors at 256 dimensions).
+# Texts per block in decision_function, and at most this many (text, word) slots per gather
+# in weighted_mean: small gathers of texts of about the same length waste little padding and
+# stay in cache (on SST-2 sentences, 1,024 slots predicted about twice as fast as 32,768).
 _BLOCK = 4096
-_SLOTS = 1 << 15
+_SLOTS = 1024
 
 
 def leading_terms(rows: SparseRows, n_terms: int) -> SparseRows:
