@@ -192,32 +192,26 @@ def plot(dataset: str, rows: list[dict[str, Any]], path: Path) -> None:
         ls=":",
         label="2 points under the teacher",
     )
-    colors = {"linear": "tab:blue", "dense": "tab:green", "auto": "black"}
+    colors = {"linear": "tab:blue", "dense": "tab:green", "blend": "tab:purple"}
+    kept = {(r["augment"], r["student_kind"]) for r in rows if r["student"] == "auto"}
     for row in rows:
         kind = row["student"]
-        ax.scatter(
-            row["docs_per_s"],
-            row["student_accuracy"],
-            s=50,
-            color=colors.get(kind, "tab:purple"),
-            marker="o" if kind != "auto" else "x",
-            zorder=4,
-        )
+        if kind == "auto":  # drawn as a ring around the candidate it kept
+            continue
+        point = (row["docs_per_s"], row["student_accuracy"])
+        ax.scatter(*point, s=50, color=colors.get(kind, "black"), zorder=4)
+        if (row["augment"], kind) in kept:
+            ax.scatter(*point, s=160, facecolors="none", edgecolors="black", zorder=5)
         ax.annotate(
             f"{kind} x{row['augment']}",
-            (row["docs_per_s"], row["student_accuracy"]),
+            point,
             textcoords="offset points",
             xytext=(6, -3),
             fontsize=7,
         )
     for kind, color in colors.items():
-        ax.scatter(
-            [],
-            [],
-            color=color,
-            marker="o" if kind != "auto" else "x",
-            label=f"{kind} student (one core)",
-        )
+        ax.scatter([], [], color=color, label=f"{kind} student (one core)")
+    ax.scatter([], [], s=160, facecolors="none", edgecolors="black", label="kept by --student auto")
     ax.set_xscale("log")
     ax.set_xlabel("sentences per second (log scale)")
     ax.set_ylabel("test accuracy")
