@@ -11,7 +11,9 @@ fine-tunes (the demo's: 64 tokens, as ``textdistill demo``):
 * ``demo``: the demo corpus (Rotten Tomatoes snippets) split as ``textdistill demo`` splits
   it: 2,000 test, 1,000 labeled, 9,808 unlabeled.
 
-Each (dataset, student, augment) is one run directory under ``--work``. The first run of a
+Each (dataset, student, augment) is one run directory under ``--work``, named
+``DATASET-STUDENT-xN``; the results are read back from every such run's ``metrics.json`` (each
+row records the commit and load of the run that evaluated it). The first run of a
 dataset fine-tunes its teacher; later runs start from a copy of that run's teacher, baseline
 and precision stages (whose keys do not depend on the student or the augmentation), so each
 teacher is fine-tuned once, and all runs share one logits cache, so each text is labeled once.
@@ -37,6 +39,15 @@ from textdistill.data import TextDataset, read_labeled, stratified_split
 from textdistill.pipeline import AugmentConfig, RunConfig, StudentConfig, run_pipeline
 from textdistill.teacher import TeacherConfig
 
+# The invocations whose runs the committed results hold (each row's "run" says when and at
+# which commit it was evaluated); then --write-only wrote the file.
+INVOCATIONS = [
+    "python benchmarks/short_text.py --data ../shared/data --datasets sst2 --augment 0 20",
+    "python benchmarks/short_text.py --data ../shared/data --datasets trec --augment 0 5",
+    "python benchmarks/short_text.py --data ../shared/data --datasets sst2_small_pool "
+    "--augment 0 5 20",
+    "python benchmarks/short_text.py --data ../shared/data --datasets demo --augment 0",
+]
 # Datasets that share another's labeled set and teacher.
 TEACHER_OF = {"sst2_small_pool": "sst2"}
 # Stages a later run of the same dataset copies from its first run: they depend only on the
@@ -127,6 +138,11 @@ def _rows(
             "student_fit_seconds": facts["fit_seconds"],
         }
 
+    common["run"] = {  # where this row's numbers were evaluated (the run's metrics.json)
+        "created": metrics["created"],
+        "source": metrics["source"],
+        "load_average_at_start": metrics["machine"]["load_average_at_start"],
+    }
     rows = [row(student, systems["student"], info)]
     if len(info.get("candidates", {})) > 1:
         rows[0]["kept_because"] = info["kept_because"]
@@ -134,6 +150,16 @@ def _rows(
             row(kind, info["test"][kind], info["candidates"][kind]) for kind in info["candidates"]
         ]
     return rows
+
+
+def _rows_of_runs(work: Path) -> list[dict[str, Any]]:
+    """The rows of every finished run under ``work`` (``DATASET-STUDENT-xN/metrics.json``)."""
+    rows = []
+    for metrics_file in sorted(work.glob("*-x*/metrics.json")):
+        dataset, student, augment = metrics_file.parent.name.rsplit("-", 2)
+        metrics = json.loads(metrics_file.read_text())
+        rows += _rows(dataset, student, int(augment.removeprefix("x")), metrics)
+    return sorted(rows, key=lambda r: (r["dataset"], r["augment"], r["student"]))
 
 
 def _first_run(work: Path, teacher: str) -> Path | None:
@@ -272,7 +298,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--work", type=Path, default=Path("runs/short_text"))
     parser.add_argument("--datasets", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
-    parser.add_argument("--students", nargs="+", default=["linear", "auto"])
+    parser.add_argument("--students", nargs="+", default=["auto"])
     parser.add_argument("--augment", nargs="+", type=int, default=[0, 20])
     parser.add_argument(
         "--write-only",
@@ -281,10 +307,6 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    rows_file = args.work / "rows.json"
-    done: dict[str, dict[str, Any]] = (
-        json.loads(rows_file.read_text()) if rows_file.exists() else {}
-    )
     for dataset in [] if args.write_only else args.datasets:
         protocol = PROTOCOLS[dataset](args.data)
         for augment in args.augment:
@@ -301,16 +323,9 @@ def main() -> None:
                     student=StudentConfig(kind=student),
                     augment=AugmentConfig(n_iter=augment),
                 )
-                metrics = run_pipeline(protocol.labeled, protocol.unlabeled, protocol.test, config)
-                done[name] = _rows(dataset, student, augment, metrics)
-                args.work.mkdir(parents=True, exist_ok=True)
-                rows_file.write_text(json.dumps(done, indent=2))
-                print(json.dumps(done[name]), flush=True)
-    rows = sorted(
-        (row for run_rows in done.values() for row in run_rows),
-        key=lambda r: (r["dataset"], r["augment"], r["student"]),
-    )
-    write_results("short_text", rows)
+                run_pipeline(protocol.labeled, protocol.unlabeled, protocol.test, config)
+    rows = _rows_of_runs(args.work)
+    write_results("short_text", rows, invocations=INVOCATIONS)
     write_docs_table(rows)
     for dataset in sorted({row["dataset"] for row in rows}):
         plot(
