@@ -20,7 +20,7 @@ from textdistill.cascade import (
 )
 from textdistill.cli import main
 from textdistill.data import TextDataset
-from textdistill.pipeline import RunConfig, StudentConfig, run_pipeline
+from textdistill.pipeline import RunConfig, StudentConfig, prepare_splits, run_pipeline
 from textdistill.teacher import TeacherConfig
 
 
@@ -58,12 +58,10 @@ def test_threshold_reaches_the_teachers_expected_accuracy() -> None:
     assert choose_threshold(np.full(10, 0.95), np.full(10, 0.9)) == 0.95
 
 
-@pytest.fixture(scope="module")
-def run_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _inputs(tiny_bert_dir: Path, out: Path) -> tuple[TextDataset, TextDataset, RunConfig]:
     from conftest import _make_toy_sentiment
 
     texts, labels = _make_toy_sentiment(60, seed=3)
-    out = tmp_path_factory.mktemp("cascade") / "run"
     config = RunConfig(
         out=out,
         progress=False,
@@ -74,12 +72,18 @@ def run_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         ),
         student=StudentConfig(min_df=1),
     )
-    metrics = run_pipeline(
+    return (
         TextDataset(texts, labels, "toy"),
         TextDataset([t + " indeed" for t in texts], None, "toy-u"),
-        None,
         config,
     )
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cascade") / "run"
+    labeled, unlabeled, config = _inputs(tiny_bert_dir, out)
+    metrics = run_pipeline(labeled, unlabeled, None, config)
     for name in ("calibration", "cascade", "fidelity"):
         assert name in metrics
     assert len(metrics["cascade"]["curve"]) == 101
@@ -103,6 +107,80 @@ def test_cascade_artifact_defers_exactly_the_unsure(run_dir: Path) -> None:
     np.testing.assert_allclose(everything.logits, teacher.logits(texts), atol=1e-5)
     assert everything.labels == teacher.predict(texts)
     np.testing.assert_allclose(everything.probabilities.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_the_stored_threshold_defers_the_unsure_and_its_speed_is_measured(
+    run_dir: Path, tiny_bert_dir: Path
+) -> None:
+    """At the threshold the artifact stores (not only 0 and 1): exactly the test texts the
+    calibrated student is unsure of go to the teacher, each answered by the model it names,
+    and the operating point's docs/s, deferral and accuracy are those of a timed run."""
+    from textdistill.runtime import load
+    from textdistill.teacher import Teacher
+
+    labeled, unlabeled, config = _inputs(tiny_bert_dir, run_dir)
+    test = prepare_splits(labeled, unlabeled, None, config).test
+    spec = json.loads((run_dir / "cascade" / CASCADE_FILE).read_text())
+    cascade = Cascade.load(run_dir / "cascade")
+    assert cascade.threshold == spec["threshold"]
+    student = load(str(run_dir / "student"))
+    unsure = student.predict_proba(test.texts).max(axis=1) < spec["threshold"]
+    assert 0 < unsure.sum() < len(test), "the toy run's threshold should defer some, not all"
+    got = cascade.predict_detailed(test.texts)
+    assert got.sources == ["teacher" if u else "student" for u in unsure]
+    by_teacher = Teacher.load(run_dir / "teacher").predict(test.texts)
+    by_student = student.predict(test.texts)
+    answers = zip(by_teacher, by_student, unsure, strict=True)
+    assert got.labels == [t if u else s for t, s, u in answers]
+
+    measured = spec["metrics"]["measured"]["operating_point"]
+    assert measured["threshold"] == spec["threshold"] and measured["n_docs"] == len(test)
+    assert measured["fraction_deferred"] == pytest.approx(unsure.mean())
+    assert measured["accuracy"] == pytest.approx(np.mean(np.array(got.labels) == test.labels))
+    assert measured["docs_per_s"] == pytest.approx(len(test) / measured["seconds"])
+    computed = json.loads((run_dir / "metrics.json").read_text())["cascade"]["operating_point"]
+    assert computed["fraction_deferred"] == pytest.approx(measured["fraction_deferred"])
+    report = (run_dir / "report.md").read_text()
+    assert f"{measured['docs_per_s']:,.0f} docs/s, measured" in report
+    assert "docs/s (computed)" in report
+
+
+def test_cascade_speed_is_timed_not_computed() -> None:
+    """A teacher that takes 20 ms a text: the measured rate falls with what is deferred,
+    whatever the rates the curve is computed from would say."""
+    import time
+
+    from textdistill.cascade import time_cascade
+    from textdistill.runtime import LinearModel, NgramFeaturizer
+
+    texts = [f"great film {i}" for i in range(10)] + [f"film {i}" for i in range(10)]
+    featurizer = NgramFeaturizer.fit(texts, min_df=1)
+    coef = np.zeros((featurizer.n_features, 2), dtype=np.float32)
+    coef[featurizer.vocabulary.index("great")] = [-20.0, 20.0]  # sure of "great", unsure else
+    cascade = Cascade(
+        LinearModel(featurizer, coef, np.zeros(2), ["neg", "pos"]), Path("unused"), 0.9
+    )
+
+    class SlowTeacher:
+        classes_ = ("neg", "pos")
+
+        def logits(self, batch: list[str]) -> np.ndarray:
+            time.sleep(0.02 * len(batch))
+            return np.tile(np.array([[-2.0, 2.0]], dtype=np.float32), (len(batch), 1))
+
+    cascade._teacher = SlowTeacher()
+    labels = ["pos"] * 20  # the student ties (says "neg") where unsure; the teacher is right
+    none, half, every = time_cascade(cascade, texts, labels, [0.0, 0.9, 1.01])
+    assert cascade.threshold == 0.9  # restored
+    assert (none["fraction_deferred"], half["fraction_deferred"], every["fraction_deferred"]) == (
+        0.0,
+        0.5,
+        1.0,
+    )
+    assert none["accuracy"] == 0.5 and half["accuracy"] == 1.0 and every["accuracy"] == 1.0
+    assert every["seconds"] >= 20 * 0.02 and half["seconds"] >= 10 * 0.02
+    assert every["docs_per_s"] <= 50.0 < none["docs_per_s"]
+    assert half["docs_per_s"] == pytest.approx(20 / half["seconds"])
 
 
 def test_predict_and_serve_with_a_cascade(
