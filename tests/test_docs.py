@@ -297,8 +297,22 @@ def test_results_page_renders_any_rows_with_provenance(tmp_path: Path) -> None:
     assert "Nested fields not shown, see the JSON: `search`." in short
     assert "![short_text_curve](assets/results/short_text_curve.png)" in short
     bare = page.split("## bare", 1)[1].split("## short_text", 1)[0]
-    for field in ("command", "commit", "machine"):
+    for field in ("command", "commit", "machine", "versions"):
         assert f"- {field}: **not recorded**" in bare
+    assert "- source:" not in bare and "- source:" not in short  # the older bare "commit"
+    (tmp_path / "short_text.json").write_text(
+        json.dumps(
+            {
+                "benchmark": "short_text",
+                "source": {"commit": "f" * 40, "dirty": True, "modified": ["src/x.py"]},
+                "versions": {"numpy": "2.0.0"},
+                "rows": [{"a": 1}],
+            }
+        )
+    )
+    short = page_module.render(tmp_path, "assets/results/").split("## short_text", 1)[1]
+    assert f"`commit`: {'f' * 40}" in short and "`dirty`: yes" in short
+    assert "`numpy`: 2.0.0" in short and "- commit:" not in short
     assert "| a\\|b |" in bare and "| x\\|y |" in bare
 
 
