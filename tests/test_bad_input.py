@@ -372,6 +372,29 @@ def test_predict_refuses_bad_input_with_one_line_and_leaves_no_partial_output(
     assert list(tmp_path.iterdir()) == [source]  # no out.csv, no temporary file
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_bad_row_chunks_into_the_input_leaves_the_previous_output_whole(
+    artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], jobs: str
+) -> None:
+    """The bad row comes after two full chunks have been scored and written: the output is
+    replaced only by a complete file, so the one from before stays byte for byte."""
+    from textdistill.batch_predict import CHUNK
+
+    bad_line = 2 * CHUNK + 500
+    lines = [b'{"text": "a great film %d"}' % i for i in range(bad_line - 1)]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\n".join([*lines, b'{"text": 7}', b'{"text": "after"}']) + b"\n")
+    out = tmp_path / "out.csv"
+    out.write_text("label\nfrom an earlier run\n")
+    before = out.read_bytes()
+    argv = ["predict", str(artifact), "-i", str(source), "-o", str(out), "-j", jobs]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"line {bad_line}:" in err and err.count("\n") == 1, err
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.csv"]
+
+
 # ------------------------------------------------------------------ property-based tests
 ANY_TEXT = st.text(alphabet=st.characters(), max_size=400)  # surrogates, controls, NUL...
 
