@@ -416,6 +416,7 @@ class _FailingOs:
 )
 def test_a_failing_write_stops_with_one_line_and_the_rerun_trusts_only_complete_files(
     workspace: SimpleNamespace,
+    reference: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -445,6 +446,22 @@ def test_a_failing_write_stops_with_one_line_and_the_rerun_trusts_only_complete_
         _metrics(out)["teacher"]["labeling"]["n_scored"]
         + _metrics(out)["teacher"]["labeling"]["n_cached"]
         == N_UNLABELED
+    )
+    # What the rerun kept and what it computed again add up to the uninterrupted run's
+    # teacher, logits and student.
+    assert _metrics(out)["teacher"]["fingerprint"] == _metrics(reference)["teacher"]["fingerprint"]
+    np.testing.assert_allclose(
+        _unlabeled_logits(out, workspace),
+        _unlabeled_logits(reference, workspace),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+    texts = workspace.unlabeled[:200]
+    np.testing.assert_allclose(
+        load(str(out / "student")).decision_function(texts),
+        load(str(reference / "student")).decision_function(texts),
+        rtol=0,
+        atol=TOLERANCE,
     )
 
 
