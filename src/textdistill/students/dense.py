@@ -119,9 +119,9 @@ def build_network(
             # not all of them (5x faster per step, measured), and lazy Adam moments.
             self.linear = nn.EmbeddingBag(n_features, n_classes, mode="sum", sparse=True)
             nn.init.zeros_(self.linear.weight)
-            self.embedding = nn.EmbeddingBag.from_pretrained(
-                torch.from_numpy(vectors), freeze=False, mode="sum", sparse=True
-            )
+            self.embedding = nn.EmbeddingBag(*vectors.shape, mode="sum", sparse=True)
+            with torch.no_grad():
+                self.embedding.weight.copy_(torch.from_numpy(vectors))
             self.hidden = nn.Linear(vectors.shape[1], hidden_units)
             self.output = nn.Linear(hidden_units, n_classes, bias=False)
             self.bias = nn.Parameter(torch.zeros(n_classes))

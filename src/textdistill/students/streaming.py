@@ -36,7 +36,7 @@ import numpy as np
 from textdistill.runtime.featurizer import NgramFeaturizer, ngrams, tokenize
 from textdistill.runtime.linear import LinearModel
 from textdistill.runtime.outputs import Prediction
-from textdistill.students.linear import DEFAULT_GRID
+from textdistill.students.linear import DEFAULT_GRID, MAX_EXTENSIONS, edge_step
 
 Chunks = Callable[[], Iterable[tuple[Sequence[str], np.ndarray]]]
 """A re-iterable source of ``(texts, teacher logits [n, k])`` chunks (read once per pass)."""
@@ -100,7 +100,16 @@ class StreamingLinearStudent:
                 Path(tmp), chunks, featurizer, len(classes_), held_out, progress
             )
             grid = tuple(self.grid or DEFAULT_GRID["mse"])
-            coef, intercept, scores, best, iterations = cache.solve(grid, self.tol, self.max_iter)
+            # A best penalty on the grid's edge: solve again with the next one past it, as the
+            # in-memory student's search does (the same rows, so the same choice).
+            for extension in range(MAX_EXTENSIONS + 1):
+                coef, intercept, scores, best, iterations = cache.solve(
+                    grid, self.tol, self.max_iter
+                )
+                step = edge_step(grid, best)
+                if step is None or extension == MAX_EXTENSIONS:
+                    break
+                grid = tuple(sorted({*grid, best * step}))
         self.classes_ = classes_
         self.selection_ = {
             "loss": "mse",
