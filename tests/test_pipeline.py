@@ -193,3 +193,35 @@ def test_augmented_texts_are_labeled_by_the_teacher_and_join_the_transfer_set(
     assert metrics["student"]["n_teacher_rows"] == n_transfer + info["n_synthetic"]
     again = run_pipeline(labeled, None, None, config)  # same seed: same texts, all cached
     assert again["augment"]["labeling"]["n_scored"] == 0
+
+
+@pytest.mark.parametrize("given", ["nothing", "test", "unlabeled", "both"])
+def test_splits_keep_what_is_measured_apart_from_what_is_learned(
+    toy_sentiment: tuple[list[str], list[str]], given: str
+) -> None:
+    """Calibration (the teacher's validation split) and every test score rest on rows no model
+    trained on: the test set, the teacher's training rows, its validation rows and (without an
+    unlabeled file) the student's transfer set, which falls back to the training rows only."""
+    from textdistill.pipeline import prepare_splits
+
+    texts, labels = toy_sentiment
+    texts = [f"{text} row {i}" for i, text in enumerate(texts)]  # every row distinct
+    test = TextDataset(texts[:20], labels[:20], "t") if given in ("test", "both") else None
+    unlabeled = (
+        TextDataset([f"unlabeled {t}" for t in texts], None, "u")
+        if given in ("unlabeled", "both")
+        else None
+    )
+    labeled = TextDataset(texts[20:] if test else texts, labels[20:] if test else labels, "l")
+    config = RunConfig(out=Path("unused"), test_size=0.25, validation_size=0.2)
+    splits = prepare_splits(labeled, unlabeled, test, config)
+    train, validation = set(splits.teacher_train.texts), set(splits.teacher_validation.texts)
+    tested = set(splits.test.texts)
+    assert train and validation and tested
+    assert not train & validation and not tested & (train | validation)
+    assert train | validation == set(splits.labeled.texts)
+    transfer = set(splits.unlabeled.texts)
+    assert not transfer & (validation | tested)
+    if unlabeled is None:
+        assert transfer == train
+    assert len(splits.test) == (20 if test else round(0.25 * len(texts)))
