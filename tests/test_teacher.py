@@ -22,6 +22,7 @@ from textdistill import teacher as teacher_module
 from textdistill.teacher import (
     DEFAULT_TEACHER,
     FORMAT_VERSION,
+    MIN_PRECISION_AGREEMENT,
     NotFittedError,
     Teacher,
     TeacherConfig,
@@ -304,7 +305,8 @@ def test_forced_precisions_label_close_to_fp32(fitted: Teacher, precision: str) 
         assert report["precision"] == precision == forced.precision
         z = forced.logits(texts)
         assert np.abs(z - reference).max() < 0.5
-        assert np.mean(z.argmax(1) == reference.argmax(1)) >= 0.9
+        # The bar `auto` holds a faster precision to (99.5%), not a looser one.
+        assert np.mean(z.argmax(1) == reference.argmax(1)) >= MIN_PRECISION_AGREEMENT
     finally:
         forced.use_precision("fp32")
     assert fitted.precision == "fp32"
