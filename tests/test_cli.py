@@ -192,3 +192,27 @@ def test_predict_with_worker_processes_keeps_input_order(artifact: Path, tmp_pat
         outputs.append(out.read_text())
     assert outputs[0] == outputs[1]
     assert len(outputs[0].splitlines()) == 5001
+
+
+def test_predict_names_the_artifact_inside_a_run_directory_or_cascade(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pointing predict at a run directory or a cascade says which path was meant."""
+    import numpy as np
+
+    from textdistill.runtime import LinearModel, NgramFeaturizer
+
+    featurizer = NgramFeaturizer.fit(["good film", "bad film"], max_n=1, min_df=1)
+    model = LinearModel(featurizer, np.ones((featurizer.n_features, 2)), np.zeros(2), ["a", "b"])
+    model.save(tmp_path / "run" / "student")
+    (tmp_path / "run" / "cascade").mkdir()
+    (tmp_path / "run" / "cascade" / "cascade.json").write_text("{}")
+    assert main(["predict", str(tmp_path / "run"), "good"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"is a run directory, not a student artifact: its student is {tmp_path}/run/student" in err
+    )
+    assert "its cascade is" in err and "(with --cascade)" in err
+    assert main(["predict", str(tmp_path / "run" / "cascade"), "good"]) == 2
+    assert "is a cascade: add --cascade" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "run" / "student"), "good"]) == 0

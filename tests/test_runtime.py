@@ -90,6 +90,7 @@ def test_model_roundtrip_gives_identical_outputs(tmp_path: Path) -> None:
         "intercept.npy",
         "idf.npy",
         "vocabulary.json",
+        "README.md",  # the model card, outside the manifest
     }
 
 

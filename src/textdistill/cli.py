@@ -277,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(.txt: one per line; .csv/.tsv/.jsonl: the --text-column) or standard "
         "input (one per line), read in chunks so any size fits in memory.",
     )
-    predict.add_argument("artifact", type=Path, help="student artifact directory")
+    predict.add_argument(
+        "artifact", help="student artifact directory, or hf://OWNER/NAME[@REVISION] (hub extra)"
+    )
     predict.add_argument("texts", nargs="*", help="texts to label (put them before the options)")
     predict.add_argument("--input", "-i", help="file to read texts from ('-' for stdin)")
     predict.add_argument("--text-column", default="text", help="column of --input CSV/JSONL")
@@ -322,7 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
         '/predict {"text": ...} or {"texts": [...]}, GET /health, GET /metadata, '
         "OpenAPI docs at /docs. Requests over the limits get a 413; see the README.",
     )
-    serve.add_argument("artifact", type=Path, help="student artifact directory")
+    serve.add_argument(
+        "artifact", help="student artifact directory, or hf://OWNER/NAME[@REVISION] (hub extra)"
+    )
     serve.add_argument(
         "--host",
         default="127.0.0.1",
@@ -357,10 +361,50 @@ def build_parser() -> argparse.ArgumentParser:
         default="info",
         help="uvicorn log level (default info, which logs every request)",
     )
+
+    push = verbs.add_parser(
+        "push",
+        help="upload a student artifact to the Hugging Face Hub (needs the hub extra)",
+        description="Upload a student artifact folder, model card included, to a model "
+        "repository on the Hugging Face Hub, creating it if needed. The artifact is loaded "
+        "first, so one that would not load is never uploaded. Then `textdistill predict "
+        "hf://OWNER/NAME` and `textdistill.load('hf://OWNER/NAME')` read it back.",
+    )
+    push.add_argument("artifact", type=Path, help="student artifact directory")
+    push.add_argument("repo", help="OWNER/NAME (OWNER/NAME@BRANCH for a branch)")
+    push.add_argument("--private", action="store_true", help="create the repository private")
+    push.add_argument("--token", help="Hub token (default: HF_TOKEN or `hf auth login`'s)")
+    push.add_argument("--message", help="commit message")
     return parser
 
 
 # ------------------------------------------------------------------------------ predict
+def _artifact(reference: str, *, cascade: bool) -> Path:
+    """The local folder that ``predict``/``serve`` read: ``hf://`` references downloaded,
+    and a run directory or a cascade given where the other was meant named as such."""
+    from textdistill.cascade import CASCADE_FILE
+    from textdistill.runtime.artifact import MANIFEST
+
+    if reference.startswith("hf://"):
+        from textdistill.hub import download
+
+        try:
+            return download(reference)
+        except (ImportError, ValueError) as error:
+            raise UsageError(str(error)) from None
+    path = Path(reference)
+    if cascade or (path / MANIFEST).is_file() or not path.is_dir():
+        return path  # the loaders say what is wrong with anything else
+    if (path / "student" / MANIFEST).is_file():
+        hint = f"its student is {path / 'student'}"
+        if (path / "cascade" / CASCADE_FILE).is_file():
+            hint += f"; its cascade is {path / 'cascade'} (with --cascade)"
+        raise UsageError(f"{path} is a run directory, not a student artifact: {hint}")
+    if (path / CASCADE_FILE).is_file():
+        raise UsageError(f"{path} is a cascade: add --cascade, or give its student artifact")
+    return path
+
+
 def _predict(args: argparse.Namespace) -> None:
     from textdistill.batch_predict import (
         InputError,
@@ -379,6 +423,7 @@ def _predict(args: argparse.Namespace) -> None:
     if args.threshold is not None and not args.cascade:
         raise UsageError("--threshold goes with --cascade")
     jobs = args.jobs if args.jobs > 0 else len(os.sched_getaffinity(0))
+    args.artifact = _artifact(args.artifact, cascade=args.cascade)
     texts = iter(args.texts) if args.texts else iter_texts(args.input or "-", args.text_column)
     chunks: Iterator[Scored]
     if args.cascade:
@@ -427,7 +472,7 @@ def _serve(args: argparse.Namespace) -> None:
     except ImportError as error:
         raise UsageError(str(error)) from None
     serve(
-        args.artifact,
+        _artifact(args.artifact, cascade=args.cascade),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -436,6 +481,23 @@ def _serve(args: argparse.Namespace) -> None:
         max_body_bytes=args.max_body_bytes,
         cascade=args.cascade,
     )
+
+
+# --------------------------------------------------------------------------------- push
+def _push(args: argparse.Namespace) -> None:
+    from textdistill.hub import push
+
+    try:
+        url = push(
+            args.artifact,
+            args.repo,
+            private=args.private,
+            token=args.token,
+            commit_message=args.message,
+        )
+    except ImportError as error:
+        raise UsageError(str(error)) from None
+    print(f"pushed {args.artifact} to {url}")
 
 
 # -------------------------------------------------------------------------------- label
@@ -647,6 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": _export,
         "serve": _serve,
         "label": _label,
+        "push": _push,
     }
     try:
         handlers[args.verb](args)

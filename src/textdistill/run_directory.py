@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from textdistill.runtime.atomic import WriteError, write_file_atomically
+from textdistill.runtime.model_card import CARD
 
 try:  # POSIX; elsewhere runs are simply not locked
     import fcntl
@@ -268,6 +269,8 @@ class RunDirectory:
             path = self.root / name
             found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
             for item in found:
+                if item.name == CARD:  # documentation, rewritten once the run is scored
+                    continue
                 files[item.relative_to(self.root).as_posix()] = _sha256(item)
         record = {
             "format": MARKER_FORMAT,

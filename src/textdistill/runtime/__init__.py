@@ -35,7 +35,12 @@ __all__ = [
 
 
 def load(path: str) -> Model:
-    """Load any student artifact written by textdistill."""
+    """Load any student artifact written by textdistill: a folder, or ``hf://OWNER/NAME``
+    (``@REVISION`` optional) for one on the Hugging Face Hub (the ``hub`` extra)."""
+    if str(path).startswith("hf://"):
+        from textdistill.hub import download  # only here: the runtime stays numpy-only
+
+        path = str(download(str(path)))
     kind = read_manifest(path).get("kind")
     if kind == "linear":
         return LinearModel.load(path)

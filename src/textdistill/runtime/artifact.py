@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from textdistill.runtime.atomic import write_directory_atomically
+from textdistill.runtime.model_card import CARD
+from textdistill.runtime.model_card import render as render_card
 
 # The newest format this textdistill reads. 2 adds multilabel models, 3 dense students;
 # linear and neural single-label artifacts are still written as 1, so that older readers keep
@@ -111,6 +113,8 @@ def save_artifact(
         }
         manifest["checksum"] = _manifest_checksum(manifest)
         (tmp / MANIFEST).write_text(_json(manifest, indent=2), encoding="utf-8")
+        # The model card: documentation beside the model, not listed in the manifest.
+        (tmp / CARD).write_text(render_card(manifest), encoding="utf-8")
 
     write_directory_atomically(Path(path), fill)
 

@@ -18,6 +18,7 @@ textdistill that predates them refuses them instead of answering with one label.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -71,6 +72,33 @@ class LabelOutputs:
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         raise NotImplementedError
 
+    def save(self, path: str | Path) -> None:
+        raise NotImplementedError
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool = False,
+        token: str | None = None,
+        commit_message: str | None = None,
+    ) -> str:
+        """Save this model and upload it to the Hugging Face Hub model repository
+        ``repo_id`` (``OWNER/NAME``); return the repository's URL. Needs the hub extra."""
+        import tempfile
+
+        from textdistill.hub import push
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save(Path(tmp) / "artifact")
+            return push(
+                Path(tmp) / "artifact",
+                repo_id,
+                private=private,
+                token=token,
+                commit_message=commit_message,
+            )
+
     def _set_outputs(
         self,
         labels: Sequence[str],
@@ -97,6 +125,16 @@ class LabelOutputs:
     @property
     def task(self) -> str:
         return MULTILABEL if self.multilabel else MULTICLASS
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The label names as scikit-learn names them: column ``j`` of the logits and
+        probabilities is ``classes_[j]``.
+
+        >>> LabelOutputs.from_manifest({"labels": ["neg", "pos"]}).classes_.tolist()
+        ['neg', 'pos']
+        """
+        return np.array(self.labels, dtype=object)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of raw ``logits`` at the fitted temperature (1.0 if never
