@@ -16,7 +16,9 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import IO, Any
 
-TRAIN_HINT = "this command needs the training extra: pip install 'textdistill[train]'"
+from textdistill.extras import install_hint
+
+TRAIN_HINT = f"this command needs the training extra: {install_hint('train')}"
 
 
 class UsageError(Exception):

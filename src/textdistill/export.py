@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from textdistill.extras import install_hint
 from textdistill.runtime import Model, load
 from textdistill.runtime.atomic import write_file_atomically
 from textdistill.runtime.dense import DenseModel
@@ -51,7 +52,7 @@ from textdistill.runtime.linear import LinearModel, _as_texts
 from textdistill.runtime.neural import NeuralModel, TokenSequencer
 from textdistill.runtime.outputs import LabelOutputs
 
-ONNX_HINT = "ONNX export needs the onnx extra: pip install 'textdistill[onnx]'"
+ONNX_HINT = f"ONNX export needs the onnx extra: {install_hint('onnx')}"
 OPSET = 17
 INPUTS = ("ngram_ids", "offsets")
 OUTPUTS = ("logits", "probabilities")

@@ -17,8 +17,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from textdistill.extras import install_hint
+
 HF_PREFIX = "hf://"
-HUB_HINT = "Hugging Face Hub support needs huggingface_hub: pip install 'textdistill[hub]'"
+HUB_HINT = f"Hugging Face Hub support needs huggingface_hub: {install_hint('hub')}"
 # OWNER/NAME as the Hub allows them, optionally @REVISION (a branch, tag or commit).
 _REPO = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
 

@@ -36,11 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from textdistill.extras import install_hint
 from textdistill.logits_store import HASH_BYTES, LogitsStore, text_hash
 from textdistill.scale.shards import ShardError, is_shard_name, read_shard, write_shard
 from textdistill.teacher import logits_key
 
-SCALE_HINT = "distributed labeling needs the scale extra: pip install 'textdistill[scale]'"
+SCALE_HINT = f"distributed labeling needs the scale extra: {install_hint('scale')}"
 _READERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
 
 
