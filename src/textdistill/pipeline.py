@@ -52,7 +52,6 @@ from textdistill.run_directory import RunDirectory, stage_key
 from textdistill.runtime import Model, softmax
 from textdistill.runtime import load as load_runtime
 from textdistill.runtime.artifact import directory_size
-from textdistill.runtime.model_card import write_card
 from textdistill.students.choice import (
     KINDS,
     Fittable,
@@ -398,7 +397,6 @@ def _run_stages(
         "seconds": time.perf_counter() - started,
     }
     run.write_json("metrics.json", metrics)
-    write_card(run.path("student"), metrics)  # the card gains the test set's numbers
     write_report(run.root, metrics)
     return metrics
 
