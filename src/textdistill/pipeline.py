@@ -51,13 +51,16 @@ from textdistill.provenance import provenance
 from textdistill.run_directory import RunDirectory, stage_key
 from textdistill.runtime import Model, softmax
 from textdistill.runtime import load as load_runtime
-from textdistill.runtime.artifact import directory_size
+from textdistill.runtime.artifact import directory_size, read_manifest
 from textdistill.students.choice import (
     KINDS,
     Fittable,
     Student,
     candidate_kinds,
     fit_candidates,
+)
+from textdistill.students.choice import (
+    RULE as CHOICE_RULE,
 )
 from textdistill.students.dense import DenseStudent, WordVectorSource
 from textdistill.students.linear import LinearStudent
@@ -743,6 +746,7 @@ def _student_stage(
         asdict(config.student),
         # the estimators' own parameters, defaults included, so a new default refits
         {kind: _make_student(kind, config).get_params() for kind in kinds},
+        CHOICE_RULE,
         config.seed,
     )
     cached = run.cached("student", key)
@@ -993,8 +997,22 @@ def _calibration_and_cascade(
     chosen = at_threshold(threshold, confidence, student_pred, teacher_pred, y_test, *rates)
     # The curve's docs/s are computed from the two rates; these two points are measured: the
     # cascade itself timed on the test set at its threshold and where it reaches the teacher.
-    cascade = Cascade(student, run.path("teacher"), threshold, teacher_temperature)
-    measured = time_cascade(cascade, test.texts, test.labels, [threshold, reach["threshold"]])
+    points = [threshold, reach["threshold"]]
+    # Timing needs the teacher in memory: done once per student, teacher, test set and points,
+    # so an unchanged rerun never loads the teacher.
+    timing_key = stage_key(
+        "cascade-timing",
+        read_manifest(run.path("student"))["checksum"],
+        teacher_info["fingerprint"],
+        test.content_hash(),
+        points,
+    )
+    timed = run.cached("cascade-timing", timing_key)
+    if timed is None:
+        cascade = Cascade(student, run.path("teacher"), threshold, teacher_temperature)
+        timed = {"points": time_cascade(cascade, test.texts, test.labels, points)}
+        run.complete("cascade-timing", timing_key, timed)
+    measured = timed["points"]
     cascade_metrics = {
         "operating_point": chosen,
         "reaches_teacher_accuracy": reach,

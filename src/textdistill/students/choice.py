@@ -7,7 +7,8 @@ passes its teacher, while on sentences it stops near its ceiling and the dense s
 teacher-initialised word vectors carry what it cannot. The choice is made on rows that
 neither candidate trained on in the fit that scored them (each student holds out the same
 tenth of the teacher rows, :func:`textdistill.students.targets.held_out_rows`), never on the
-test set; each candidate is then refit on all rows by its own ``fit``.
+test set; each candidate is then refit on all rows by its own ``fit``. A larger student is
+kept only when it agrees more by more than one standard error of the margin (:data:`RULE`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from textdistill.students.targets import answers, same_answers
 
 KINDS = ("auto", "linear", "dense", "neural")
 AUTO_CANDIDATES = ("linear", "dense")
+# How the kept student is chosen (part of the student stage's cache key).
+RULE = "held-out agreement, one-standard-error rule towards the first (simplest) candidate"
 # Shares of the dense student in a blend of the two, chosen on the held-out rows.
 BLEND_WEIGHTS = (0.25, 0.5, 0.75)
 
@@ -150,14 +153,55 @@ def fit_candidates(
     if not scored:
         kept = candidates[0]
         return candidates, kept, f"too few rows to hold out: the {kept.kind} student by default"
-    kept = max(scored, key=lambda c: c.validation_agreement or 0.0)  # first wins ties
-    others = ", ".join(f"{c.kind} {c.validation_agreement:.4f}" for c in scored if c is not kept)
+    best = max(scored, key=lambda c: c.validation_agreement or 0.0)  # first wins ties
+    others = ", ".join(f"{c.kind} {c.validation_agreement:.4f}" for c in scored if c is not best)
+    n_rows = len(_validation_rows(best.student))
+    simplest = scored[0]
+    margin, error = _paired_margin(best, simplest, teacher_answers, multilabel)
+    if best is not simplest and margin <= error:
+        reason = (
+            f"no other student agrees with the teacher by more than one standard error more "
+            f"on {n_rows} held-out teacher-labeled rows ({best.kind} "
+            f"{best.validation_agreement:.4f}, {margin:+.4f} ± {error:.4f} over "
+            f"{simplest.kind}), so the simpler one is kept"
+        )
+        return candidates, simplest, reason
     reason = (
-        f"the {kept.kind} student agrees more with the teacher on "
-        f"{len(_validation_rows(kept.student))} held-out teacher-labeled rows: "
-        f"{kept.validation_agreement:.4f} against {others}"
+        f"the {best.kind} student agrees more with the teacher on {n_rows} held-out "
+        f"teacher-labeled rows: {best.validation_agreement:.4f} against {others} "
+        f"({margin:+.4f} ± {error:.4f} over {simplest.kind})"
     )
-    return candidates, kept, reason
+    return candidates, best, reason
+
+
+def _paired_margin(
+    best: Candidate,
+    simplest: Candidate,
+    teacher_answers: Callable[[np.ndarray], np.ndarray],
+    multilabel: bool,
+) -> tuple[float, float]:
+    """How much more often ``best`` agrees with the teacher than ``simplest`` on their common
+    held-out rows, and the standard error of that margin (paired: the rows are the same).
+
+    The one-standard-error rule (Breiman et al. 1984): a difference smaller than its noise is
+    no reason to deploy a larger, slower model. On SST-2 without augmentation a 1.8-point
+    margin on 592 held-out rows kept a blend that the test set then put below the linear
+    student.
+    """
+    rows = _validation_rows(best.student)
+    if best is simplest or not len(rows):
+        return 0.0, 0.0
+    truth = teacher_answers(rows)
+
+    def agrees(candidate: Candidate) -> np.ndarray:
+        given = answers(
+            np.asarray(getattr(candidate.student, "validation_logits_", [])), multilabel
+        )
+        equal = given == truth
+        return (equal.all(axis=1) if equal.ndim == 2 else equal).astype(np.float64)
+
+    difference = agrees(best) - agrees(simplest)
+    return float(difference.mean()), float(difference.std() / np.sqrt(len(rows)))
 
 
 def _blends(
