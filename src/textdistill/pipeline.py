@@ -52,6 +52,7 @@ from textdistill.run_directory import RunDirectory, stage_key
 from textdistill.runtime import Model, softmax
 from textdistill.runtime import load as load_runtime
 from textdistill.runtime.artifact import directory_size, read_manifest
+from textdistill.runtime.model_card import write_card
 from textdistill.students.choice import (
     KINDS,
     Fittable,
@@ -400,6 +401,7 @@ def _run_stages(
         "seconds": time.perf_counter() - started,
     }
     run.write_json("metrics.json", metrics)
+    write_card(run.path("student"), metrics)  # the card gains the test set's numbers
     write_report(run.root, metrics)
     return metrics
 
