@@ -1,20 +1,23 @@
 """Soak test of ``textdistill serve``: 100,000+ requests from wrk, errors and memory growth.
 
-Starts ``textdistill serve ARTIFACT`` on a free loopback port (access log off), warms it up,
-records the server's resident memory (``VmRSS`` in ``/proc/<pid>/status``), then drives it
+Starts ``textdistill serve ARTIFACT --workers N --api-key-file KEYS`` on a free loopback port
+(access log off; every request carries the key, so authentication is part of the cost), warms
+it up, records each worker's resident memory (``VmRSS`` in ``/proc/<pid>/status``; with one
+worker, the server process itself), then drives it
 with wrk (a C HTTP load generator; ``apt-get install wrk``) at bounded concurrency
 (``--connections`` keep-alive connections on ``--threads`` threads) until exactly
-``--requests`` answers have come back, and records memory again. The requests cycle through
-a fixed mix of bodies: single SST-2 sentences, single IMDB reviews (long texts), batches of
-16 sentences, some asking for logits. A Lua script checks every answer's status, stops each
+``--requests`` answers have come back, and records memory again. With ``--workers 1 2`` (the
+default), one soak per count, each on a fresh server. The requests cycle through a fixed
+mix of bodies: single SST-2 sentences, single IMDB reviews (long texts), batches of 16
+sentences, some asking for logits. A Lua script checks every answer's status, stops each
 wrk thread at its share of the requests, and prints wrk's summary as JSON.
 
 Without an artifact, a ``soft_ce`` student is first fit on the SST-2 training sentences
 (as ``benchmarks/serve_load.py`` does), or on synthetic text when the data is absent.
 
-    python benchmarks/soak.py [ARTIFACT] [--requests 100000] [--connections 8] [--threads 2]
+    python benchmarks/soak.py [ARTIFACT] [--workers 1 2] [--requests 100000] [--connections 8]
 
-Writes ``benchmarks/results/soak.json``; exits 1 if a request failed or the server's memory
+Writes ``benchmarks/results/soak.json``; exits 1 if a request failed or a worker's memory
 grew by more than 10%.
 """
 
@@ -28,6 +31,7 @@ import json
 import math
 import os
 import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -38,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from results_file import write_results
-from server_process import free_port, start_server, stop_server
+from server_process import free_port, start_server, stop_server, worker_pids
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_GROWTH = 0.10
@@ -65,6 +69,7 @@ function init(args)
   answered, bad, next_body = 0, 0, (id - 1) * 997
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("SOAK_KEY")
 end
 
 function request()
@@ -197,7 +202,7 @@ def _rss_kib(pid: int) -> dict[str, int]:
 
 
 def _wrk(
-    url: str, requests: int, connections: int, threads: int, work: Path, bodies: Path
+    url: str, requests: int, connections: int, threads: int, work: Path, bodies: Path, key: str
 ) -> dict[str, Any]:
     """Run wrk until ``requests`` answers arrived (a multiple of ``threads``); its summary."""
     markers = work / f"markers-{time.monotonic_ns()}"
@@ -209,6 +214,7 @@ def _wrk(
         "SOAK_BODIES": str(bodies),
         "SOAK_LIMIT": str(math.ceil(requests / threads)),
         "SOAK_MARKERS": str(markers),
+        "SOAK_KEY": key,
     }
     command = [
         "wrk",
@@ -236,47 +242,51 @@ def _wrk(
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("artifact", nargs="?", type=Path, help="student artifact to serve")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--requests", type=int, default=100_000, help="soak requests (100000)")
-    parser.add_argument("--warmup", type=int, default=5_000, help="warm-up requests (5000)")
-    parser.add_argument("--connections", type=int, default=8, help="open connections (8)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("soak.py needs wrk: apt-get install wrk (or brew install wrk)")
-
-    short, long, source = _texts(args.data)
+def _soak(
+    artifact: Path, workers: int, args: argparse.Namespace, work: Path, bodies: Path
+) -> dict[str, Any]:
+    """One soak on a fresh server with ``workers`` processes: its row of the results."""
+    key = secrets.token_urlsafe(32)
+    keys = work / "keys.txt"
+    keys.write_text(key + "\n")
+    keys.chmod(0o600)
+    port = free_port()
+    log = work / f"server-{workers}.log"
+    options = ["--workers", str(workers), "--api-key-file", str(keys)]
+    server = start_server(artifact, port, log, options)
+    url = f"http://127.0.0.1:{port}"
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        work = Path(tmp)
-        if args.artifact is not None:
-            artifact, what = args.artifact, str(args.artifact)
-        else:
-            artifact, what = _train_artifact(args.data, work / "student")
-        bodies = work / "bodies.jsonl"
-        bodies.write_text("\n".join(_bodies(short, long)) + "\n")
-        port = free_port()
-        server = start_server(artifact, port, work / "server.log")
-        url = f"http://127.0.0.1:{port}"
-        try:
-            started_rss = _rss_kib(server.pid)
-            warm = _wrk(url, args.warmup, args.connections, args.threads, work, bodies)
-            before = _rss_kib(server.pid)
-            print(f"[soak] warm-up: {warm['requests']} requests; RSS {before['VmRSS']} KiB")
-            soak = _wrk(url, args.requests, args.connections, args.threads, work, bodies)
-            after = _rss_kib(server.pid)
-        finally:
-            stop_server(server)
-        server_log = (work / "server.log").read_text()
-
+    try:
+        pids = worker_pids(server, log, workers)
+        started_rss = {pid: _rss_kib(pid) for pid in pids}
+        warm = _wrk(url, args.warmup, args.connections, args.threads, work, bodies, key)
+        before = {pid: _rss_kib(pid) for pid in pids}
+        total = sum(before[pid]["VmRSS"] for pid in pids)
+        print(f"[soak] {workers} workers warm: {warm['requests']} requests; RSS {total} KiB")
+        soak = _wrk(url, args.requests, args.connections, args.threads, work, bodies, key)
+        after = {pid: _rss_kib(pid) for pid in pids}
+        still = worker_pids(server, log, workers)
+    finally:
+        stop_server(server)
+    server_log = log.read_text()
     seconds = soak["duration_us"] / 1e6
-    errors = sum(soak[key] for key in soak if key.startswith("errors_")) + soak["non_200"]
-    growth = (after["VmRSS"] - before["VmRSS"]) / before["VmRSS"]
-    row = {
+    errors = sum(soak[k] for k in soak if k.startswith("errors_")) + soak["non_200"]
+    per_worker = [
+        {
+            "rss_kib_at_start": started_rss[pid]["VmRSS"],
+            "rss_kib_before": before[pid]["VmRSS"],
+            "rss_kib_after": after[pid]["VmRSS"],
+            "rss_growth": round(
+                (after[pid]["VmRSS"] - before[pid]["VmRSS"]) / before[pid]["VmRSS"], 4
+            ),
+            "peak_rss_kib": after[pid]["VmHWM"],
+        }
+        for pid in pids
+    ]
+    return {
+        "workers": workers,
         "requests": soak["requests"],
+        "warmup_requests": warm["requests"],
         "connections": args.connections,
         "threads": args.threads,
         "seconds": round(seconds, 1),
@@ -289,40 +299,70 @@ def main() -> None:
         "errors": errors,
         "non_200": soak["non_200"],
         "socket_errors": {k: soak[k] for k in sorted(soak) if k.startswith("errors_")},
-        "server_rss_kib_at_start": started_rss["VmRSS"],
-        "server_rss_kib_before": before["VmRSS"],
-        "server_rss_kib_after": after["VmRSS"],
-        "server_rss_growth": round(growth, 4),
-        "server_peak_rss_kib": after["VmHWM"],
+        "worker_memory": per_worker,
+        "max_worker_rss_growth": max(w["rss_growth"] for w in per_worker),
+        "workers_replaced": sorted(still) != sorted(pids),
+        "traceback_in_server_log": "Traceback" in server_log,
+        "load_average_1_5_15_before": [round(x, 2) for x in load_before],
+        "wrk_command": soak["command"],
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("artifact", nargs="?", type=Path, help="student artifact to serve")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="worker counts (1 2)"
+    )
+    parser.add_argument("--requests", type=int, default=100_000, help="soak requests (100000)")
+    parser.add_argument("--warmup", type=int, default=5_000, help="warm-up requests (5000)")
+    parser.add_argument("--connections", type=int, default=8, help="open connections (8)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("soak.py needs wrk: apt-get install wrk (or brew install wrk)")
+
+    short, long, source = _texts(args.data)
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        work = Path(tmp)
+        if args.artifact is not None:
+            artifact, what = args.artifact, str(args.artifact)
+        else:
+            artifact, what = _train_artifact(args.data, work / "student")
+        bodies = work / "bodies.jsonl"
+        bodies.write_text("\n".join(_bodies(short, long)) + "\n")
+        rows = [_soak(artifact, workers, args, work, bodies) for workers in args.workers]
+
     wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
     written = write_results(
         "soak",
-        [row],
-        client={
-            "wrk": (wrk_version.stdout or wrk_version.stderr).splitlines()[0],
-            "wrk_command": soak["command"],
-            "load_average_1_5_15_before": [round(x, 2) for x in load_before],
-        },
+        rows,
+        client={"wrk": (wrk_version.stdout or wrk_version.stderr).splitlines()[0]},
         artifact=what,
         texts=source,
         request_mix="70% one sentence, 10% one IMDB review, 10% a batch of 16 sentences, "
         "10% one sentence with logits; 1,000 fixed bodies cycled",
-        notes="client (wrk) and server share the machine; server access log off; latency "
-        f"from wrk; RSS before is after a warm-up of {warm['requests']} requests; growth "
-        f"limit {MAX_GROWTH:.0%}",
+        notes="client (wrk) and server share the machine; server access log off; every "
+        "request carries an API key (Authorization: Bearer); latency from wrk; memory per "
+        "worker process (the server itself with 1 worker), before = after a warm-up of "
+        f"{args.warmup} requests; growth limit {MAX_GROWTH:.0%} per worker",
     )
-    print(json.dumps(row, indent=2))
+    print(json.dumps(rows, indent=2))
     print(f"[soak] wrote {written}", file=sys.stderr)
     problems = []
-    if soak["requests"] < args.requests:
-        problems.append(f"only {soak['requests']} requests completed")
-    if errors:
-        problems.append(f"{errors} failed requests")
-    if growth > MAX_GROWTH:
-        problems.append(f"server memory grew by {growth:.1%}")
-    if "Traceback" in server_log:
-        problems.append("the server logged a traceback")
+    for row in rows:
+        name = f"{row['workers']} workers"
+        if row["requests"] < args.requests:
+            problems.append(f"{name}: only {row['requests']} requests completed")
+        if row["errors"]:
+            problems.append(f"{name}: {row['errors']} failed requests")
+        if row["max_worker_rss_growth"] > MAX_GROWTH:
+            problems.append(f"{name}: a worker's memory grew by {row['max_worker_rss_growth']:.1%}")
+        if row["traceback_in_server_log"]:
+            problems.append(f"{name}: the server logged a traceback")
+        if row["workers_replaced"]:
+            problems.append(f"{name}: a worker died and was replaced")
     if problems:
         raise SystemExit("[soak] " + "; ".join(problems))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -131,3 +132,21 @@ def toy_sentiment() -> tuple[list[str], list[str]]:
     Fresh lists on every use, so a test that mutates them cannot affect another.
     """
     return _make_toy_sentiment()
+
+
+SERVE_TEXTS = ["a great and moving film", "dull, boring, awful", "great cast", "awful plot"]
+
+
+def build_toy_artifact(path: Path, *, flip: bool = False) -> Path:
+    """A linear student that says "pos" for great/moving and "neg" for awful/dull (the
+    other way round with ``flip``: a second model whose answers tell it apart)."""
+    from textdistill.runtime import LinearModel, NgramFeaturizer
+
+    featurizer = NgramFeaturizer.fit(SERVE_TEXTS, min_df=1)
+    coef = np.zeros((featurizer.n_features, 2), dtype=np.float32)
+    for term, sign in (("great", 1.0), ("awful", -1.0), ("moving", 1.0), ("dull", -1.0)):
+        sign = -sign if flip else sign
+        coef[featurizer.vocabulary.index(term)] = [-sign, sign]
+    metadata = {"selection": {"loss": "mse", "penalty": 0.1}, "n_rows": 4}
+    LinearModel(featurizer, coef, np.zeros(2), ["neg", "pos"], metadata=metadata).save(path)
+    return path

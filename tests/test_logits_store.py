@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from textdistill.logits_store import LogitsStore, StoreError
+from textdistill.logits_store import FillStats, LogitsStore, StoreError, text_hash
 
 
 def fake_teacher(calls: list[list[str]]):  # type: ignore[no-untyped-def]
@@ -112,3 +114,99 @@ def test_garbage_chunk_file_is_set_aside(tmp_path: Path) -> None:
 def test_invalid_fingerprint_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         LogitsStore(tmp_path, fingerprint="../escape", n_classes=2)
+
+
+# ---------------------------------------------------------------- writers sharing a store
+def _logits_of(text: str) -> list[float]:
+    """What a deterministic teacher would answer: the same for a text in any batch."""
+    digest = text_hash(text)
+    return [digest[0] / 255.0, -digest[1] / 255.0]
+
+
+def _slow_teacher(calls: list[str], pause: float = 0.005):  # type: ignore[no-untyped-def]
+    def score(batch: list[str]) -> np.ndarray:
+        calls.extend(batch)
+        time.sleep(pause)  # long enough for the other writer to come in between
+        return np.array([_logits_of(t) for t in batch], dtype=np.float32)
+
+    return score
+
+
+def _stored_rows(directory: Path) -> list[bytes]:
+    rows = []
+    for chunk in directory.glob("chunk-*.npz"):
+        with np.load(chunk, allow_pickle=False) as content:
+            rows.extend(row.tobytes() for row in content["hashes"])
+    return rows
+
+
+def test_two_writers_on_one_store_split_the_work(tmp_path: Path) -> None:
+    texts = [f"shared text {i} " + "y" * (i % 11) for i in range(400)]
+    first, second = texts[:300], texts[100:]  # 200 texts in both
+    calls: dict[str, list[str]] = {"first": [], "second": []}
+    stats: dict[str, FillStats] = {}
+    stores = {name: LogitsStore(tmp_path, fingerprint="t", n_classes=2) for name in calls}
+    barrier = threading.Barrier(2)
+
+    def writer(name: str, mine: list[str]) -> None:
+        barrier.wait()
+        stats[name] = stores[name].fill(
+            mine, _slow_teacher(calls[name]), batch_size=4, progress=False
+        )
+
+    threads = [
+        threading.Thread(target=writer, args=("first", first)),
+        threading.Thread(target=writer, args=("second", second)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    scored = calls["first"] + calls["second"]
+    assert sorted(scored) == sorted(texts)  # every text scored once, by one of them
+    assert calls["first"] and calls["second"] and set(calls["second"]) & set(first)  # shared
+    rows = _stored_rows(tmp_path / "t")
+    assert len(rows) == len(set(rows)) == len(texts)  # and stored once
+    for name, mine in (("first", first), ("second", second)):
+        assert stats[name].n_scored == len(calls[name])
+        assert stats[name].n_cached == len(mine) - len(calls[name])
+        assert stats[name].n_by_others == stats[name].n_cached  # nothing was there before
+        expected = np.array([_logits_of(t) for t in mine], dtype=np.float32)
+        np.testing.assert_array_equal(stores[name].get(mine), expected)
+    assert not list((tmp_path / "t" / "claims").iterdir())  # both claims removed at the end
+
+
+def test_a_live_writers_claim_is_waited_for_and_a_dead_ones_taken_over(tmp_path: Path) -> None:
+    import fcntl
+
+    store = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
+    claims = tmp_path / "t" / "claims"
+    claims.mkdir()
+    live, dead = TEXTS[:4], TEXTS[4:8]
+    # A dead writer: its claim file is there, but nobody holds its lock.
+    (claims / "dead.claim").write_bytes(b"".join(text_hash(t) for t in dead))
+    # A live writer: holds its claim's lock, and stores its batch 0.3 s later.
+    holder = (claims / "live.claim").open("w+b")
+    fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+    holder.write(b"".join(text_hash(t) for t in live))
+    holder.flush()
+    other = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
+
+    def finish_live_batch() -> None:
+        time.sleep(0.3)
+        other.put(live, np.array([_logits_of(t) for t in live], dtype=np.float32))
+        holder.close()
+
+    thread = threading.Thread(target=finish_live_batch)
+    thread.start()
+    calls: list[str] = []
+    started = time.monotonic()
+    stats = store.fill(TEXTS, _slow_teacher(calls, pause=0.0), batch_size=4, progress=False)
+    thread.join()
+    assert time.monotonic() - started >= 0.3  # it waited for the live batch ...
+    assert not set(calls) & set(live) and set(dead) <= set(calls)  # ... and took the dead one
+    assert sorted(calls) == sorted(TEXTS[4:])
+    assert (stats.n_scored, stats.n_by_others) == (46, 4)
+    assert not (claims / "dead.claim").exists()
+    rows = _stored_rows(tmp_path / "t")
+    assert len(rows) == len(set(rows)) == 50

@@ -282,7 +282,16 @@ def test_the_app_has_no_endpoint_that_reads_files(tmp_path: Path) -> None:
         if isinstance(route, APIRoute)
         for method in route.methods
     }
-    assert routes == {("/predict", "POST"), ("/health", "GET"), ("/metadata", "GET")}
+    assert routes == {
+        ("/predict", "POST"),
+        ("/health", "GET"),
+        ("/metadata", "GET"),
+        ("/reload", "POST"),
+    }
+    # /reload reads the artifact the server was started with, and nothing a client names.
+    [reload] = [r for r in app.routes if isinstance(r, APIRoute) and r.path == "/reload"]
+    parameters = reload.dependant
+    assert not (parameters.query_params or parameters.body_params or parameters.path_params)
     assert not [route for route in app.routes if isinstance(route, Mount)]  # no static files
     client = TestClient(app)
     for path in (

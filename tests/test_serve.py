@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
@@ -23,29 +22,19 @@ from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from conftest import build_toy_artifact  # noqa: E402
 from textdistill import __version__  # noqa: E402
 from textdistill.cli import main  # noqa: E402
-from textdistill.runtime import ArtifactError, LinearModel, NgramFeaturizer, load  # noqa: E402
+from textdistill.runtime import ArtifactError, load  # noqa: E402
 from textdistill.serve import BodyLimitMiddleware, create_app  # noqa: E402
 
-TEXTS = ["a great and moving film", "dull, boring, awful", "great cast", "awful plot"]
 JSON = {"content-type": "application/json"}
 LIMITS = {"max_batch": 8, "max_text_chars": 500, "max_body_bytes": 4096}
 
 
-def _build_artifact(path: Path) -> Path:
-    featurizer = NgramFeaturizer.fit(TEXTS, min_df=1)
-    coef = np.zeros((featurizer.n_features, 2), dtype=np.float32)
-    for term, sign in (("great", 1.0), ("awful", -1.0), ("moving", 1.0), ("dull", -1.0)):
-        coef[featurizer.vocabulary.index(term)] = [-sign, sign]
-    metadata = {"selection": {"loss": "mse", "penalty": 0.1}, "n_rows": 4}
-    LinearModel(featurizer, coef, np.zeros(2), ["neg", "pos"], metadata=metadata).save(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build_artifact(tmp_path_factory.mktemp("serve") / "model")
+    return build_toy_artifact(tmp_path_factory.mktemp("serve") / "model")
 
 
 @pytest.fixture(scope="module")

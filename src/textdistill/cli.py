@@ -16,6 +16,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import IO, Any
 
+from textdistill.api_keys import API_KEY_FILE_ENV
 from textdistill.extras import install_hint
 
 TRAIN_HINT = f"this command needs the training extra: {install_hint('train')}"
@@ -324,18 +325,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve a student artifact over HTTP (needs the serve extra)",
         description="Serve a student artifact over HTTP with FastAPI and uvicorn: POST "
         '/predict {"text": ...} or {"texts": [...]}, GET /health, GET /metadata, '
-        "OpenAPI docs at /docs. Requests over the limits get a 413; see the README.",
+        "POST /reload, OpenAPI docs at /docs. Requests over the limits get a 413; see the "
+        "README. SIGHUP (or POST /reload) loads the artifact again after it was replaced; "
+        "a broken one is refused and the old model keeps serving.",
     )
     serve.add_argument(
-        "artifact", help="student artifact directory, or hf://OWNER/NAME[@REVISION] (hub extra)"
+        "artifact",
+        help="student artifact directory (a symbolic link to one can be switched atomically, "
+        "then SIGHUP), or hf://OWNER/NAME[@REVISION] (hub extra)",
     )
     serve.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to bind (default 127.0.0.1, this machine only; there is no "
-        "authentication, so think twice before 0.0.0.0)",
+        help="address to bind (default 127.0.0.1, this machine only); any other address "
+        "needs --api-key-file or --insecure",
     )
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    serve.add_argument(
+        "--api-key-file",
+        type=Path,
+        default=os.environ.get(API_KEY_FILE_ENV) or None,
+        metavar="PATH",
+        help="file of API keys, one per line (16+ characters; # comments); every endpoint "
+        "but /health then needs `Authorization: Bearer KEY` (default: the file named by "
+        f"${API_KEY_FILE_ENV}, if set)",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without --api-key-file (anyone who can reach the "
+        "port can use the server)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the port, each with its own copy of the model "
+        "(default 1; 0: one per available core)",
+    )
     serve.add_argument(
         "--cascade",
         action="store_true",
@@ -473,6 +500,8 @@ def _serve(args: argparse.Namespace) -> None:
         from textdistill.serve import serve
     except ImportError as error:
         raise UsageError(str(error)) from None
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
     serve(
         _artifact(args.artifact, cascade=args.cascade),
         host=args.host,
@@ -482,6 +511,9 @@ def _serve(args: argparse.Namespace) -> None:
         max_text_chars=args.max_text_chars,
         max_body_bytes=args.max_body_bytes,
         cascade=args.cascade,
+        workers=args.workers or len(os.sched_getaffinity(0)),
+        api_key_file=args.api_key_file,
+        insecure=args.insecure,
     )
 
 

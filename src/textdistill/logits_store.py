@@ -13,6 +13,18 @@ Layout::
     ROOT/<fingerprint>/shard-*.parquet   the same content as Parquet, written by distributed
                                          labeling (``textdistill label``, scale/shards.py)
 
+**Several runs on one store.** Runs (or ``fill`` calls) that share a store at once split the
+work instead of repeating it: before each batch, a writer takes the store's lock
+(``store.lock``, an exclusive ``flock``), reads the chunks the others wrote since it last
+looked, and *claims* a batch of texts that nobody stored or claimed, by writing their hashes
+into its own claim file (``claims/<pid>-<uuid>.claim``), which it holds an exclusive ``flock`` on
+for as long as it fills. Then it releases the lock, scores the batch and writes the chunk.
+Texts another writer has claimed are left to it and waited for. A writer killed at any
+moment releases its locks with its process: its claim is then seen as abandoned (its lock
+can be taken), removed, and its texts claimed again; what it lost is the batch in flight.
+The locks are ``flock``s, so the writers must share a machine (or a file system whose locks
+work across machines); distributed labeling goes through ``textdistill label`` instead.
+
 A chunk whose content does not match its checksum (a damaged disk, a hand edit) is moved
 aside as ``*.corrupt``, one that names another teacher (copied from another store) as
 ``*.foreign``; either is reported and its documents scored again: never silently used. A store
@@ -22,6 +34,7 @@ that a killed writer left behind are removed when the store is opened.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,14 +43,20 @@ import sys
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: one writer at a time, as before
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 
-from textdistill.runtime.atomic import atomic_file, write_file_atomically
+from textdistill.runtime.atomic import WriteError, atomic_file, write_file_atomically
 
 HASH_BYTES = 16
 FORMAT_VERSION = 1
@@ -45,6 +64,9 @@ FORMAT_VERSION = 1
 # A temporary chunk or shard of runtime/atomic.py: ``.chunk-....npz.<pid>.<uuid>.tmp``.
 _TEMPORARY = re.compile(r"\.(?:chunk-.*\.npz|shard-.*\.parquet)\.(\d+)\.[0-9a-f]{32}\.tmp")
 _ABANDONED_AFTER_S = 60.0
+_LOCK = "store.lock"
+_CLAIMS = "claims"
+_WAIT_S = (0.02, 0.5)  # first and longest pause while another writer scores our texts
 
 
 class StoreError(ValueError):
@@ -80,8 +102,11 @@ class FillStats:
     n_texts: int
     n_unique: int
     n_cached: int
+    """Distinct texts not scored by this fill: stored before it, or meanwhile by another
+    writer sharing the store (``n_by_others`` of them)."""
     n_scored: int
     seconds: float
+    n_by_others: int = 0
 
     @property
     def docs_per_second(self) -> float:
@@ -108,6 +133,7 @@ class LogitsStore:
         self._check_info()
         self._remove_abandoned_temporaries()
         self._index: dict[bytes, np.ndarray] = {}
+        self._read: set[str] = set()  # chunks and shards in the index (or set aside)
         self._load_chunks()
 
     def _check_info(self) -> None:
@@ -162,7 +188,11 @@ class LogitsStore:
                 pass
 
     def _load_chunks(self) -> None:
+        """Read the chunks (and shards) not read yet: at opening, all of them; later, those
+        that other writers added since."""
         for chunk in sorted(self.directory.glob("chunk-*.npz")):
+            if chunk.name in self._read:
+                continue
             try:
                 with np.load(chunk, allow_pickle=False) as content:
                     hashes, logits = content["hashes"], content["logits"]
@@ -184,11 +214,14 @@ class LogitsStore:
                 )
                 continue
             self._remember(hashes, logits)
+            self._read.add(chunk.name)
         self._load_shards()
 
     def _load_shards(self) -> None:
         """Parquet shards of distributed labeling: checked and set aside exactly like chunks."""
-        shards = sorted(self.directory.glob("shard-*.parquet"))
+        shards = sorted(
+            p for p in self.directory.glob("shard-*.parquet") if p.name not in self._read
+        )
         if not shards:
             return
         from textdistill.scale.shards import ShardError, read_shard
@@ -207,6 +240,7 @@ class LogitsStore:
                 )
                 continue
             self._remember(shard.hashes, shard.logits)
+            self._read.add(path.name)
 
     def refresh(self) -> None:
         """Read the chunks and shards that another process (a Ray job) wrote since opening."""
@@ -215,7 +249,10 @@ class LogitsStore:
     @staticmethod
     def _set_aside(chunk: Path, suffix: str, why: str) -> None:
         aside = chunk.with_suffix(suffix)
-        chunk.rename(aside)
+        try:
+            chunk.rename(aside)
+        except FileNotFoundError:  # another writer sharing the store set it aside first
+            return
         print(
             f"textdistill: {chunk} {why}; moved to {aside.name}, "
             "its documents will be scored again",
@@ -265,24 +302,72 @@ class LogitsStore:
 
         Texts are scored longest-first in batches of similar length (cheap padding, and the
         progress bar's rate only improves); each batch is saved before the next one starts.
+        Writers sharing the store split the texts between them (see the module docstring).
         """
         started = time.perf_counter()
         todo = self.missing(texts)
         n_unique = len({text_hash(t) for t in texts})
+        if not todo:  # nothing to write: not even the lock (the store may be read-only)
+            return FillStats(len(texts), n_unique, n_unique, 0, time.perf_counter() - started)
         todo.sort(key=len, reverse=True)
+        queue = deque((text_hash(text), text) for text in todo)
+        n_scored = n_by_others = 0
         bar = _progress(len(todo), description, progress)
         try:
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start : start + batch_size]
-                self.put(batch, score(batch))
-                if bar is not None:
-                    bar.update(len(batch))
+            with _Writer.open(self.directory) as writer:
+                pause = _WAIT_S[0]
+                while queue:
+                    with writer.locked():
+                        self._load_chunks()
+                        batch, n_done = self._claim_batch(queue, writer, batch_size)
+                    n_by_others += n_done
+                    if bar is not None and n_done:
+                        bar.update(n_done)
+                    if not batch:
+                        if queue:  # every text left is another writer's batch in flight
+                            writer.say_waiting(len(queue))
+                            time.sleep(pause)
+                            pause = min(2 * pause, _WAIT_S[1])
+                        continue
+                    pause = _WAIT_S[0]
+                    chosen = [text for _, text in batch]
+                    self.put(chosen, score(chosen))
+                    n_scored += len(chosen)
+                    if bar is not None:
+                        bar.update(len(chosen))
         finally:
             if bar is not None:
                 bar.close()
         return FillStats(
-            len(texts), n_unique, n_unique - len(todo), len(todo), time.perf_counter() - started
+            len(texts),
+            n_unique,
+            n_unique - n_scored,
+            n_scored,
+            time.perf_counter() - started,
+            n_by_others,
         )
+
+    def _claim_batch(
+        self, queue: deque[tuple[bytes, str]], writer: _Writer, size: int
+    ) -> tuple[list[tuple[bytes, str]], int]:
+        """Take up to ``size`` texts from ``queue`` that are neither stored nor claimed, and
+        claim them; drop those stored meanwhile (their number is returned too). Texts other
+        writers claimed go to the back of the queue, for when their batch lands (or their
+        writer dies)."""
+        taken = writer.claimed_by_others()
+        batch: list[tuple[bytes, str]] = []
+        n_done = rotated = 0
+        while queue and len(batch) < size and rotated < len(queue):
+            key, text = queue.popleft()
+            if key in self._index:
+                n_done += 1
+            elif key in taken:
+                queue.append((key, text))
+                rotated += 1
+            else:
+                batch.append((key, text))
+        writer.claim([key for key, _ in batch])
+        return batch, n_done
 
     def put(self, texts: Sequence[str], logits: np.ndarray) -> None:
         """Store ``logits`` of ``texts`` as one atomically written chunk."""
@@ -297,6 +382,7 @@ class LogitsStore:
             len(texts), HASH_BYTES
         )
         name = f"chunk-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
+        self._read.add(name)  # in the index already: not to be read back by a refresh
         with atomic_file(self.directory / name) as handle:
             np.savez(
                 handle,
@@ -316,6 +402,112 @@ class LogitsStore:
                 raise StoreError(f"no logits stored for text #{i} ({text[:60]!r}); call fill()")
             out[i] = row
         return out
+
+
+class _Writer:
+    """One fill's part in sharing a store: the store's lock, and this writer's claim file,
+    locked from its creation (under the store's lock) until the fill ends or the process
+    dies. Without ``fcntl`` (Windows) there is no sharing: every method does nothing."""
+
+    def __init__(self, directory: Path, lock: IO[bytes] | None) -> None:
+        self.claims = directory / _CLAIMS
+        self._lock = lock
+        self._claim: IO[bytes] | None = None
+        self._claim_path: Path | None = None
+        self._said_waiting = False
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, directory: Path) -> Iterator[_Writer]:
+        lock_path = directory / _LOCK
+        lock = None
+        if fcntl is not None:
+            try:
+                lock = lock_path.open("a+b")
+            except OSError as error:
+                raise WriteError(error.errno, error.strerror, str(lock_path)) from None
+        writer = cls(directory, lock)
+        try:
+            yield writer
+        finally:
+            writer._close()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the store's lock: what is read and claimed inside is consistent."""
+        if self._lock is None:
+            yield
+            return
+        fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX)
+        try:
+            if self._claim is None:
+                self._create_claim()
+            yield
+        finally:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+
+    def _create_claim(self) -> None:
+        path = self.claims / f"{os.getpid()}-{uuid.uuid4().hex}.claim"
+        try:
+            self.claims.mkdir(exist_ok=True)
+            handle = path.open("w+b")
+        except OSError as error:
+            raise WriteError(error.errno, error.strerror, str(path)) from None
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # new, so nobody else holds it
+        self._claim, self._claim_path = handle, path
+
+    def claim(self, keys: list[bytes]) -> None:
+        """Replace this writer's claim with ``keys`` (under the store's lock, so that no
+        reader sees half of it)."""
+        if self._claim is None:
+            return
+        try:
+            self._claim.seek(0)
+            self._claim.truncate()
+            self._claim.write(b"".join(keys))
+            self._claim.flush()
+        except OSError as error:  # a full disk shows here first: a clear line, as for a chunk
+            raise WriteError(error.errno, error.strerror, str(self._claim_path)) from None
+
+    def claimed_by_others(self) -> set[bytes]:
+        """Hashes in the claims of live writers; abandoned claims are removed on the way."""
+        if self._lock is None or not self.claims.is_dir():
+            return set()
+        taken: set[bytes] = set()
+        for path in self.claims.glob("*.claim"):
+            if path == self._claim_path:
+                continue
+            try:
+                handle = path.open("rb")
+            except FileNotFoundError:  # its writer finished meanwhile
+                continue
+            with handle:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:  # its writer is alive
+                    content = handle.read()
+                    taken.update(
+                        content[i : i + HASH_BYTES] for i in range(0, len(content), HASH_BYTES)
+                    )
+                else:  # nobody holds it: its writer died; its batch is free again
+                    path.unlink(missing_ok=True)
+        return taken
+
+    def say_waiting(self, n_texts: int) -> None:
+        if not self._said_waiting:
+            self._said_waiting = True
+            print(
+                f"textdistill: {n_texts} of the texts to label are being scored by another "
+                "run sharing this logits cache; waiting for them",
+                file=sys.stderr,
+            )
+
+    def _close(self) -> None:
+        if self._claim is not None and self._claim_path is not None:
+            self._claim_path.unlink(missing_ok=True)
+            self._claim.close()  # releases its flock
+        if self._lock is not None:
+            self._lock.close()
 
 
 def _progress(total: int, description: str, enabled: bool) -> Any:
