@@ -23,14 +23,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from textdistill.runtime.dense import DenseModel, leading_terms, pool_rows
 from textdistill.runtime.featurizer import CHAR_PREFIX, TOKEN_PATTERN, NgramFeaturizer, SparseRows
-from textdistill.runtime.outputs import Prediction
+from textdistill.students.fitted import FittedModelMethods
 from textdistill.students.targets import (
     answers,
     encode_labels,
@@ -168,7 +167,7 @@ def _bag(rows: SparseRows, chosen: np.ndarray, torch: Any) -> tuple[Any, Any, An
     )
 
 
-class DenseStudent:
+class DenseStudent(FittedModelMethods):
     """scikit-learn-style estimator whose fitted state is a runtime :class:`DenseModel`.
 
     >>> texts = ["good fun", "great fun", "bad plot", "awful plot"] * 10
@@ -406,24 +405,6 @@ class DenseStudent:
         t = self.temperature
         soft = torch.softmax(target / t, dim=1)
         return -(soft * torch.log_softmax(predicted / t, dim=1)).sum(dim=1).mean() * t * t
-
-    # --------------------------------------------------------------- inference
-    def _fitted(self) -> DenseModel:
-        if not hasattr(self, "model_"):
-            raise RuntimeError("DenseStudent is not fitted; call fit() first")
-        return self.model_
-
-    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
-        return self._fitted().decision_function(texts)
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self._fitted().predict_proba(texts)
-
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        return self._fitted().predict(texts)
-
-    def save(self, path: str | Path) -> None:
-        self._fitted().save(path)
 
 
 class _Data:

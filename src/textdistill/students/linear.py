@@ -48,7 +48,8 @@ import numpy as np
 
 from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
 from textdistill.runtime.linear import LinearModel
-from textdistill.runtime.outputs import Prediction, sigmoid, softmax
+from textdistill.runtime.outputs import sigmoid, softmax
+from textdistill.students.fitted import FittedModelMethods
 from textdistill.students.targets import (
     MIN_ROWS_TO_HOLD_OUT,
     answers,
@@ -77,7 +78,7 @@ def _as_grid(value: float | Sequence[float], name: str) -> tuple[float, ...]:
     return grid
 
 
-class LinearStudent:
+class LinearStudent(FittedModelMethods):
     """scikit-learn-style estimator whose fitted state is a runtime :class:`LinearModel`.
 
     ``temperature`` and ``alpha`` take one value or several to choose from;
@@ -90,6 +91,8 @@ class LinearStudent:
     >>> student.predict(["good fun", "awful plot"])
     ['pos', 'neg']
     """
+
+    _NOT_FITTED_HINT = "call fit() or LinearStudent.load()"
 
     def __init__(
         self,
@@ -281,24 +284,6 @@ class LinearStudent:
             "select_by": self.select_by,
             "random_state": self.random_state,
         }
-
-    # --------------------------------------------------------------- inference
-    def _fitted(self) -> LinearModel:
-        if not hasattr(self, "model_"):
-            raise RuntimeError("LinearStudent is not fitted; call fit() or LinearStudent.load()")
-        return self.model_
-
-    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
-        return self._fitted().decision_function(texts)
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self._fitted().predict_proba(texts)
-
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        return self._fitted().predict(texts)
-
-    def save(self, path: str | Path) -> None:
-        self._fitted().save(path)
 
     @classmethod
     def load(cls, path: str | Path) -> LinearStudent:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
 from textdistill.runtime.neural import ARCHITECTURES, NeuralModel, TokenSequencer
-from textdistill.runtime.outputs import Prediction
+from textdistill.students.fitted import FittedModelMethods
 from textdistill.students.targets import answers, encode_labels, regression_targets, same_answers
 
 TRAIN_HINT = "the neural student needs the train extra: pip install 'textdistill[train]'"
@@ -145,7 +144,7 @@ class _Inputs:
         return torch.from_numpy(np.ascontiguousarray(ids)), torch.from_numpy(lengths)
 
 
-class NeuralStudent:
+class NeuralStudent(FittedModelMethods):
     """scikit-learn-style estimator whose fitted state is a runtime :class:`NeuralModel`.
 
     >>> texts = ["good fun", "great fun", "bad plot", "awful plot"] * 10
@@ -334,21 +333,3 @@ class NeuralStudent:
         with torch.no_grad():
             parts = [network(*inputs.batch(b)).numpy() for b in self._batches(rows)]
         return np.concatenate(parts)
-
-    # --------------------------------------------------------------- inference
-    def _fitted(self) -> NeuralModel:
-        if not hasattr(self, "model_"):
-            raise RuntimeError("NeuralStudent is not fitted; call fit() first")
-        return self.model_
-
-    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
-        return self._fitted().decision_function(texts)
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self._fitted().predict_proba(texts)
-
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        return self._fitted().predict(texts)
-
-    def save(self, path: str | Path) -> None:
-        self._fitted().save(path)
