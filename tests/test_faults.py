@@ -103,7 +103,13 @@ def _command(workspace: SimpleNamespace, out: Path) -> list[str]:
 class Run:
     """A ``textdistill run`` subprocess whose output goes to files (a pipe could fill up)."""
 
-    def __init__(self, workspace: SimpleNamespace, out: Path, logs: Path | None = None) -> None:
+    def __init__(
+        self,
+        workspace: SimpleNamespace,
+        out: Path,
+        logs: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.out = out
         logs = logs or out.parent
         logs.mkdir(parents=True, exist_ok=True)
@@ -115,7 +121,7 @@ class Run:
                 _command(workspace, out),
                 stdout=std,
                 stderr=err,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             )
 
     @property
@@ -385,6 +391,100 @@ def test_a_read_only_run_directory_is_one_clear_line_and_is_left_untouched(
     line = _one_error_line(run.stderr)
     assert "Read-only file system" in line and str(out) in line, line
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+# ------------------------------------------- full disk, read only: without a mount
+@pytest.fixture(scope="session")
+def faulty_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/faulty_disk.c built into an LD_PRELOAD library: a full or read-only disk under
+    one directory for every writer of a process (Python, numpy, torch, safetensors), with no
+    mount and no privileges, so these faults are exercised on every Linux machine."""
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if sys.platform != "linux" or compiler is None:
+        pytest.skip("needs Linux and a C compiler (the one that builds textdistill's extension)")
+    library = tmp_path_factory.mktemp("faulty_disk") / "faulty_disk.so"
+    source = Path(__file__).with_name("faulty_disk.c")
+    subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(source), "-ldl"],
+        check=True,
+        capture_output=True,
+    )
+    return library
+
+
+def _disk(library: Path, disk: Path, mode: str, budget: int = 0) -> dict[str, str]:
+    return {
+        "LD_PRELOAD": str(library),
+        "FAULTY_DISK_DIR": str(disk.resolve()),
+        "FAULTY_DISK_MODE": mode,
+        "FAULTY_DISK_BYTES": str(budget),
+    }
+
+
+@pytest.mark.parametrize(
+    ("budget_kb", "stage"),
+    # The baseline and stage markers take about 21 KB, the teacher about 140 KB, the logits
+    # of 2,000 texts about 400 KB: 80 KB runs out while the teacher is saved, 300 KB during
+    # labeling. The stage is checked, so a change of sizes fails here instead of passing.
+    [(80, "teacher"), (300, "labeling")],
+)
+def test_a_full_disk_without_a_mount_is_one_clear_line_and_a_rerun_completes(
+    workspace: SimpleNamespace,
+    reference: Path,
+    faulty_disk: Path,
+    tmp_path: Path,
+    budget_kb: int,
+    stage: str,
+) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    out = disk / "run"
+    logs = tmp_path / "logs"  # the run's stderr must not land on the full disk
+    run = Run(workspace, out, logs=logs, env=_disk(faulty_disk, disk, "full", budget_kb * 1024))
+    assert run.finish() == 1, run.stderr
+    line = _one_error_line(run.stderr)
+    assert "No space left on device" in line and str(disk) in line, line
+    assert "nothing half-written was kept" in line
+    assert not (out / "metrics.json").exists()
+    _no_half_written_files(out)
+    stages = out / "stages"
+    assert (stages / "baseline.json").exists()
+    assert (stages / "teacher.json").exists() == (stage == "labeling"), sorted(stages.iterdir())
+    if stage == "labeling":
+        assert 0 < len(_chunks(out)) < N_UNLABELED // LABEL_BATCH
+
+    again = Run(workspace, out, logs=logs)  # room made: the same command, no fault
+    assert again.finish() == 0, again.stderr
+    if stage == "labeling":
+        assert "teacher: unchanged, reusing" in again.stderr
+        assert _metrics(out)["teacher"]["labeling"]["n_cached"] > 0  # resumed, not redone
+    np.testing.assert_allclose(
+        _unlabeled_logits(out, workspace),
+        _unlabeled_logits(reference, workspace),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+    texts = workspace.unlabeled[:200]
+    np.testing.assert_allclose(
+        load(str(out / "student")).decision_function(texts),
+        load(str(reference / "student")).decision_function(texts),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+
+
+def test_a_read_only_run_directory_without_a_mount_is_one_clear_line_and_left_untouched(
+    workspace: SimpleNamespace, reference: Path, faulty_disk: Path, tmp_path: Path
+) -> None:
+    disk = tmp_path / "disk"
+    out = disk / "run"
+    shutil.copytree(reference, out)
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in out.rglob("*")}
+    run = Run(workspace, out, logs=tmp_path / "logs", env=_disk(faulty_disk, disk, "readonly"))
+    assert run.finish() == 1, run.stderr
+    line = _one_error_line(run.stderr)
+    assert "Read-only file system" in line and str(out) in line, line
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in out.rglob("*")} == before
 
 
 # -------------------------------------------------------------- write errors, in process
