@@ -75,3 +75,19 @@ def test_spacy_tags_parts_of_speech_when_installed() -> None:
     assert resolve_tagger("auto")[0] == "spacy"
     tags = tagger([["a", "gorgeous", "film"], ["it", "runs"]])
     assert tags == [["DT", "JJ", "NN"], ["PRP", "VBZ"]]
+
+
+def test_each_synthetic_text_names_the_text_it_was_made_from() -> None:
+    from textdistill.augment import augment_with_sources
+
+    texts, sources = augment_with_sources(
+        SENTENCES, n_iter=10, p_mask=0.3, p_pos=0.0, p_ng=0.0, random_state=2
+    )
+    assert texts == augment(SENTENCES, n_iter=10, p_mask=0.3, p_pos=0.0, p_ng=0.0, random_state=2)
+    assert len(sources) == len(texts) and sorted(sources) == sources  # input order
+    for text, source in zip(texts, sources, strict=True):
+        original = SENTENCES[source].split()
+        words = text.split()
+        # masking only: the same length, each word either kept or masked
+        assert len(words) == len(original)
+        assert all(w in (o, "[MASK]") for w, o in zip(words, original, strict=True))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from textdistill.data import TextDataset
 from textdistill.pipeline import AugmentConfig, RunConfig, StudentConfig, run_pipeline
+from textdistill.students.linear import LinearStudent
 from textdistill.teacher import Teacher, TeacherConfig, logits_key
 
 
@@ -193,6 +195,39 @@ def test_augmented_texts_are_labeled_by_the_teacher_and_join_the_transfer_set(
     assert metrics["student"]["n_teacher_rows"] == n_transfer + info["n_synthetic"]
     again = run_pipeline(labeled, None, None, config)  # same seed: same texts, all cached
     assert again["augment"]["labeling"]["n_scored"] == 0
+
+
+def test_a_synthetic_text_is_held_out_with_its_source(
+    tiny_bert_dir: Path,
+    tmp_path: Path,
+    datasets: tuple[TextDataset, TextDataset],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Held-out rows decide epochs, penalties and the kept student; a held-out synthetic text
+    whose siblings or source train the student is nearly a training row."""
+    labeled, unlabeled = datasets
+    config = _config(tiny_bert_dir, tmp_path / "run")
+    config.augment = AugmentConfig(n_iter=4, tagger="shape")
+    seen: dict[str, Any] = {}
+    fit = LinearStudent.fit
+
+    def spy(self: LinearStudent, texts: Any, *args: Any, **kwargs: Any) -> LinearStudent:
+        seen["groups"] = kwargs.get("groups")
+        out = fit(self, texts, *args, **kwargs)
+        seen["held_out"] = self.validation_rows_
+        return out
+
+    monkeypatch.setattr(LinearStudent, "fit", spy)
+    metrics = run_pipeline(labeled, unlabeled, None, config)
+    groups, held_out = seen["groups"], seen["held_out"]
+    n_real = metrics["data"]["unlabeled"]["rows"]
+    assert groups is not None and len(groups) == n_real + metrics["augment"]["n_synthetic"]
+    trained = np.setdiff1d(np.arange(len(groups)), held_out)
+    assert len(held_out) and not set(groups[held_out]) & set(groups[trained])  # whole groups
+    assert -1 not in set(groups[held_out])  # a gold text's children always train
+    assert np.sum(groups[n_real:] == -1) > 0  # there are such children
+    # each group is one real unlabeled text (and the synthetic ones made from it)
+    assert sorted(set(groups[:n_real])) == sorted(set(groups[groups >= 0]))
 
 
 @pytest.mark.parametrize("given", ["nothing", "test", "unlabeled", "both"])

@@ -155,6 +155,39 @@ def augment(
     >>> augment(["one two three"], n_iter=3, p_mask=1.0, p_pos=0.0, p_ng=0.0)
     ['[MASK] [MASK] [MASK]']
     """
+    synthetic, _ = augment_with_sources(
+        texts,
+        n_iter=n_iter,
+        p_mask=p_mask,
+        p_pos=p_pos,
+        p_ng=p_ng,
+        max_ng=max_ng,
+        mask_token=mask_token,
+        tagger=tagger,
+        random_state=random_state,
+    )
+    return synthetic
+
+
+def augment_with_sources(
+    texts: Sequence[str],
+    *,
+    n_iter: int = 20,
+    p_mask: float = 0.1,
+    p_pos: float = 0.1,
+    p_ng: float = 0.25,
+    max_ng: int = 5,
+    mask_token: str = "[MASK]",
+    tagger: Tagger = shape_tagger,
+    random_state: int = 0,
+) -> tuple[list[str], list[int]]:
+    """:func:`augment`'s texts and, for each, the index of the input it perturbs: a student
+    holds a synthetic text out with its source, never apart from it
+    (:func:`textdistill.students.targets.held_out_rows`).
+
+    >>> augment_with_sources(["a b", "c d e"], n_iter=2, p_mask=0.5, random_state=1)
+    (['[MASK] [MASK]', '[MASK] a [MASK]', 'a [MASK] e'], [0, 1, 1])
+    """
     if n_iter < 1:
         raise ValueError(f"n_iter must be at least 1, got {n_iter}")
     if min(p_mask, p_pos, p_ng) < 0 or p_mask + p_pos > 1 or p_ng > 1:
@@ -175,7 +208,8 @@ def augment(
     rng = np.random.default_rng(random_state)
     seen = set(texts)
     out: list[str] = []
-    for sentence, sentence_tags in zip(words, tags, strict=True):
+    sources: list[int] = []
+    for source, (sentence, sentence_tags) in enumerate(zip(words, tags, strict=True)):
         if not sentence:
             continue
         for _ in range(n_iter):
@@ -197,4 +231,5 @@ def augment(
             if synthetic not in seen:
                 seen.add(synthetic)
                 out.append(synthetic)
-    return out
+                sources.append(source)
+    return out, sources

@@ -66,6 +66,7 @@ from textdistill.students.choice import (
 from textdistill.students.dense import DenseStudent, WordVectorSource
 from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
+from textdistill.students.targets import HOLD_OUT_RULE, source_groups
 from textdistill.teacher import Teacher, TeacherConfig, logits_key
 from textdistill.thresholds import choose_thresholds
 
@@ -355,7 +356,7 @@ def _run_stages(
             estimated_docs_per_s=precision["docs_per_s"] if precision else None,
         )
     labeling["precision"] = precision
-    augmented, augment_info = _augment(run, splits, config)
+    augmented, augmented_sources, augment_info = _augment(run, splits, config)
     # The dense student's word vectors start from the fine-tuned teacher's encoder (fp32).
     word_vectors: Callable[[], WordVectorSource | None] = (
         (lambda: None) if config.teacher_logits is not None else fitted_teacher
@@ -371,6 +372,7 @@ def _run_stages(
         store,
         teacher_info,
         augmented,
+        augmented_sources,
         word_vectors,
         augment_info.get("mask_token"),
     )
@@ -681,21 +683,22 @@ def _duration(seconds: float) -> str:
 
 def _augment(
     run: RunDirectory, splits: Splits, config: RunConfig
-) -> tuple[list[str], dict[str, Any]]:
+) -> tuple[list[str], list[str], dict[str, Any]]:
     """Synthetic texts from the student's gold texts and the unlabeled texts (never from the
     calibration or test split), for the teacher to label: a transfer set ``n_iter`` times
-    larger, which a small unlabeled pool needs most. Deterministic for a seed, so they are
-    cached as logits like any other text and recomputed in seconds."""
+    larger, which a small unlabeled pool needs most; and the text each was made from.
+    Deterministic for a seed, so they are cached as logits like any other text and recomputed
+    in seconds."""
     options = config.augment
     if options.n_iter <= 0:
-        return [], {"n_iter": 0}
-    from textdistill.augment import augment, mask_token_of, resolve_tagger
+        return [], [], {"n_iter": 0}
+    from textdistill.augment import augment_with_sources, mask_token_of, resolve_tagger
 
     tagger_name, tagger = resolve_tagger(options.tagger)
     mask_token = mask_token_of(run.path("teacher"))
     started = time.perf_counter()
     sources = list(dict.fromkeys([*splits.teacher_train.texts, *splits.unlabeled.texts]))
-    texts = augment(
+    texts, made_from = augment_with_sources(
         sources,
         n_iter=options.n_iter,
         p_mask=options.p_mask,
@@ -718,7 +721,7 @@ def _augment(
         "n_synthetic": len(texts),
         "seconds": time.perf_counter() - started,
     }
-    return texts, info
+    return texts, [sources[i] for i in made_from], info
 
 
 def _student_stage(
@@ -728,6 +731,7 @@ def _student_stage(
     store: LogitsStore,
     teacher_info: dict[str, Any],
     augmented: list[str],
+    augmented_sources: list[str],
     word_vectors: Callable[[], WordVectorSource | None],
     mask_token: str | None,
 ) -> dict[str, Any]:
@@ -749,6 +753,7 @@ def _student_stage(
         # the estimators' own parameters, defaults included, so a new default refits
         {kind: _make_student(kind, config).get_params() for kind in kinds},
         CHOICE_RULE,
+        *([HOLD_OUT_RULE] if augmented else []),  # runs without augmentation keep their keys
         config.seed,
     )
     cached = run.cached("student", key)
@@ -759,6 +764,13 @@ def _student_stage(
     # rows, so the temperature is fitted on labels the student has not seen.
     gold, calibration = splits.teacher_train, splits.teacher_validation
     transfer = splits.unlabeled.texts + augmented
+    # A synthetic text is held out with its source: beside its siblings in training, a
+    # held-out one is nearly a training row, and every choice made on it overfits.
+    groups = (
+        source_groups(transfer, [*([None] * len(splits.unlabeled)), *augmented_sources])
+        if augmented
+        else None
+    )
     # The student reads a synthetic text without the teacher's mask token: a masked word is
     # a missing word to it, not the word "mask".
     read = transfer if not mask_token else [t.replace(mask_token, " ") for t in transfer]
@@ -779,6 +791,7 @@ def _student_stage(
         gold_texts=gold.texts,
         gold_labels=gold_labels(gold),
         multilabel=multilabel,
+        groups=groups,
         progress=config.progress,
     )
     log(f"student: kept {kept.kind}: {reason}")

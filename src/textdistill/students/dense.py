@@ -235,12 +235,15 @@ class DenseStudent(FittedModelMethods):
         gold_labels: Sequence[str] | Sequence[Sequence[str]] = (),
         multilabel: bool = False,
         word_vectors: WordVectorSource | None = None,
+        groups: np.ndarray | None = None,
         progress: bool = False,
     ) -> DenseStudent:
         """Fit to the teacher's ``logits`` (float ``[n, k]``, a column per name in
         ``classes``) and optional gold rows (label sets when ``multilabel``). The word vectors
         start from ``word_vectors`` (normally the fine-tuned teacher), or at random without
-        one. ``progress`` shows a bar per epoch."""
+        one. ``groups`` (an int per teacher row,
+        :func:`~textdistill.students.targets.held_out_rows`) holds a group's rows out together,
+        as augmented texts with their source. ``progress`` shows a bar per epoch."""
         started = time.perf_counter()
         self._check_options()
         classes_ = [str(c) for c in classes]
@@ -272,7 +275,7 @@ class DenseStudent(FittedModelMethods):
         rows = featurizer.transform(texts_all)
         data = _Data(leading_terms(rows, n_terms), pool_rows(rows, embedding_rows), targets)
         rng = np.random.default_rng(self.random_state)
-        held_out = held_out_rows(len(texts), self.validation_fraction, rng)
+        held_out = held_out_rows(len(texts), self.validation_fraction, rng, groups)
         train = np.setdiff1d(np.arange(len(texts_all)), held_out)
         history: list[dict[str, Any]] = []
         epochs = self.max_epochs

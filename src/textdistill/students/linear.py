@@ -161,6 +161,7 @@ class LinearStudent(FittedModelMethods):
         gold_texts: Sequence[str] = (),
         gold_labels: Sequence[str] | Sequence[Sequence[str]] = (),
         multilabel: bool = False,
+        groups: np.ndarray | None = None,
         progress: bool = False,
     ) -> LinearStudent:
         """Fit to teacher logits (float ``[n, k]``, needs ``classes``) or to hard labels:
@@ -168,8 +169,9 @@ class LinearStudent(FittedModelMethods):
 
         ``gold_texts``/``gold_labels`` add labeled rows to teacher-logit training (label sets
         when ``multilabel``); ``multilabel`` says the logits are a multilabel teacher's;
-        ``progress`` shows a bar over the hyperparameter search (a minute or more on 20,000+
-        texts).
+        ``groups`` (an int per teacher row, :func:`~textdistill.students.targets.held_out_rows`)
+        holds a group's rows out together, as augmented texts with their source; ``progress``
+        shows a bar over the hyperparameter search (a minute or more on 20,000+ texts).
         """
         started = time.perf_counter()
         penalties, temperatures, alphas = self._check_options()
@@ -203,7 +205,7 @@ class LinearStudent(FittedModelMethods):
         if hard or not len(gold):
             alphas = alphas[:1]  # nothing to mix
 
-        held_out = self._held_out(n_teacher, len(gold))
+        held_out = self._held_out(n_teacher, len(gold), groups)
         if self.select_by == "accuracy" and not hard and not np.any(held_out >= n_teacher):
             raise ValueError(
                 f"select_by='accuracy' needs at least {MIN_ROWS_TO_HOLD_OUT} gold rows to hold "
@@ -263,11 +265,12 @@ class LinearStudent(FittedModelMethods):
         )
         return self
 
-    def _held_out(self, n_teacher: int, n_gold: int) -> np.ndarray:
-        """Row indices kept out of the search's fits: a fraction of the teacher rows and of the
-        gold rows (which follow the teacher rows), each where there are enough."""
+    def _held_out(self, n_teacher: int, n_gold: int, groups: np.ndarray | None) -> np.ndarray:
+        """Row indices kept out of the search's fits: a fraction of the teacher rows (by
+        ``groups`` when given) and of the gold rows (which follow the teacher rows), each
+        where there are enough."""
         rng = np.random.default_rng(self.random_state)
-        teacher_rows = held_out_rows(n_teacher, self.validation_fraction, rng)
+        teacher_rows = held_out_rows(n_teacher, self.validation_fraction, rng, groups)
         gold_rows = n_teacher + held_out_rows(n_gold, self.validation_fraction, rng)
         return np.concatenate([teacher_rows, gold_rows]).astype(np.int64)
 

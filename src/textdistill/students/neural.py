@@ -24,7 +24,13 @@ import numpy as np
 from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
 from textdistill.runtime.neural import ARCHITECTURES, NeuralModel, TokenSequencer
 from textdistill.students.fitted import FittedModelMethods
-from textdistill.students.targets import answers, encode_labels, regression_targets, same_answers
+from textdistill.students.targets import (
+    answers,
+    encode_labels,
+    held_out_rows,
+    regression_targets,
+    same_answers,
+)
 
 TRAIN_HINT = "the neural student needs the train extra: pip install 'textdistill[train]'"
 
@@ -212,11 +218,14 @@ class NeuralStudent(FittedModelMethods):
         gold_texts: Sequence[str] = (),
         gold_labels: Sequence[str] | Sequence[Sequence[str]] = (),
         multilabel: bool = False,
+        groups: np.ndarray | None = None,
         progress: bool = False,
     ) -> NeuralStudent:
         """Fit to the teacher's ``logits`` (float ``[n, k]``, one column per name in
         ``classes``), plus optional gold-labeled rows (label sets when ``multilabel``: the
-        logits are then a multilabel teacher's); ``progress`` shows a bar per epoch."""
+        logits are then a multilabel teacher's); ``groups`` (an int per teacher row,
+        :func:`~textdistill.students.targets.held_out_rows`) holds a group's rows out together,
+        as augmented texts with their source; ``progress`` shows a bar per epoch."""
         started = time.perf_counter()
         if self.architecture not in ARCHITECTURES:
             raise ValueError(
@@ -238,8 +247,7 @@ class NeuralStudent(FittedModelMethods):
         torch = _torch()
         torch.manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
-        n_val = round(self.validation_fraction * len(texts)) if len(texts) >= 20 else 0
-        held_out = rng.permutation(len(texts))[:n_val]
+        held_out = held_out_rows(len(texts), self.validation_fraction, rng, groups)
         train = np.setdiff1d(np.arange(len(texts_all)), held_out)
 
         featurizer = self._featurizer(texts_all)

@@ -87,22 +87,75 @@ def same_answers(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(equal.all(axis=1) if equal.ndim == 2 else equal))
 
 
+# How rows are held out together; part of the student stage's key, so a new rule refits.
+HOLD_OUT_RULE = "held out with their source: augmented texts, repeated texts"
+
+
+def source_groups(texts: Sequence[str], sources: Sequence[str | None]) -> np.ndarray:
+    """A group per row for :func:`held_out_rows`: rows with the same source are one group.
+    A row's source is its own text where ``sources`` has None (a real text; repeats of a
+    text share a group), else the text it was made from; a source that is no row of its own
+    (a gold text) makes group -1, never held out, since its text trains the student anyway.
+
+    >>> source_groups(["a", "b", "a!", "b?", "g!"], [None, None, "a", "b", "g"]).tolist()
+    [0, 1, 0, 1, -1]
+    """
+    index: dict[str, int] = {}
+    for text, source in zip(texts, sources, strict=True):
+        if source is None:
+            index.setdefault(text, len(index))
+    return np.array(
+        [
+            index[text] if source is None else index.get(source, -1)
+            for text, source in zip(texts, sources, strict=True)
+        ],
+        dtype=np.int64,
+    )
+
+
 # Held-out sets smaller than this are not worth selecting on: everything is fit on all rows.
 MIN_ROWS_TO_HOLD_OUT = 20
 
 
-def held_out_rows(size: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+def held_out_rows(
+    size: int, fraction: float, rng: np.random.Generator, groups: np.ndarray | None = None
+) -> np.ndarray:
     """Sorted indices of a ``fraction`` of ``size`` rows to hold out (none below
     :data:`MIN_ROWS_TO_HOLD_OUT` rows). Every student draws its teacher rows with this from a
     generator seeded with its ``random_state``, so students of one run hold out the same rows
     and their held-out agreements compare.
 
+    ``groups`` (an int per row) holds rows out together: a ``fraction`` of the groups is
+    drawn, and every row of a drawn group is held out; a negative group is never held out.
+    Augmented texts need this. Each synthetic text is a perturbed copy of its source, so with
+    its siblings in training a held-out row is nearly a training row: measured on SST-2 x20
+    (a dev split of real sentences kept from every fit), row-wise hold-out chose 9 epochs for
+    the dense student and agreed 0.838 with the teacher on the dev split, the source-wise one
+    chose 1 epoch and agreed 0.863 (the linear student's penalty 0.3 against 1.0: 0.847 against
+    0.863).
+
     >>> held_out_rows(30, 0.1, np.random.default_rng(0)).tolist()
     [2, 11, 26]
     >>> held_out_rows(19, 0.1, np.random.default_rng(0)).tolist()
     []
+    >>> groups = np.repeat(np.arange(10), 3)
+    >>> held = held_out_rows(30, 0.2, np.random.default_rng(0), groups)
+    >>> sorted(set(groups[held].tolist())) == sorted(set(groups[held].tolist()) - set(
+    ...     np.delete(groups, held).tolist())), len(held)
+    (True, 6)
+    >>> held_out_rows(30, 0.2, np.random.default_rng(0), np.full(30, -1)).tolist()
+    []
     """
     if size < MIN_ROWS_TO_HOLD_OUT:
         return np.array([], dtype=np.int64)
-    n_val = max(1, round(fraction * size))
-    return np.sort(rng.permutation(size)[:n_val])
+    if groups is None:
+        n_val = max(1, round(fraction * size))
+        return np.sort(rng.permutation(size)[:n_val])
+    groups = np.asarray(groups)
+    if groups.shape != (size,):
+        raise ValueError(f"{len(groups)} groups for {size} rows")
+    eligible = np.unique(groups[groups >= 0])
+    if not len(eligible):
+        return np.array([], dtype=np.int64)
+    drawn = rng.permutation(eligible)[: max(1, round(fraction * len(eligible)))]
+    return np.flatnonzero(np.isin(groups, drawn)).astype(np.int64)
