@@ -26,6 +26,9 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # the place of a bare "commit": a file shows whichever it has.
 PROVENANCE = ("command", "commit", "source", "machine", "versions")
 MISSING = "**not recorded**"
+# A file typed up from a run's output (a machine without a checkout) says so, and how: its
+# provenance fields were written by a person, not recorded by results_file.py.
+BY_HAND = "written_by_hand"
 
 
 def format_value(value: Any) -> str:
@@ -116,6 +119,8 @@ def render_file(
         raise ValueError(f"{path}: expected a JSON object, got {type(content).__name__}")
     title = content.get("benchmark", path.stem)
     lines = [f"## {_cell_text(str(title))}", "", f"File: `benchmarks/results/{path.name}`", ""]
+    if content.get(BY_HAND):
+        lines += [f"**Written by hand**: {_cell_text(str(content[BY_HAND]))}", ""]
     for key in PROVENANCE:
         if key == ("commit" if "source" in content else "source"):
             continue
@@ -127,7 +132,7 @@ def render_file(
             lines += ["    " + line for line in _field_lines(value)]
         else:
             lines.append(f"- {key}: `{_cell_text(str(value))}`")
-    others = {k: v for k, v in content.items() if k not in (*PROVENANCE, "benchmark")}
+    others = {k: v for k, v in content.items() if k not in (*PROVENANCE, "benchmark", BY_HAND)}
     scalars = {k: v for k, v in others.items() if not _is_records(v)}
     details = _field_lines(scalars)
     if details:

@@ -314,6 +314,20 @@ def test_results_page_renders_any_rows_with_provenance(tmp_path: Path) -> None:
     assert f"`commit`: {'f' * 40}" in short and "`dirty`: yes" in short
     assert "`numpy`: 2.0.0" in short and "- commit:" not in short
     assert "| a\\|b |" in bare and "| x\\|y |" in bare
+    (tmp_path / "bare.json").write_text(json.dumps({"written_by_hand": "typed up", "rows": []}))
+    bare = page_module.render(tmp_path, "assets/results/").split("## bare", 1)[1]
+    assert "**Written by hand**: typed up" in bare and "written_by_hand" not in bare
+
+
+def test_every_results_file_was_recorded_by_its_script_or_says_it_was_not() -> None:
+    """A script's file (``results_file.write_results``, or its older form) names the machine's
+    platform; a file typed up from a run's output says so, and why, in ``written_by_hand``."""
+    import json
+
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
+        content = json.loads(path.read_text(encoding="utf-8"))
+        recorded = "platform" in content.get("machine", {})
+        assert recorded != bool(content.get("written_by_hand")), path.name
 
 
 def test_results_page_covers_every_results_file() -> None:
