@@ -11,6 +11,7 @@ unlabeled set, tested on sst2_dev.csv.gz (872); teacher at 64 tokens.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,9 @@ from typing import Any
 import numpy as np
 
 from results_file import write_results
-from seed_protocol import protocol_splits
+from seed_protocol import protocol_splits, teacher_config
 from textdistill.data import read_labeled
 from textdistill.pipeline import RunConfig, run_pipeline
-from textdistill.teacher import TeacherConfig
 
 
 def _row(dataset: str, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -65,12 +65,15 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     labeled, test, unlabeled, _ = protocol_splits(args.data, 0, 1000, 2000, 5000)
-    imdb = run_pipeline(labeled, unlabeled, test, RunConfig(out=Path("runs/seed_protocol")))
+    # The protocol's run (the "256-head" teacher), reused; SST-2 with the same recipe at 64 tokens.
+    imdb_config = RunConfig(out=Path("runs/seed_protocol"), teacher=teacher_config("256-head"))
+    imdb = run_pipeline(labeled, unlabeled, test, imdb_config)
     rows.append(_row("imdb", imdb))
 
     sst2 = read_labeled(args.data / "sst2_train.csv.gz")
     order = np.random.default_rng(0).permutation(len(sst2)).tolist()
-    sst2_config = RunConfig(out=Path("runs/sst2"), teacher=TeacherConfig(max_length=64))
+    sst2_teacher = dataclasses.replace(teacher_config("256-head"), max_length=64)
+    sst2_config = RunConfig(out=Path("runs/sst2"), teacher=sst2_teacher)
     metrics = run_pipeline(
         sst2.subset(order[:1000]),
         sst2.subset(order[1000:]).without_labels(),

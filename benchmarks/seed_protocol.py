@@ -1,7 +1,9 @@
 """The reference article's protocol on IMDB, and the same teacher with far more unlabeled text.
 
 Row 1: 1,000 labeled reviews, 5,000 unlabeled, 2,000 test reviews, all disjoint and drawn
-from imdb_train.csv.gz with a fixed seed; the default teacher (all-MiniLM-L6-v2).
+from imdb_train.csv.gz with a fixed seed; all-MiniLM-L6-v2 fine-tuned with the recipe
+``--teacher-recipe`` names (``teacher_recipes.RECIPES``; by default ``256-head``, 4 epochs,
+fp32 labeling: the teacher of ``seed_protocol.json``), or precomputed logits.
 Row 2: the same labeled set, test set and teacher; as unlabeled set, every other train
 review plus imdb_unlabeled.csv.gz, capped at ``--more-unlabeled`` documents (labeling costs
 about 30 reviews/s on 2 cores: the JSON says how many were scored).
@@ -22,8 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from results_file import write_results
+from teacher_recipes import RECIPES
 from textdistill.data import TextDataset, read_labeled, read_unlabeled
 from textdistill.pipeline import RunConfig, run_pipeline
+from textdistill.teacher import TeacherConfig
 
 
 def protocol_splits(
@@ -65,6 +69,11 @@ def _row(metrics: dict, n_unlabeled_available: int) -> dict:
     }
 
 
+def teacher_config(recipe: str) -> TeacherConfig:
+    """The teacher of a recipe, labeling in fp32 (as every run these results come from did)."""
+    return TeacherConfig(precision="fp32", **RECIPES[recipe])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -85,6 +94,12 @@ def main() -> None:
         help="precomputed teacher logits for every review (e.g. from teacher_recipes.py "
         "label, on a GPU): no fine-tuning or labeling here",
     )
+    parser.add_argument(
+        "--teacher-recipe",
+        default="256-head",
+        choices=list(RECIPES),
+        help="how the teacher is fine-tuned (256-head: the teacher of seed_protocol.json)",
+    )
     parser.add_argument("--results", default="seed_protocol", help="results/<NAME>.json")
     args = parser.parse_args()
 
@@ -92,7 +107,12 @@ def main() -> None:
     labeled, test, unlabeled, rest = protocol_splits(
         args.data, args.seed, args.n_labeled, args.n_test, args.n_unlabeled
     )
-    config = RunConfig(out=args.out, seed=args.seed, teacher_logits=args.teacher_logits)
+    config = RunConfig(
+        out=args.out,
+        seed=args.seed,
+        teacher=teacher_config(args.teacher_recipe),
+        teacher_logits=args.teacher_logits,
+    )
     rows = [_row(run_pipeline(labeled, unlabeled, test, config), len(unlabeled))]
     if args.more_unlabeled:
         extra = read_unlabeled(args.data / "imdb_unlabeled.csv.gz")
@@ -110,6 +130,7 @@ def main() -> None:
         rows,
         seed=args.seed,
         teacher=str(args.teacher_logits or config.teacher.model),
+        teacher_recipe=None if args.teacher_logits else args.teacher_recipe,
         seconds=time.time() - started,
         reference_article={
             "baseline_accuracy": 0.79,
