@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from textdistill.cli import main
-from textdistill.runtime import LinearModel, NgramFeaturizer
+from textdistill.runtime import LinearModel, NgramFeaturizer, load
+from textdistill.runtime import featurizer as featurizer_module
 
 TEXTS = ["a great and moving film", "dull, boring, awful", "great cast", "awful plot"]
 
@@ -182,7 +183,20 @@ def test_every_verb_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert verb in capsys.readouterr().out
 
 
-def test_predict_with_worker_processes_keeps_input_order(artifact: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_predict_with_workers_keeps_input_order(
+    artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """-j 2 in threads (a linear student on the C path) or processes (the others), forced
+    either way here: the same bytes as -j 1."""
+    from textdistill import batch_predict
+
+    # Where the extension is built, a linear student is one that threads serve.
+    c_path = featurizer_module._ngrams is not None
+    assert batch_predict.releases_gil(load(str(artifact))) == c_path
+    monkeypatch.setattr(batch_predict, "releases_gil", lambda model: workers == "threads")
+    if workers == "threads":  # no process may start
+        monkeypatch.setattr(batch_predict.multiprocessing, "get_context", None)
     source = tmp_path / "many.txt"
     source.write_text("".join(f"{'great' if i % 3 else 'awful'} film {i}\n" for i in range(5000)))
     outputs = []

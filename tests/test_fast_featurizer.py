@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import gzip
+import itertools
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +120,166 @@ def test_a_vocabulary_the_c_path_refuses_falls_back_to_python(
     assert featurizer._fast is False
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------ the fused path to logits
+def _reference(featurizer: NgramFeaturizer) -> NgramFeaturizer:
+    """The same vocabulary on the pure-Python path: today's definition of the features."""
+    reference = NgramFeaturizer(
+        featurizer.vocabulary, featurizer.idf, featurizer.max_n, featurizer.char_ngrams
+    )
+    reference._fast = False
+    return reference
+
+
+def _assert_same_bits(fast: np.ndarray, slow: np.ndarray) -> None:
+    """Equal as bit patterns: -0.0 is not 0.0 here, and a NaN must be the same NaN."""
+    assert fast.dtype == slow.dtype and fast.shape == slow.shape
+    np.testing.assert_array_equal(fast.view(np.uint32), slow.view(np.uint32))
+
+
+def _assert_fused_path_matches(
+    featurizer: NgramFeaturizer, texts: list[str], n_classes: int, seed: int = 0
+) -> None:
+    """The C path's rows and logits against the pure-Python counts with numpy's weighting,
+    for dense random weights (every counted n-gram moves every logit)."""
+    rng = np.random.default_rng(seed)
+    coef = rng.normal(size=(featurizer.n_features, n_classes)).astype(np.float32)
+    bias = rng.normal(size=n_classes).astype(np.float32)
+    reference = _reference(featurizer)
+    rows, expected_rows = featurizer.transform(texts), reference.transform(texts)
+    assert isinstance(featurizer._fast, featurizer_module._ngrams.Vocabulary), "C path inactive"
+    _assert_same_bits(rows.data, expected_rows.data)
+    np.testing.assert_array_equal(rows.indices, expected_rows.indices)
+    np.testing.assert_array_equal(rows.indptr, expected_rows.indptr)
+    expected = reference.transform(texts).matmul(coef) + bias
+    _assert_same_bits(featurizer.linear(texts, coef, bias), expected)
+
+
+@pytest.mark.parametrize("char_ngrams", [None, (2, 5)])
+@pytest.mark.parametrize("max_n", [1, 3])
+def test_fused_logits_are_bit_identical_on_tricky_texts(
+    max_n: int, char_ngrams: tuple[int, int] | None
+) -> None:
+    featurizer = _vocabulary_from(TRICKY, max_n, char_ngrams)
+    for n_classes in (1, 2, 8, 11):  # 11: more classes than one pass of the C sums holds
+        _assert_fused_path_matches(featurizer, [*TRICKY, *TRICKY[::-1]], n_classes)
+
+
+@pytest.mark.skipif(not (DATA / "imdb_train.csv.gz").exists(), reason="shared data absent")
+def test_fused_logits_are_bit_identical_on_real_reviews() -> None:
+    with gzip.open(DATA / "imdb_train.csv.gz", "rt", encoding="utf-8", newline="") as handle:
+        texts = [row["text"] for _, row in zip(range(1500), csv.DictReader(handle), strict=False)]
+    assert any(not text.isascii() for text in texts[500:])  # both lower-casing routes run
+    for char_ngrams in (None, (2, 5)):
+        featurizer = NgramFeaturizer.fit(texts[:500], max_n=2, char_ngrams=char_ngrams, min_df=2)
+        _assert_fused_path_matches(featurizer, texts[500:], 2)
+        _assert_fused_path_matches(featurizer, texts[500:900], 6, seed=1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(alphabet=st.characters(), max_size=60), min_size=1, max_size=6),
+    st.lists(st.text(alphabet="aAbB'<>!? _\u00e9\u00c9\u0130\u03a3x", max_size=40), max_size=6),
+    st.integers(1, 10),
+    st.integers(0, 2**16),
+)
+def test_fused_logits_match_on_any_unicode(
+    texts: list[str], small: list[str], n_classes: int, seed: int
+) -> None:
+    corpus = texts + small
+    for char_ngrams in (None, (1, 3)):
+        featurizer = _vocabulary_from([*corpus, "a b", "ab", "σ"], 2, char_ngrams)
+        _assert_fused_path_matches(featurizer, corpus, n_classes, seed)
+
+
+def test_counts_beyond_the_tf_table_grow_it() -> None:
+    """1 + log(count) comes from a numpy-made table; a document with a larger count makes the
+    C call ask for a longer one instead of computing the logarithm itself."""
+    featurizer = _vocabulary_from(["good film", "bad"], 2, (2, 3))
+    first = len(featurizer._tf)
+    texts = ["good film " * (first + 500), "bad " * 3 * first, "good"]
+    _assert_fused_path_matches(featurizer, texts, 3)
+    assert len(featurizer._tf) > 3 * first
+
+
+def test_ascii_texts_are_lowercased_as_str_lower_does() -> None:
+    """ASCII texts are lower-cased inside the C path; a str subclass keeps its own lower()."""
+
+    class Shouting(str):
+        def lower(self) -> str:
+            return "bad bad bad"
+
+    featurizer = _vocabulary_from(["good film", "bad"], 2)
+    coef = np.arange(featurizer.n_features * 2, dtype=np.float32).reshape(-1, 2)
+    bias = np.zeros(2, np.float32)
+    texts = ["GOOD Film", "good film", "GoOd FILM!", Shouting("good film")]
+    logits = featurizer.linear(texts, coef, bias)
+    _assert_same_bits(logits, _reference(featurizer).transform(texts).matmul(coef) + bias)
+    assert logits[0].tolist() == logits[1].tolist() != logits[3].tolist()
+
+
+def test_the_c_path_refuses_bad_arguments_with_their_name() -> None:
+    featurizer = _vocabulary_from(["good film", "bad"], 1)
+    fast = featurizer._vocabulary()
+    coef = np.zeros((featurizer.n_features, 2), np.float32)
+    bias, out = np.zeros(2, np.float32), np.zeros((2, 2), np.float32)
+    with pytest.raises(TypeError, match="text 1 is not a str"):
+        featurizer.linear(["good", 3], coef, bias)  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="coef must be"):
+        fast.logits(["a", "b"], featurizer.idf, featurizer._tf, coef[1:], bias, out)
+    with pytest.raises(ValueError, match="out must be"):
+        fast.logits(["a"], featurizer.idf, featurizer._tf, coef, bias, out)
+    with pytest.raises(ValueError, match="idf must be"):
+        fast.logits(["a", "b"], featurizer.idf.astype(np.float64), featurizer._tf, coef, bias, out)
+    # The table survives a failed call: the next one counts from zero.
+    _assert_fused_path_matches(featurizer, ["good good film", "bad"], 2)
+
+
+def _long_batch() -> tuple[NgramFeaturizer, list[str]]:
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(3000)]
+    texts = [" ".join(rng.choice(words, size=200)) for _ in range(600)]
+    return NgramFeaturizer.fit(texts, max_n=2, min_df=1, max_features=50_000), texts
+
+
+def test_the_c_path_lets_other_threads_run() -> None:
+    """While one thread is inside the C path, another runs Python code: the GIL is released
+    for the work. The main thread's longest pause during the call would be the whole call if
+    the GIL were held."""
+    featurizer, texts = _long_batch()
+    coef = np.ones((featurizer.n_features, 2), np.float32)
+    bias = np.zeros(2, np.float32)
+    batch = texts * 20
+    span: list[float] = []
+
+    def predict() -> None:
+        span.append(time.perf_counter())
+        featurizer.linear(batch, coef, bias)
+        span.append(time.perf_counter())
+
+    featurizer.linear(texts[:10], coef, bias)  # build the table first
+    worker = threading.Thread(target=predict)
+    ticks = []
+    worker.start()
+    while worker.is_alive():
+        ticks.append(time.perf_counter())
+    worker.join()
+    started, ended = span
+    inside = [started, *(t for t in ticks if started < t < ended), ended]
+    longest_pause = max(b - a for a, b in itertools.pairwise(inside))
+    assert ended - started > 0.05, "the call is too short to tell"
+    assert longest_pause < 0.5 * (ended - started), (longest_pause, ended - started)
+
+
+def test_threads_sharing_one_model_get_the_logits_they_would_get_alone() -> None:
+    featurizer, texts = _long_batch()
+    coef = np.random.default_rng(4).normal(size=(featurizer.n_features, 3)).astype(np.float32)
+    bias = np.zeros(3, np.float32)
+    batches = [texts[i::4] for i in range(4)]
+    alone = [featurizer.linear(batch, coef, bias) for batch in batches]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            together = list(pool.map(lambda b: featurizer.linear(b, coef, bias), batches))
+            for a, b in zip(alone, together, strict=True):
+                _assert_same_bits(a, b)

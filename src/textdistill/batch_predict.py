@@ -1,9 +1,10 @@
 """Streaming batch prediction: any input size in constant memory, on one core or all of them.
 
-Texts are read lazily (a file or stdin), cut into chunks, scored by the numpy runtime (in
-worker processes with ``jobs > 1``, at most ``2 * jobs`` chunks in flight so memory stays
-bounded however large the input), and written in input order as CSV or JSONL. Needs only the
-base install.
+Texts are read lazily (a file or stdin), cut into chunks, scored by the numpy runtime (with
+``jobs > 1``, in threads for a linear model on the C path, which releases the GIL, and in
+worker processes otherwise; at most ``2 * jobs`` chunks in flight so memory stays bounded
+however large the input), and written in input order as CSV or JSONL. Needs only the base
+install.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import json
 import multiprocessing
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import IO, Any
 import numpy as np
 
 from textdistill.cascade import Cascade
-from textdistill.runtime import load
+from textdistill.runtime import LinearModel, load
 from textdistill.runtime.outputs import LabelOutputs
 
 CHUNK = 2000
@@ -150,16 +152,46 @@ def score_chunks(
             logits = model.decision_function(chunk)
             yield Scored(logits, model.probabilities(logits))
         return
+    if releases_gil(model):  # one model in memory, no process start-up
+        with ThreadPoolExecutor(jobs) as threads:
+            yield from _in_order(
+                model,
+                lambda chunk: threads.submit(model.decision_function, chunk).result,
+                texts,
+                jobs,
+                chunk_size,
+            )
+        return
     with multiprocessing.get_context("spawn").Pool(jobs, _load_worker, (artifact,)) as pool:
-        pending: deque[Any] = deque()
-        for chunk in _chunks(texts, chunk_size):
-            pending.append(pool.apply_async(_score, (chunk,)))
-            if len(pending) >= 2 * jobs:
-                logits = pending.popleft().get()
-                yield Scored(logits, model.probabilities(logits))
-        while pending:
-            logits = pending.popleft().get()
+        yield from _in_order(
+            model, lambda chunk: pool.apply_async(_score, (chunk,)).get, texts, jobs, chunk_size
+        )
+
+
+def releases_gil(model: object) -> bool:
+    """Whether ``model.decision_function`` spends nearly all its time without the GIL, so
+    that threads scale like processes: a linear model whose features the C path computes."""
+    return isinstance(model, LinearModel) and model.featurizer.uses_c_path
+
+
+def _in_order(
+    model: LabelOutputs,
+    submit: Callable[[list[str]], Callable[[], np.ndarray]],
+    texts: Iterable[str],
+    jobs: int,
+    chunk_size: int,
+) -> Iterator[Scored]:
+    """Chunks submitted to ``jobs`` workers, at most ``2 * jobs`` in flight; their scores in
+    input order. ``submit`` returns what waits for a chunk's logits."""
+    pending: deque[Callable[[], np.ndarray]] = deque()
+    for chunk in _chunks(texts, chunk_size):
+        pending.append(submit(chunk))
+        if len(pending) >= 2 * jobs:
+            logits = pending.popleft()()
             yield Scored(logits, model.probabilities(logits))
+    while pending:
+        logits = pending.popleft()()
+        yield Scored(logits, model.probabilities(logits))
 
 
 def cascade_chunks(

@@ -305,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-j",
         type=int,
         default=1,
-        help="worker processes (default 1; 0: one per available core)",
+        help="parallel workers: threads for a linear student on the C path (it releases the "
+        "GIL), processes otherwise (default 1; 0: one per available core)",
     )
 
     export = verbs.add_parser(

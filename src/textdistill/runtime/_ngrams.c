@@ -1,12 +1,16 @@
 /*
- * Fast path of textdistill's n-gram featurizer: tokenise, look n-grams up in the vocabulary and
- * count them per document, in one pass of C over a batch.
+ * Fast path of textdistill's n-gram featurizer and linear student: one pass of C over a batch
+ * from text to n-gram counts, TF-IDF rows or the logits of a linear model.
  *
  * It reproduces, code point for code point, what the pure-Python path in featurizer.py does on
  * lower-cased text:  re.sub(r"<[^>]{0,40}>", " ", text)  then
  * re.findall(r"[^\W_]+(?:'[^\W_]+)*|[!?]", ...), then word 1..max_n grams joined by a space.
  * A word character is what Python's re calls one minus "_", i.e. Py_UNICODE_ISALNUM.
- * Lower-casing stays in Python (str.lower), whose full Unicode case mapping C lacks.
+ * Lower-casing: an ASCII text is lower-cased here, while it is read (A-Z only, which is all
+ * str.lower does to ASCII); any other text goes through str.lower, whose full Unicode case
+ * mapping (final sigma, "İ" -> "i̇") C lacks. Every entry point shares one tokenizer
+ * (tokenize) and one n-gram key builder (document_keys): they differ only in what they do
+ * with a document's sorted (id, count) pairs.
  *
  * With char_min..char_max set, the character n-grams of each token padded as "<token>" are
  * counted too (featurizer.token_char_ngrams); their vocabulary terms carry the prefix "#",
@@ -18,43 +22,66 @@
  * probability of about n_terms / 2^96 (below 1e-22 for 200,000 terms). Skipping an exact
  * string comparison on every hit is what makes this path fast (it avoids a cache miss).
  *
- * The output is, per document, the sorted distinct vocabulary ids and their counts: integers,
- * so the float arithmetic that follows (numpy, shared by both paths) gives identical results.
- * No numpy headers are needed: arrays go back to Python as bytes.
+ * Floats: the TF-IDF weights, norms and weighted sums are computed with the very operations,
+ * precisions and order of featurizer.py's numpy code (float32 products, float64 sums in
+ * ascending id order, a float32 division), so the results are bit-identical to it. The
+ * sublinear tf, 1 + log(count), comes from a table numpy computed (numpy's log and C's may
+ * differ in the last bit); a count beyond the table makes the call return the count it needs.
+ * Compiled with -ffp-contract=off: a fused multiply-add would round differently.
+ *
+ * Threads: the work on each block of texts runs without the GIL, each call with its own
+ * scratch space (a per-vocabulary pool, so no call pays for allocating it again), so Python
+ * threads calling into one model run in parallel. No numpy headers are needed: arrays go back
+ * to Python as bytes, or are written into buffers numpy allocated.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define FNV_OFFSET 1469598103934665603ULL
 #define FNV_PRIME 1099511628211ULL
+#define FNV32_OFFSET 2166136261U
+#define FNV32_PRIME 16777619U
 #define MARKUP_MAX 40
 #define PREFETCH_AHEAD 12
+/* Texts per block: one block's texts are read (and lower-cased where needed) with the GIL,
+ * then processed without it. A block also ends after BLOCK_CHARS code points, so the
+ * lower-cased copies held at once stay small; blocks shorter than RELEASE_CHARS keep the GIL,
+ * whose hand-over would cost more than the work. */
+#define BLOCK_TEXTS 256
+#define BLOCK_CHARS (1 << 20)
+#define RELEASE_CHARS 2048
+/* Free scratch spaces a vocabulary keeps for later calls (one per thread that used it). */
+#define POOL_MAX 16
 
-static inline uint64_t fnv_step(uint64_t h, Py_UCS4 c) {
-    return (h ^ (uint64_t)c) * FNV_PRIME;
+static inline uint64_t fnv_step(uint64_t h, Py_UCS4 c) { return (h ^ (uint64_t)c) * FNV_PRIME; }
+static inline uint32_t fnv32_step(uint32_t h, Py_UCS4 c) {
+    return (h ^ (uint32_t)c) * FNV32_PRIME;
+}
+static inline uint64_t nonzero(uint64_t h) { return h ? h : 1; }
+
+/* The key of an n-gram folds the FNV hashes of its tokens, so each token is hashed once. */
+static inline uint64_t fold(uint64_t key, uint64_t token_hash) {
+    key ^= token_hash + 0x9e3779b97f4a7c15ULL + (key << 6) + (key >> 2);
+    return key * 0xff51afd7ed558ccdULL;
+}
+static inline uint32_t fold32(uint32_t check, uint32_t token_hash) {
+    check ^= token_hash + 0x9e3779b9U + (check << 6) + (check >> 2);
+    return check * 0x85ebca6bU;
 }
 
-typedef struct {
-    uint64_t key;        /* hash of the slot's term, 0 = empty (hashes are forced non-zero) */
-    uint32_t check;      /* a second, independent hash of the term */
-    int32_t id;          /* vocabulary id; key, check and id share a cache line */
-} Slot;
+/* Character n-grams fold their one FNV hash into these seeds instead of 0, so that the same
+ * characters as a character term and as a word are two different keys. */
+#define CHAR_PREFIX '#'
+#define CHAR_SEED 0x2545f4914f6cdd1dULL
+#define CHAR_SEED32 0x27d4eb2dU
 
-typedef struct {
-    PyObject_HEAD
-    Slot *slots;         /* open-addressing hash table of the terms */
-    int32_t *tally;      /* per-term counts of the document being counted, kept all zero between
-                            documents; safe because count() holds the GIL throughout */
-    int radix_passes;    /* 8-bit passes needed to sort ids below n_terms */
-    Py_ssize_t mask;     /* table size - 1 */
-    Py_ssize_t n_terms;
-    int max_n;
-    int char_min, char_max; /* character n-gram lengths; 0, 0: none */
-} Vocabulary;
-
+/* ------------------------------------------------------------------ growable buffers */
+/* PyMem_Raw*: safe without the GIL. */
 typedef struct {
     char *data;
     Py_ssize_t size, capacity;
@@ -62,10 +89,10 @@ typedef struct {
 
 static int buffer_reserve(Buffer *b, Py_ssize_t extra) {
     if (b->size + extra <= b->capacity) return 0;
-    Py_ssize_t capacity = b->capacity ? b->capacity : 1 << 16;
+    Py_ssize_t capacity = b->capacity ? b->capacity : 1 << 12;
     while (capacity < b->size + extra) capacity *= 2;
-    char *data = PyMem_Realloc(b->data, (size_t)capacity);
-    if (!data) { PyErr_NoMemory(); return -1; }
+    char *data = PyMem_RawRealloc(b->data, (size_t)capacity);
+    if (!data) return -1;
     b->data = data;
     b->capacity = capacity;
     return 0;
@@ -78,33 +105,107 @@ static int buffer_append(Buffer *b, const void *item, Py_ssize_t size) {
     return 0;
 }
 
-static inline uint64_t nonzero(uint64_t h) { return h ? h : 1; }
-
-#define FNV32_OFFSET 2166136261U
-#define FNV32_PRIME 16777619U
-
-static inline uint32_t fnv32_step(uint32_t h, Py_UCS4 c) { return (h ^ (uint32_t)c) * FNV32_PRIME; }
-
-static inline uint32_t fold32(uint32_t check, uint32_t token_hash) {
-    check ^= token_hash + 0x9e3779b9U + (check << 6) + (check >> 2);
-    return check * 0x85ebca6bU;
+static void buffer_free(Buffer *b) {
+    PyMem_RawFree(b->data);
+    b->data = NULL;
+    b->size = b->capacity = 0;
 }
 
-/* The key of an n-gram folds the FNV hashes of its tokens, so each token is hashed once. */
-static inline uint64_t fold(uint64_t key, uint64_t token_hash) {
-    key ^= token_hash + 0x9e3779b97f4a7c15ULL + (key << 6) + (key >> 2);
-    return key * 0xff51afd7ed558ccdULL;
+/* ------------------------------------------------------------------ the vocabulary */
+typedef struct {
+    uint64_t key;        /* hash of the slot's term, 0 = empty (hashes are forced non-zero) */
+    uint32_t check;      /* a second, independent hash of the term */
+    int32_t id;          /* vocabulary id; key, check and id share a cache line */
+} Slot;
+
+/* One call's scratch space: reused document after document, and call after call. */
+typedef struct Workspace {
+    struct Workspace *next;
+    Buffer spans, hashes, keys, found, scratch, counts;
+    Py_ssize_t n_tokens, token_capacity; /* of spans and hashes (then the checks) */
+    int32_t *tally;      /* per-term counts of the document being counted, all zero between
+                            documents */
+} Workspace;
+
+typedef struct {
+    PyObject_HEAD
+    Slot *slots;         /* open-addressing hash table of the terms */
+    int radix_passes;    /* 8-bit passes needed to sort ids below n_terms */
+    Py_ssize_t mask;     /* table size - 1 */
+    Py_ssize_t n_terms;
+    int max_n;
+    int char_min, char_max; /* character n-gram lengths; 0, 0: none */
+    Workspace *pool;     /* free scratch spaces; taken and given back with the GIL held */
+    int pooled;
+    Py_ssize_t active;   /* calls running (maybe without the GIL): __init__ waits for none */
+} Vocabulary;
+
+static void workspace_free(Workspace *w) {
+    buffer_free(&w->spans);
+    buffer_free(&w->hashes);
+    buffer_free(&w->keys);
+    buffer_free(&w->found);
+    buffer_free(&w->scratch);
+    buffer_free(&w->counts);
+    PyMem_RawFree(w->tally);
+    PyMem_RawFree(w);
 }
 
-/* Character n-grams fold their one FNV hash into these seeds instead of 0, so that the same
- * characters as a character term and as a word are two different keys. */
-#define CHAR_PREFIX '#'
-#define CHAR_SEED 0x2545f4914f6cdd1dULL
-#define CHAR_SEED32 0x27d4eb2dU
+static void pool_clear(Vocabulary *self) {
+    while (self->pool) {
+        Workspace *w = self->pool;
+        self->pool = w->next;
+        workspace_free(w);
+    }
+    self->pooled = 0;
+}
+
+static Workspace *workspace_take(Vocabulary *self) {
+    Workspace *w = self->pool;
+    if (w) {
+        self->pool = w->next;
+        self->pooled--;
+        return w;
+    }
+    w = PyMem_RawCalloc(1, sizeof(Workspace));
+    if (w) w->tally = PyMem_RawCalloc((size_t)self->n_terms + 1, sizeof(int32_t));
+    if (!w || !w->tally) {
+        if (w) PyMem_RawFree(w);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    return w;
+}
+
+static void workspace_give_back(Vocabulary *self, Workspace *w) {
+    if (self->pooled >= POOL_MAX) {
+        workspace_free(w);
+        return;
+    }
+    w->next = self->pool;
+    self->pool = w;
+    self->pooled++;
+}
+
+/* The slot table, on 2 MB pages where the kernel allows: its look-ups are random, and with
+ * 4 kB pages most of them would also miss the TLB. Zeroed. */
+#define HUGE_PAGE ((size_t)2 << 20)
+static Slot *slots_new(Py_ssize_t n) {
+    size_t bytes = (size_t)n * sizeof(Slot);
+    if (bytes < HUGE_PAGE) return calloc((size_t)n, sizeof(Slot));
+    bytes = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *table = NULL;
+    if (posix_memalign(&table, HUGE_PAGE, bytes) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(table, bytes, MADV_HUGEPAGE); /* advice only: a refusal changes nothing */
+#endif
+    memset(table, 0, bytes);
+    return table;
+}
 
 static void Vocabulary_dealloc(Vocabulary *self) {
-    PyMem_Free(self->slots);
-    PyMem_Free(self->tally);
+    free(self->slots);
+    pool_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -120,11 +221,14 @@ static int Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_ValueError, "need 1 <= char_min <= char_max, or both 0");
         return -1;
     }
+    if (self->active) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot re-initialise a vocabulary in use");
+        return -1;
+    }
     /* __init__ may run twice on one object: start from a clean slate. */
-    PyMem_Free(self->slots);
-    PyMem_Free(self->tally);
+    free(self->slots);
     self->slots = NULL;
-    self->tally = NULL;
+    pool_clear(self); /* their tallies have the old vocabulary's size */
     PyObject *seq = PySequence_Fast(terms, "terms must be a sequence of str");
     if (!seq) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -138,9 +242,8 @@ static int Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds) {
     }
     Py_ssize_t size = 1;
     while (size < 2 * n + 2) size *= 2;
-    self->slots = PyMem_Calloc((size_t)size, sizeof(Slot));
-    self->tally = PyMem_Calloc((size_t)n + 1, sizeof(int32_t));
-    if (!self->slots || !self->tally) {
+    self->slots = slots_new(size);
+    if (!self->slots) {
         Py_DECREF(seq);
         PyErr_NoMemory();
         return -1;
@@ -198,52 +301,221 @@ static int Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds) {
     return 0;
 }
 
-typedef struct { Py_ssize_t start, end; } Span;
+/* ------------------------------------------------------------------ one document */
+/* A text as read without the GIL: its code points, and whether to lower-case A-Z on reading
+ * (an ASCII text, which str.lower would change in exactly that way). */
+typedef struct {
+    const void *data;
+    Py_ssize_t len;
+    int kind;
+    int lower;
+} TextView;
 
-static inline int is_word(Py_UCS4 c) {
-    if (c < 128) return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
-    return Py_UNICODE_ISALNUM(c);
+/* The code point at i, lower-cased for an ASCII text; with kind and lower known at compile
+ * time (see the ALWAYS_INLINE callers) this is one load. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+ALWAYS_INLINE Py_UCS4 read_char(int kind, int lower, const void *data, Py_ssize_t i) {
+    Py_UCS4 c = kind == PyUnicode_1BYTE_KIND   ? ((const Py_UCS1 *)data)[i]
+                : kind == PyUnicode_2BYTE_KIND ? ((const Py_UCS2 *)data)[i]
+                                               : ((const Py_UCS4 *)data)[i];
+    if (lower && c - 'A' < 26u) c += 'a' - 'A';
+    return c;
 }
 
-/* Split one lower-cased text into token spans, skipping markup as the regex does. */
-static int tokenize(PyObject *text, Buffer *spans) {
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t len = PyUnicode_GET_LENGTH(text), i = 0;
-    spans->size = 0;
+/* What a code point below 256 is to the tokenizer; above, Py_UNICODE_ISALNUM decides. */
+enum { OTHER = 0, WORD = 1, MARK = 2 /* ! or ? */, MARKUP_OPEN = 3 };
+static unsigned char latin1_class[256]; /* filled when the module loads */
+
+ALWAYS_INLINE int char_class(Py_UCS4 c) {
+    if (c < 256) return latin1_class[c];
+    return Py_UNICODE_ISALNUM(c) ? WORD : OTHER;
+}
+
+typedef struct { Py_ssize_t start, end; } Span;
+
+/* Token spans of one text and, with `hash`, each token's two hashes (w->spans, w->hashes):
+ * the one tokenizer of every entry point. Markup is skipped as the regex does. Hashing while
+ * splitting reads each character once; `hash` = 0 (a profile's "tokenize" stage) compiles the
+ * same loop without it. Returns the number of tokens, -1 when out of memory. */
+ALWAYS_INLINE Py_ssize_t tokenize_as(int kind, int lower, int hash, const void *data,
+                                     Py_ssize_t len, Workspace *w) {
+    Py_ssize_t i = 0, n = 0, capacity = 0;
+    Span *spans = NULL;
+    uint64_t *hashes = NULL;
+    uint32_t *checks = NULL;
     while (i < len) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (is_word(c)) {
-            Py_ssize_t j = i + 1;
-            for (;;) {
-                while (j < len && is_word(PyUnicode_READ(kind, data, j))) j++;
-                if (j + 1 < len && PyUnicode_READ(kind, data, j) == '\'' &&
-                    is_word(PyUnicode_READ(kind, data, j + 1))) {
-                    j += 2;
+        Py_UCS4 c = read_char(kind, lower, data, i);
+        int cls = char_class(c);
+        if (cls == OTHER) {
+            i++;
+            continue;
+        }
+        if (cls == MARKUP_OPEN) {
+            Py_ssize_t limit = i + MARKUP_MAX + 1, k = i + 1;
+            while (k < len && k <= limit && read_char(kind, lower, data, k) != '>') k++;
+            i = (k < len && k <= limit) ? k + 1 : i + 1;
+            continue;
+        }
+        if (n == capacity) { /* grow the three arrays, kept in w's buffers */
+            if (capacity)
+                capacity *= 2;
+            else { /* start from what earlier documents left: no move for most texts */
+                capacity = w->spans.capacity / (Py_ssize_t)sizeof(Span);
+                Py_ssize_t room = w->hashes.capacity /
+                                  (Py_ssize_t)(sizeof(uint64_t) + sizeof(uint32_t));
+                if (room < capacity) capacity = room;
+                if (capacity < 256) capacity = 256;
+            }
+            w->spans.size = w->hashes.size = 0;
+            if (buffer_reserve(&w->spans, capacity * (Py_ssize_t)sizeof(Span)) < 0 ||
+                buffer_reserve(&w->hashes, capacity * (Py_ssize_t)(sizeof(uint64_t) +
+                                                                  sizeof(uint32_t))) < 0)
+                return -1;
+            /* the hashes' capacity may have grown beyond `capacity`: move the checks up to
+             * where the new capacity puts them */
+            uint64_t *new_hashes = (uint64_t *)w->hashes.data;
+            uint32_t *new_checks = (uint32_t *)(new_hashes + capacity);
+            if (n && hash) memmove(new_checks, (uint32_t *)(new_hashes + capacity / 2),
+                                   (size_t)n * sizeof(uint32_t));
+            spans = (Span *)w->spans.data;
+            hashes = new_hashes;
+            checks = new_checks;
+        }
+        uint64_t h = FNV_OFFSET;
+        uint32_t h2 = FNV32_OFFSET;
+        Py_ssize_t start = i;
+        if (cls == MARK) {
+            if (hash) {
+                h = fnv_step(h, c);
+                h2 = fnv32_step(h2, c);
+            }
+            i++;
+        } else {
+            for (;;) { /* word characters, then maybe an apostrophe and more of them */
+                while (i < len && char_class(c = read_char(kind, lower, data, i)) == WORD) {
+                    if (hash) {
+                        h = fnv_step(h, c);
+                        h2 = fnv32_step(h2, c);
+                    }
+                    i++;
+                }
+                if (i + 1 < len && c == '\'' &&
+                    char_class(read_char(kind, lower, data, i + 1)) == WORD) {
+                    if (hash) {
+                        h = fnv_step(h, '\'');
+                        h2 = fnv32_step(h2, '\'');
+                    }
+                    i++;
                     continue;
                 }
                 break;
             }
-            Span s = {i, j};
-            if (buffer_append(spans, &s, sizeof s) < 0) return -1;
-            i = j;
-        } else if (c == '!' || c == '?') {
-            Span s = {i, i + 1};
-            if (buffer_append(spans, &s, sizeof s) < 0) return -1;
-            i++;
-        } else if (c == '<') {
-            Py_ssize_t limit = i + MARKUP_MAX + 1, k = i + 1;
-            while (k < len && k <= limit && PyUnicode_READ(kind, data, k) != '>') k++;
-            i = (k < len && k <= limit) ? k + 1 : i + 1;
-        } else {
-            i++;
         }
+        spans[n] = (Span){start, i};
+        if (hash) {
+            hashes[n] = h;
+            checks[n] = h2;
+        }
+        n++;
     }
-    return 0;
+    w->n_tokens = n;
+    w->token_capacity = capacity;
+    return n;
 }
 
-/* LSD radix sort of non-negative ids, 8 bits a pass: no comparisons, no function pointers. */
-static void radix_sort(int32_t *values, int32_t *scratch, Py_ssize_t n, int passes) {
+/* Every n-gram key of the text's tokens (from tokenize_as): word 1..max_n grams, then
+ * character n-grams; 0 marks "no n-gram". Returns the number of keys, -1 when out of
+ * memory. */
+ALWAYS_INLINE Py_ssize_t keys_as(int kind, int lower, const Vocabulary *v, const void *data,
+                                 Workspace *w) {
+    const Span *tokens = (const Span *)w->spans.data;
+    Py_ssize_t n_tokens = w->n_tokens;
+    const uint64_t *token_hash = (const uint64_t *)w->hashes.data;
+    const uint32_t *token_check = (const uint32_t *)(token_hash + w->token_capacity);
+    const int max_n = v->max_n;
+    const int char_min = v->char_min, char_max = v->char_max;
+    Py_ssize_t n_word_keys = n_tokens * max_n, n_keys = n_word_keys;
+    if (char_min) /* at most (padded length) x (number of lengths) per token */
+        for (Py_ssize_t t = 0; t < n_tokens; t++)
+            n_keys += (tokens[t].end - tokens[t].start + 2) * (char_max - char_min + 1);
+    w->keys.size = 0;
+    if (buffer_reserve(&w->keys, n_keys * (Py_ssize_t)(sizeof(uint64_t) + sizeof(uint32_t))) < 0)
+        return -1;
+    uint64_t *wanted = (uint64_t *)w->keys.data;
+    uint32_t *wanted_check = (uint32_t *)(wanted + n_keys);
+    for (Py_ssize_t t = 0; t < n_tokens; t++) {
+        uint64_t key = 0;
+        uint32_t check = 0;
+        for (int n = 1; n <= max_n; n++) {
+            Py_ssize_t i = t * max_n + n - 1;
+            if (t + n <= n_tokens) {
+                key = fold(key, token_hash[t + n - 1]);
+                check = fold32(check, token_check[t + n - 1]);
+                wanted[i] = nonzero(key);
+                wanted_check[i] = check;
+            } else {
+                wanted[i] = 0;
+            }
+        }
+    }
+    Py_ssize_t next_key = n_word_keys;
+    for (Py_ssize_t t = 0; char_min && t < n_tokens; t++) {
+        Py_ssize_t padded = tokens[t].end - tokens[t].start + 2;
+        for (Py_ssize_t first = 0; first + char_min <= padded; first++) {
+            uint64_t h = FNV_OFFSET;
+            uint32_t h2 = FNV32_OFFSET;
+            for (Py_ssize_t j = first; j < padded && j - first < char_max; j++) {
+                Py_UCS4 c = j == 0 ? '<'
+                            : j == padded - 1
+                                ? '>'
+                                : read_char(kind, lower, data, tokens[t].start + j - 1);
+                h = fnv_step(h, c);
+                h2 = fnv32_step(h2, c);
+                if (j - first + 1 >= char_min) {
+                    wanted[next_key] = nonzero(fold(CHAR_SEED, h));
+                    wanted_check[next_key] = fold32(CHAR_SEED32, h2);
+                    next_key++;
+                }
+            }
+        }
+    }
+    for (Py_ssize_t i = next_key; i < n_keys; i++) wanted[i] = 0;
+    return n_keys;
+}
+
+/* The stages of a document, in order; a profile stops after one of them. */
+enum { STAGE_TOKENIZE = 1, STAGE_HASH = 2, STAGE_LOOKUP = 3, STAGE_ALL = 4 };
+
+/* The shared front half: text -> tokens -> keys, with kind and case folding specialised. */
+static Py_ssize_t document_keys(const Vocabulary *v, const TextView *t, Workspace *w,
+                                int stop_after) {
+#define KEYS_AS(kind, lower)                                                                     \
+    do {                                                                                        \
+        if (stop_after == STAGE_TOKENIZE)                                                       \
+            return tokenize_as(kind, lower, 0, t->data, t->len, w) < 0 ? -1 : 0;                \
+        if (tokenize_as(kind, lower, 1, t->data, t->len, w) < 0) return -1;                     \
+        return keys_as(kind, lower, v, t->data, w);                                             \
+    } while (0)
+    if (t->lower) KEYS_AS(PyUnicode_1BYTE_KIND, 1);
+    switch (t->kind) {
+    case PyUnicode_1BYTE_KIND: KEYS_AS(PyUnicode_1BYTE_KIND, 0);
+    case PyUnicode_2BYTE_KIND: KEYS_AS(PyUnicode_2BYTE_KIND, 0);
+    default: KEYS_AS(PyUnicode_4BYTE_KIND, 0);
+    }
+#undef KEYS_AS
+}
+
+/* LSD radix sort of non-negative ids, 8 bits a pass; insertion sort for a few ids. */
+static void sort_ids(int32_t *values, int32_t *scratch, Py_ssize_t n, int passes) {
+    if (n <= 32) {
+        for (Py_ssize_t i = 1; i < n; i++) {
+            int32_t x = values[i];
+            Py_ssize_t j = i;
+            for (; j > 0 && values[j - 1] > x; j--) values[j] = values[j - 1];
+            values[j] = x;
+        }
+        return;
+    }
     for (int pass = 0; pass < passes; pass++) {
         Py_ssize_t start[257] = {0};
         int shift = 8 * pass;
@@ -254,149 +526,329 @@ static void radix_sort(int32_t *values, int32_t *scratch, Py_ssize_t n, int pass
     }
 }
 
-static PyObject *Vocabulary_count(Vocabulary *self, PyObject *texts) {
+/* One document's sorted distinct vocabulary ids (w->found) and their counts (w->counts).
+ * Returns how many, -1 when out of memory. */
+static Py_ssize_t count_document(const Vocabulary *v, const TextView *t, Workspace *w,
+                                 int stop_after) {
+    Py_ssize_t n_keys = document_keys(v, t, w, stop_after);
+    if (n_keys < 0) return -1;
+    if (stop_after < STAGE_LOOKUP) return 0;
+    const uint64_t *wanted = (const uint64_t *)w->keys.data;
+    const uint32_t *wanted_check = (const uint32_t *)(wanted + n_keys);
+    const Slot *slots = v->slots;
+    const uint64_t mask = (uint64_t)v->mask;
+    int32_t *tally = w->tally;
+    w->found.size = 0;
+    if (buffer_reserve(&w->found, n_keys * (Py_ssize_t)sizeof(int32_t)) < 0) return -1;
+    int32_t *found = (int32_t *)w->found.data;
+    Py_ssize_t distinct = 0;
+    /* The table is megabytes: prefetching its slots a few keys ahead hides most misses. */
+    for (Py_ssize_t i = 0; i < n_keys; i++) {
+        if (i + PREFETCH_AHEAD < n_keys) __builtin_prefetch(&slots[wanted[i + PREFETCH_AHEAD] & mask]);
+        uint64_t key = wanted[i];
+        if (!key) continue;
+        Py_ssize_t slot = (Py_ssize_t)(key & mask);
+        while (slots[slot].key) {
+            if (slots[slot].key == key && slots[slot].check == wanted_check[i]) {
+                int32_t id = slots[slot].id;
+                found[distinct] = id; /* kept when it is the document's first */
+                distinct += tally[id]++ == 0;
+                break;
+            }
+            slot = (Py_ssize_t)((uint64_t)(slot + 1) & mask);
+        }
+    }
+    w->scratch.size = w->counts.size = 0;
+    if (buffer_reserve(&w->scratch, distinct * (Py_ssize_t)sizeof(int32_t)) < 0 ||
+        buffer_reserve(&w->counts, distinct * (Py_ssize_t)sizeof(int32_t)) < 0) {
+        for (Py_ssize_t a = 0; a < distinct; a++) tally[found[a]] = 0;
+        return -1;
+    }
+    sort_ids(found, (int32_t *)w->scratch.data, distinct, v->radix_passes);
+    int32_t *counts = (int32_t *)w->counts.data;
+    for (Py_ssize_t a = 0; a < distinct; a++) {
+        counts[a] = tally[found[a]];
+        tally[found[a]] = 0;
+    }
+    return distinct;
+}
+
+/* ------------------------------------------------------------------ what a call makes */
+enum { MODE_COUNT, MODE_TFIDF, MODE_LOGITS };
+
+typedef struct {
+    int mode, stop_after;
+    /* MODE_TFIDF, MODE_LOGITS */
+    const float *idf, *tf;
+    Py_ssize_t tf_len;
+    /* MODE_LOGITS */
+    const float *coef, *bias;
+    Py_ssize_t k;
+    float *out;
+    /* MODE_COUNT, MODE_TFIDF: the growing results */
+    Buffer ids, values, lengths;
+    Py_ssize_t needed_tf; /* > 0: a count needed a longer tf table */
+} Job;
+
+/* TF-IDF of one document, L2-normalised, into values: the operations of
+ * NgramFeaturizer.transform. Returns 0, or 1 when a count is beyond the tf table. */
+static int tfidf_document(Job *job, const int32_t *ids, const int32_t *counts, Py_ssize_t n,
+                          float *values) {
+    double squares = 0.0;
+    for (Py_ssize_t a = 0; a < n; a++) {
+        if (counts[a] >= job->tf_len) {
+            if (counts[a] + 1 > job->needed_tf) job->needed_tf = counts[a] + 1;
+            return 1;
+        }
+        float value = job->tf[counts[a]] * job->idf[ids[a]];
+        values[a] = value;
+        squares += (double)value * (double)value;
+    }
+    double norm = sqrt(squares);
+    float divisor = (float)(norm < 1e-12 ? 1e-12 : norm); /* np.maximum: NaN stays NaN */
+    for (Py_ssize_t a = 0; a < n; a++) values[a] /= divisor;
+    return 0;
+}
+
+/* Everything a block of texts needs, without the GIL. Returns 0, -1 when out of memory,
+ * 1 when a longer tf table is needed. */
+static int run_block(const Vocabulary *v, Workspace *w, Job *job, const TextView *views,
+                     Py_ssize_t n_views, Py_ssize_t first_doc) {
+    for (Py_ssize_t d = 0; d < n_views; d++) {
+        Py_ssize_t n = count_document(v, &views[d], w, job->stop_after);
+        if (n < 0) return -1;
+        if (job->stop_after < STAGE_ALL) continue;
+        const int32_t *ids = (const int32_t *)w->found.data;
+        const int32_t *counts = (const int32_t *)w->counts.data;
+        int64_t length = (int64_t)n;
+        if (job->mode == MODE_COUNT) {
+            if (buffer_append(&job->ids, ids, n * (Py_ssize_t)sizeof(int32_t)) < 0 ||
+                buffer_append(&job->values, counts, n * (Py_ssize_t)sizeof(int32_t)) < 0 ||
+                buffer_append(&job->lengths, &length, sizeof length) < 0)
+                return -1;
+        } else if (job->mode == MODE_TFIDF) {
+            if (buffer_reserve(&job->values, n * (Py_ssize_t)sizeof(float)) < 0) return -1;
+            if (tfidf_document(job, ids, counts, n, (float *)(job->values.data + job->values.size)))
+                return 1;
+            job->values.size += n * (Py_ssize_t)sizeof(float);
+            if (buffer_append(&job->ids, ids, n * (Py_ssize_t)sizeof(int32_t)) < 0 ||
+                buffer_append(&job->lengths, &length, sizeof length) < 0)
+                return -1;
+        } else {
+            /* The weighted sums of SparseRows.matmul: per class a float64 sum, in id order, of
+             * float32 products; then float32 + the bias. */
+            w->scratch.size = 0;
+            if (buffer_reserve(&w->scratch, n * (Py_ssize_t)sizeof(float)) < 0) return -1;
+            float *values = (float *)w->scratch.data;
+            if (tfidf_document(job, ids, counts, n, values)) return 1;
+            const Py_ssize_t k = job->k;
+            double sums[8];
+            float *row = job->out + (first_doc + d) * k;
+            for (Py_ssize_t c0 = 0; c0 < k; c0 += 8) {
+                Py_ssize_t width = k - c0 < 8 ? k - c0 : 8;
+                for (Py_ssize_t c = 0; c < width; c++) sums[c] = 0.0;
+                for (Py_ssize_t a = 0; a < n; a++) {
+                    const float *weights = job->coef + (Py_ssize_t)ids[a] * k + c0;
+                    for (Py_ssize_t c = 0; c < width; c++)
+                        sums[c] += (double)(values[a] * weights[c]);
+                }
+                for (Py_ssize_t c = 0; c < width; c++)
+                    row[c0 + c] = (float)sums[c] + job->bias[c0 + c];
+            }
+        }
+    }
+    return 0;
+}
+
+/* The driver of every entry point: blocks of texts, read with the GIL, run without it. */
+static int run_job(Vocabulary *self, PyObject *texts, Job *job) {
     PyObject *seq = PySequence_Fast(texts, "texts must be a sequence of str");
-    if (!seq) return NULL;
+    if (!seq) return -1;
     Py_ssize_t n_docs = PySequence_Fast_GET_SIZE(seq);
-    Buffer spans = {0}, hashes = {0}, keys = {0}, found = {0}, scratch = {0}, ids = {0}, counts = {0},
-           lengths = {0};
-    PyObject *result = NULL;
-    for (Py_ssize_t d = 0; d < n_docs; d++) {
-        PyObject *text = PySequence_Fast_GET_ITEM(seq, d);
-        if (!PyUnicode_Check(text)) {
-            PyErr_Format(PyExc_TypeError, "text %zd is not a str", d);
-            goto done;
-        }
-        found.size = 0;
-        if (tokenize(text, &spans) < 0) goto done;
-        int kind = PyUnicode_KIND(text);
-        const void *data = PyUnicode_DATA(text);
-        const Span *tokens = (const Span *)spans.data;
-        Py_ssize_t n_tokens = spans.size / (Py_ssize_t)sizeof(Span);
-        found.size = 0;
-        if (buffer_reserve(&hashes, n_tokens * (Py_ssize_t)(sizeof(uint64_t) + sizeof(uint32_t))) <
-            0)
-            goto done;
-        uint64_t *token_hash = (uint64_t *)hashes.data;
-        uint32_t *token_check = (uint32_t *)(token_hash + n_tokens);
-        for (Py_ssize_t t = 0; t < n_tokens; t++) {
-            uint64_t h = FNV_OFFSET;
-            uint32_t h2 = FNV32_OFFSET;
-            for (Py_ssize_t j = tokens[t].start; j < tokens[t].end; j++) {
-                Py_UCS4 c = PyUnicode_READ(kind, data, j);
-                h = fnv_step(h, c);
-                h2 = fnv32_step(h2, c);
-            }
-            token_hash[t] = h;
-            token_check[t] = h2;
-        }
-        /* All keys first, then the look-ups with the table slots prefetched a few keys ahead:
-         * the table is megabytes, so hiding its cache misses is most of the speed. */
-        const int max_n = self->max_n;
-        const int char_min = self->char_min, char_max = self->char_max;
-        Py_ssize_t n_word_keys = n_tokens * max_n, n_keys = n_word_keys;
-        if (char_min) /* at most (padded length) x (number of lengths) per token */
-            for (Py_ssize_t t = 0; t < n_tokens; t++)
-                n_keys += (tokens[t].end - tokens[t].start + 2) * (char_max - char_min + 1);
-        if (buffer_reserve(&keys, n_keys * (Py_ssize_t)(sizeof(uint64_t) + sizeof(uint32_t))) < 0)
-            goto done;
-        uint64_t *wanted = (uint64_t *)keys.data;
-        uint32_t *wanted_check = (uint32_t *)(wanted + n_keys);
-        for (Py_ssize_t t = 0; t < n_tokens; t++) {
-            uint64_t key = 0;
-            uint32_t check = 0;
-            for (int n = 1; n <= max_n; n++) {
-                Py_ssize_t i = t * max_n + n - 1;
-                if (t + n <= n_tokens) {
-                    key = fold(key, token_hash[t + n - 1]);
-                    check = fold32(check, token_check[t + n - 1]);
-                    wanted[i] = nonzero(key);
-                    wanted_check[i] = check;
-                } else {
-                    wanted[i] = 0;
-                }
-            }
-        }
-        Py_ssize_t next_key = n_word_keys;
-        for (Py_ssize_t t = 0; char_min && t < n_tokens; t++) {
-            Py_ssize_t padded = tokens[t].end - tokens[t].start + 2;
-            for (Py_ssize_t first = 0; first + char_min <= padded; first++) {
-                uint64_t h = FNV_OFFSET;
-                uint32_t h2 = FNV32_OFFSET;
-                for (Py_ssize_t j = first; j < padded && j - first < char_max; j++) {
-                    Py_UCS4 c = j == 0 ? '<'
-                                : j == padded - 1
-                                    ? '>'
-                                    : PyUnicode_READ(kind, data, tokens[t].start + j - 1);
-                    h = fnv_step(h, c);
-                    h2 = fnv32_step(h2, c);
-                    if (j - first + 1 >= char_min) {
-                        wanted[next_key] = nonzero(fold(CHAR_SEED, h));
-                        wanted_check[next_key] = fold32(CHAR_SEED32, h2);
-                        next_key++;
-                    }
-                }
-            }
-        }
-        for (Py_ssize_t i = next_key; i < n_keys; i++) wanted[i] = 0;
-        for (Py_ssize_t i = 0; i < n_keys; i++) {
-            if (i + PREFETCH_AHEAD < n_keys)
-                __builtin_prefetch(&self->slots[wanted[i + PREFETCH_AHEAD] & (uint64_t)self->mask]);
-            uint64_t key = wanted[i];
-            if (!key) continue;
-            Py_ssize_t slot = (Py_ssize_t)(key & (uint64_t)self->mask);
-            while (self->slots[slot].key) {
-                if (self->slots[slot].key == key && self->slots[slot].check == wanted_check[i]) {
-                    int32_t id = self->slots[slot].id;
-                    if (self->tally[id]++ == 0 && buffer_append(&found, &id, sizeof(int32_t)) < 0)
-                        goto done;
-                    break;
-                }
-                slot = (slot + 1) & self->mask;
-            }
-        }
-        int32_t *row = (int32_t *)found.data;
-        Py_ssize_t distinct = found.size / (Py_ssize_t)sizeof(int32_t);
-        if (buffer_reserve(&scratch, found.size) < 0 || buffer_reserve(&ids, found.size) < 0 ||
-            buffer_reserve(&counts, found.size) < 0)
-            goto done;
-        radix_sort(row, (int32_t *)scratch.data, distinct, self->radix_passes);
-        int32_t *ids_out = (int32_t *)(ids.data + ids.size);
-        int32_t *counts_out = (int32_t *)(counts.data + counts.size);
-        for (Py_ssize_t a = 0; a < distinct; a++) {
-            ids_out[a] = row[a];
-            counts_out[a] = self->tally[row[a]];
-            self->tally[row[a]] = 0;
-        }
-        ids.size += found.size;
-        counts.size += found.size;
-        int64_t n_distinct = (int64_t)distinct;
-        if (buffer_append(&lengths, &n_distinct, sizeof(int64_t)) < 0) goto done;
+    if (job->mode == MODE_LOGITS && job->out == NULL && n_docs) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "no output buffer");
+        return -1;
     }
-    result = Py_BuildValue("(y#y#y#)", ids.data ? ids.data : "", ids.size,
-                           counts.data ? counts.data : "", counts.size,
-                           lengths.data ? lengths.data : "", lengths.size);
-done:
-    if (!result) { /* an error mid-document: leave the tally all zero for the next call */
-        for (Py_ssize_t a = 0; a < found.size / (Py_ssize_t)sizeof(int32_t); a++)
-            self->tally[((int32_t *)found.data)[a]] = 0;
+    Workspace *w = workspace_take(self);
+    if (!w) {
+        Py_DECREF(seq);
+        return -1;
     }
-    PyMem_Free(spans.data);
-    PyMem_Free(hashes.data);
-    PyMem_Free(keys.data);
-    PyMem_Free(found.data);
-    PyMem_Free(scratch.data);
-    PyMem_Free(ids.data);
-    PyMem_Free(counts.data);
-    PyMem_Free(lengths.data);
+    TextView views[BLOCK_TEXTS];
+    PyObject *held[BLOCK_TEXTS];
+    int status = 0;
+    self->active++;
+    for (Py_ssize_t start = 0; start < n_docs && status == 0;) {
+        Py_ssize_t n_views = 0, chars = 0;
+        while (start + n_views < n_docs && n_views < BLOCK_TEXTS && chars < BLOCK_CHARS) {
+            PyObject *text = PySequence_Fast_GET_ITEM(seq, start + n_views);
+            if (!PyUnicode_Check(text)) {
+                PyErr_Format(PyExc_TypeError, "text %zd is not a str", start + n_views);
+                status = -2;
+                break;
+            }
+            /* A str subclass may lower-case its own way: ask it, as the Python path does. */
+            int ascii = PyUnicode_CheckExact(text) && PyUnicode_IS_ASCII(text);
+            PyObject *lowered = ascii ? Py_NewRef(text) : PyObject_CallMethod(text, "lower", NULL);
+            if (lowered && !PyUnicode_Check(lowered)) {
+                PyErr_Format(PyExc_TypeError, "text %zd: lower() did not return a str",
+                             start + n_views);
+                Py_CLEAR(lowered);
+            }
+            if (!lowered) {
+                status = -2;
+                break;
+            }
+            held[n_views] = lowered;
+            views[n_views] = (TextView){PyUnicode_DATA(lowered), PyUnicode_GET_LENGTH(lowered),
+                                        PyUnicode_KIND(lowered), ascii};
+            chars += views[n_views].len;
+            n_views++;
+        }
+        if (status == 0) {
+            if (chars >= RELEASE_CHARS) {
+                Py_BEGIN_ALLOW_THREADS
+                status = run_block(self, w, job, views, n_views, start);
+                Py_END_ALLOW_THREADS
+            } else {
+                status = run_block(self, w, job, views, n_views, start);
+            }
+            if (status == -1) PyErr_NoMemory();
+        }
+        for (Py_ssize_t i = 0; i < n_views; i++) Py_DECREF(held[i]);
+        start += n_views;
+    }
+    self->active--;
+    workspace_give_back(self, w);
     Py_DECREF(seq);
+    return status < 0 ? -1 : status;
+}
+
+/* A buffer argument of `itemsize`-byte items ("f" or "i" format), of exactly `count` items. */
+static int get_array(PyObject *obj, Py_buffer *view, const char *format, Py_ssize_t count,
+                     int writable, const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) return -1;
+    const char *f = view->format ? view->format : "B";
+    if (f[0] == '<' || f[0] == '=' || f[0] == '@') f++;
+    if (strcmp(f, format) != 0 || view->itemsize != 4 ||
+        (count >= 0 && view->len != count * 4)) {
+        PyErr_Format(PyExc_ValueError, "%s must be %zd C-contiguous %s items, got %zd of %s",
+                     name, count, format[0] == 'f' ? "float32" : "int32",
+                     view->len / (view->itemsize ? view->itemsize : 1), f);
+        PyBuffer_Release(view);
+        view->obj = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void job_free(Job *job) {
+    buffer_free(&job->ids);
+    buffer_free(&job->values);
+    buffer_free(&job->lengths);
+}
+
+static PyObject *job_result(Job *job) {
+    return Py_BuildValue("(y#y#y#)", job->ids.data ? job->ids.data : "", job->ids.size,
+                         job->values.data ? job->values.data : "", job->values.size,
+                         job->lengths.data ? job->lengths.data : "", job->lengths.size);
+}
+
+static PyObject *Vocabulary_count(Vocabulary *self, PyObject *texts) {
+    Job job = {.mode = MODE_COUNT, .stop_after = STAGE_ALL};
+    PyObject *result = run_job(self, texts, &job) < 0 ? NULL : job_result(&job);
+    job_free(&job);
+    return result;
+}
+
+static PyObject *Vocabulary_tfidf(Vocabulary *self, PyObject *args) {
+    PyObject *texts, *idf_obj, *tf_obj;
+    if (!PyArg_ParseTuple(args, "OOO", &texts, &idf_obj, &tf_obj)) return NULL;
+    Py_buffer idf = {0}, tf = {0};
+    PyObject *result = NULL;
+    Job job = {.mode = MODE_TFIDF, .stop_after = STAGE_ALL};
+    if (get_array(idf_obj, &idf, "f", self->n_terms, 0, "idf") < 0 ||
+        get_array(tf_obj, &tf, "f", -1, 0, "tf") < 0)
+        goto done;
+    job.idf = idf.buf;
+    job.tf = tf.buf;
+    job.tf_len = tf.len / 4;
+    int status = run_job(self, texts, &job);
+    if (status == 1)
+        result = PyLong_FromSsize_t(job.needed_tf);
+    else if (status == 0)
+        result = job_result(&job);
+done:
+    if (idf.obj) PyBuffer_Release(&idf);
+    if (tf.obj) PyBuffer_Release(&tf);
+    job_free(&job);
+    return result;
+}
+
+static PyObject *Vocabulary_logits(Vocabulary *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"texts", "idf", "tf", "coef", "bias", "out", "stop_after", NULL};
+    PyObject *texts, *idf_obj, *tf_obj, *coef_obj, *bias_obj, *out_obj;
+    int stop_after = STAGE_ALL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO|i", kwlist, &texts, &idf_obj, &tf_obj,
+                                     &coef_obj, &bias_obj, &out_obj, &stop_after))
+        return NULL;
+    if (stop_after < STAGE_TOKENIZE || stop_after > STAGE_ALL) {
+        PyErr_SetString(PyExc_ValueError, "stop_after must be 1 (tokenize), 2 (hash), "
+                                          "3 (lookup) or 4 (everything)");
+        return NULL;
+    }
+    Py_buffer idf = {0}, tf = {0}, coef = {0}, bias = {0}, out = {0};
+    PyObject *result = NULL;
+    Job job = {.mode = MODE_LOGITS, .stop_after = stop_after};
+    Py_ssize_t n_docs = PyObject_Length(texts);
+    if (n_docs < 0) return NULL;
+    if (get_array(bias_obj, &bias, "f", -1, 0, "bias") < 0) goto done;
+    job.k = bias.len / 4;
+    if (job.k < 1) {
+        PyErr_SetString(PyExc_ValueError, "bias must have at least one class");
+        goto done;
+    }
+    if (get_array(idf_obj, &idf, "f", self->n_terms, 0, "idf") < 0 ||
+        get_array(tf_obj, &tf, "f", -1, 0, "tf") < 0 ||
+        get_array(coef_obj, &coef, "f", self->n_terms * job.k, 0, "coef") < 0 ||
+        get_array(out_obj, &out, "f", n_docs * job.k, 1, "out") < 0)
+        goto done;
+    job.idf = idf.buf;
+    job.tf = tf.buf;
+    job.tf_len = tf.len / 4;
+    job.coef = coef.buf;
+    job.bias = bias.buf;
+    job.out = out.buf;
+    int status = run_job(self, texts, &job);
+    if (status == 1)
+        result = PyLong_FromSsize_t(job.needed_tf);
+    else if (status == 0)
+        result = Py_NewRef(Py_None);
+done:
+    if (idf.obj) PyBuffer_Release(&idf);
+    if (tf.obj) PyBuffer_Release(&tf);
+    if (coef.obj) PyBuffer_Release(&coef);
+    if (bias.obj) PyBuffer_Release(&bias);
+    if (out.obj) PyBuffer_Release(&out);
+    job_free(&job);
     return result;
 }
 
 static PyMethodDef Vocabulary_methods[] = {
     {"count", (PyCFunction)Vocabulary_count, METH_O,
-     "count(lowercased_texts) -> (ids int32 bytes, counts int32 bytes, row lengths int64 "
-     "bytes): per document, sorted distinct vocabulary ids of its n-grams and their counts."},
+     "count(texts) -> (ids int32 bytes, counts int32 bytes, row lengths int64 bytes): per "
+     "document, the sorted distinct vocabulary ids of its n-grams and their counts."},
+    {"tfidf", (PyCFunction)Vocabulary_tfidf, METH_VARARGS,
+     "tfidf(texts, idf, tf) -> (ids int32 bytes, values float32 bytes, row lengths int64 "
+     "bytes): NgramFeaturizer.transform's rows; tf[c] = float32(1 + log(c)). An int instead "
+     "means a count needs a tf table of that length."},
+    {"logits", (PyCFunction)(void (*)(void))Vocabulary_logits, METH_VARARGS | METH_KEYWORDS,
+     "logits(texts, idf, tf, coef, bias, out, stop_after=4) -> None: writes "
+     "transform(texts) @ coef + bias into out (float32 [n, k]). An int instead means a count "
+     "needs a tf table of that length. stop_after < 4 stops each document after tokenizing "
+     "(1), hashing (2) or looking up (3), to time the stages."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -420,6 +872,11 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__ngrams(void) {
+    for (Py_UCS4 c = 0; c < 256; c++)
+        latin1_class[c] = Py_UNICODE_ISALNUM(c) ? WORD
+                          : c == '!' || c == '?' ? MARK
+                          : c == '<'             ? MARKUP_OPEN
+                                                 : OTHER;
     if (PyType_Ready(&VocabularyType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +89,23 @@ def check_char_range(char_range: Sequence[int] | None) -> tuple[int, int] | None
     return low, high
 
 
+# Counts whose sublinear tf the C path takes from a table at first; a document with a larger
+# count grows it.
+_TF_TABLE = 1024
+
+
+def sublinear_tf(n: int) -> np.ndarray:
+    """``float32(1 + log(c))`` for ``c < n`` (0 for ``c = 0``, which never occurs), computed
+    by numpy as :meth:`NgramFeaturizer.transform` computes it, so a table look-up in C gives
+    the very same bits (C's ``log`` may differ from numpy's in the last place).
+
+    >>> sublinear_tf(3).tolist()
+    [0.0, 1.0, 1.6931471824645996]
+    """
+    counts = np.arange(1, max(n, 1), dtype=np.int32)
+    return np.concatenate([[0.0], (1.0 + np.log(counts)).astype(np.float32)]).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class SparseRows:
     """A CSR matrix in plain numpy, so the runtime needs no scipy.
@@ -163,6 +180,7 @@ class NgramFeaturizer:
         self._index = {term: i for i, term in enumerate(self.vocabulary)}
         # The C vocabulary: None until first use, False where it cannot serve this vocabulary.
         self._fast: Any = None
+        self._tf = sublinear_tf(_TF_TABLE)
 
     @property
     def n_features(self) -> int:
@@ -211,13 +229,9 @@ class NgramFeaturizer:
         idf = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
         return cls(vocabulary, idf, max_n=max_n, char_ngrams=char_range)
 
-    def counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per document, the sorted distinct vocabulary ids of its n-grams and their counts.
-
-        Returns ``(ids int32 [nnz], counts int32 [nnz], row_lengths int64 [n_docs])``. This is
-        the one place where text becomes integers: the C extension when it is built, else
-        pure Python; both give the same integers, so everything downstream is identical.
-        """
+    def _vocabulary(self) -> Any:
+        """The C vocabulary, built on first use; None where the Python path must count (no
+        extension, ``TEXTDISTILL_PURE_PYTHON``, or two terms sharing a 96-bit hash)."""
         if self._fast is None and _ngrams is not None and not _PURE_PYTHON:
             low, high = self.char_ngrams or (0, 0)
             try:
@@ -226,8 +240,32 @@ class NgramFeaturizer:
                 )
             except ValueError:  # two terms share a 96-bit hash: count them exactly in Python
                 self._fast = False
-        if self._fast:
-            ids, counts, lengths = self._fast.count([text.lower() for text in texts])
+        return self._fast or None
+
+    @property
+    def uses_c_path(self) -> bool:
+        """Whether this featurizer computes with the C extension (which releases the GIL)."""
+        return self._vocabulary() is not None
+
+    def _tf_call(self, method: Callable[..., Any], texts: Sequence[str], *args: Any) -> Any:
+        """``method(texts, idf, tf, *args)`` of the C vocabulary, with a tf table long enough
+        for every count (the C code says how long when it meets a larger count)."""
+        while True:
+            result = method(texts, self.idf, self._tf, *args)
+            if not isinstance(result, int):
+                return result
+            self._tf = sublinear_tf(max(result, 2 * len(self._tf)))
+
+    def counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per document, the sorted distinct vocabulary ids of its n-grams and their counts.
+
+        Returns ``(ids int32 [nnz], counts int32 [nnz], row_lengths int64 [n_docs])``. This is
+        the one place where text becomes integers: the C extension when it is built, else
+        pure Python; both give the same integers, so everything downstream is identical.
+        """
+        fast = self._vocabulary()
+        if fast is not None:
+            ids, counts, lengths = fast.count(texts)
             return (
                 np.frombuffer(ids, dtype=np.int32),
                 np.frombuffer(counts, dtype=np.int32),
@@ -282,7 +320,27 @@ class NgramFeaturizer:
         return ids_out, counts.astype(np.int32), np.bincount(key_rows, minlength=len(texts))
 
     def transform(self, texts: Sequence[str]) -> SparseRows:
-        """Features of ``texts`` as a :class:`SparseRows` with sorted column indices per row."""
+        """Features of ``texts`` as a :class:`SparseRows` with sorted column indices per row.
+
+        The C path computes the rows in one pass with the operations of
+        :meth:`_transform_numpy`, bit for bit.
+        """
+        fast = self._vocabulary()
+        if fast is None:
+            return self._transform_numpy(texts)
+        ids, values, lengths = self._tf_call(fast.tfidf, texts)
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.frombuffer(lengths, dtype=np.int64), out=indptr[1:])
+        return SparseRows(
+            np.frombuffer(values, dtype=np.float32),
+            np.frombuffer(ids, dtype=np.int32),
+            indptr,
+            self.n_features,
+        )
+
+    def _transform_numpy(self, texts: Sequence[str]) -> SparseRows:
+        """The definition of the features: sublinear tf times idf, L2-normalised, from
+        :meth:`counts`."""
         indices, counts, lengths = self.counts(texts)
         key_rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
         values = (1.0 + np.log(counts)).astype(np.float32) * self.idf[indices]
@@ -293,6 +351,19 @@ class NgramFeaturizer:
         indptr = np.zeros(len(texts) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
         return SparseRows(values.astype(np.float32), indices, indptr, self.n_features)
+
+    def linear(self, texts: Sequence[str], weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """``transform(texts).matmul(weights) + bias``, float32 ``[n, k]``: a linear model's
+        logits. The C path goes from text to logits in one pass, without the GIL and without
+        building the feature rows, bit-identical to the numpy composition."""
+        fast = self._vocabulary()
+        weights = np.ascontiguousarray(weights, dtype=np.float32)
+        bias = np.ascontiguousarray(bias, dtype=np.float32)
+        if fast is None or weights.ndim != 2 or bias.shape != weights.shape[1:]:
+            return self.transform(texts).matmul(weights) + bias
+        out = np.empty((len(texts), len(bias)), dtype=np.float32)
+        self._tf_call(fast.logits, texts, weights, bias, out)
+        return out
 
     @classmethod
     def from_spec(

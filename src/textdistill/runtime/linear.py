@@ -50,7 +50,7 @@ class LinearModel(LabelOutputs):
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         """Raw logits, float32 ``[n, k]``."""
-        return self.featurizer.transform(_as_texts(texts)).matmul(self.coef) + self.intercept
+        return self.featurizer.linear(_as_texts(texts), self.coef, self.intercept)
 
     def save(self, path: str | Path) -> None:
         save_artifact(
