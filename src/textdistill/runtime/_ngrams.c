@@ -42,6 +42,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/* The interface featurizer.py expects: 2 = count, tfidf and logits on raw texts. */
+#define NGRAMS_VERSION 2
+
 #define FNV_OFFSET 1469598103934665603ULL
 #define FNV_PRIME 1099511628211ULL
 #define FNV32_OFFSET 2166136261U
@@ -880,6 +883,11 @@ PyMODINIT_FUNC PyInit__ngrams(void) {
     if (PyType_Ready(&VocabularyType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
+    /* featurizer.py refuses a build of another version (a stale .so in a checkout). */
+    if (PyModule_AddIntConstant(m, "VERSION", NGRAMS_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&VocabularyType);
     if (PyModule_AddObject(m, "Vocabulary", (PyObject *)&VocabularyType) < 0) {
         Py_DECREF(&VocabularyType);
