@@ -96,8 +96,16 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> 
     return SimpleNamespace(root=root, arguments=arguments, unlabeled=unlabeled_texts)
 
 
-def _command(workspace: SimpleNamespace, out: Path) -> list[str]:
-    return [sys.executable, "-m", "textdistill.cli", *workspace.arguments, "--out", str(out)]
+def _command(workspace: SimpleNamespace, out: Path, extra: list[str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "textdistill.cli",
+        *workspace.arguments,
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 class Run:
@@ -109,8 +117,9 @@ class Run:
         out: Path,
         logs: Path | None = None,
         env: dict[str, str] | None = None,
+        extra: list[str] | None = None,
     ) -> None:
-        self.out = out
+        self.out, self.workspace, self.extra = out, workspace, extra or []
         logs = logs or out.parent
         logs.mkdir(parents=True, exist_ok=True)
         index = len(list(logs.glob(f"{out.name}.*.stderr")))
@@ -118,7 +127,7 @@ class Run:
         self.stdout_path = logs / f"{out.name}.{index}.stdout"
         with self.stderr_path.open("wb") as err, self.stdout_path.open("wb") as std:
             self.process = subprocess.Popen(
-                _command(workspace, out),
+                _command(workspace, out, self.extra),
                 stdout=std,
                 stderr=err,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
@@ -128,7 +137,7 @@ class Run:
     def stderr(self) -> str:
         return self.stderr_path.read_text()
 
-    def wait_until(self, condition: Callable[[], bool], timeout: float = 120.0) -> None:
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 300.0) -> None:
         """Poll ``condition`` every millisecond; fail if the run ends or time runs out first."""
         deadline = time.monotonic() + timeout
         while not condition():
@@ -142,14 +151,17 @@ class Run:
             time.sleep(0.001)
 
     def freeze(self) -> None:
-        """SIGSTOP: nothing on disk changes until :meth:`kill`."""
+        """SIGSTOP: nothing on disk changes until :meth:`kill` (or :meth:`thaw`)."""
         os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
 
     def kill(self) -> None:
         self.process.kill()  # SIGKILL, even while stopped
         self.process.wait(timeout=30)
 
-    def finish(self, timeout: float = 300.0) -> int:
+    def finish(self, timeout: float = 900.0) -> int:
         return self.process.wait(timeout=timeout)
 
 
@@ -300,6 +312,117 @@ def test_sigkill_during_fine_tuning_and_student_fit_restarts_the_stage_and_says_
         rtol=0,
         atol=TOLERANCE,
     )
+
+
+# ------------------------------------------------------------- runs sharing a logits cache
+LABELING = "labeling unlabeled set: "
+
+
+def _sharing_runs(
+    workspace: SimpleNamespace, root: Path, cache: Path
+) -> tuple[Run, Run, list[str]]:
+    """Two runs started together on one logits cache, with overlapping unlabeled sets (the
+    first 1,500 and the last 1,500 texts: 1,000 in both). Whichever reaches labeling first is
+    held (SIGSTOP) until the other reaches it too, so that they label at the same time."""
+    runs = []
+    for name, texts in (("a", workspace.unlabeled[:1500]), ("b", workspace.unlabeled[500:])):
+        unlabeled = root / f"unlabeled-{name}.txt"
+        unlabeled.write_text("".join(t + "\n" for t in texts))
+        arguments = list(workspace.arguments)
+        arguments[arguments.index("--unlabeled") + 1] = str(unlabeled)
+        runs.append(
+            Run(
+                SimpleNamespace(arguments=arguments),
+                root / f"run-{name}",
+                extra=["--logits-cache", str(cache)],
+            )
+        )
+    first, second = runs
+    deadline = time.monotonic() + 300
+    while not any(LABELING in run.stderr for run in runs):
+        assert all(run.process.poll() is None for run in runs), first.stderr + second.stderr
+        assert time.monotonic() < deadline, "neither run reached labeling"
+        time.sleep(0.001)
+    leader, follower = (first, second) if LABELING in first.stderr else (second, first)
+    leader.freeze()
+    follower.wait_until(lambda: LABELING in follower.stderr, timeout=300)
+    leader.thaw()
+    return first, second, workspace.unlabeled
+
+
+def _cache_store(cache: Path) -> Path:
+    [store] = [p for p in cache.iterdir() if p.is_dir()]
+    return store
+
+
+def _stored_hashes(store: Path) -> list[bytes]:
+    hashes = []
+    for chunk in store.glob("chunk-*.npz"):
+        with np.load(chunk, allow_pickle=False) as content:
+            hashes.extend(row.tobytes() for row in content["hashes"])
+    return hashes
+
+
+def _cache_logits(cache: Path, out: Path, texts: list[str]) -> np.ndarray:
+    teacher = _metrics(out)["teacher"]
+    store = LogitsStore(cache, fingerprint=teacher["fingerprint"], n_classes=2)
+    return store.get(texts)
+
+
+def test_two_runs_sharing_a_logits_cache_split_the_labeling_and_store_each_text_once(
+    workspace: SimpleNamespace, reference: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    first, second, texts = _sharing_runs(workspace, tmp_path, cache)
+    assert first.finish() == 0, first.stderr
+    assert second.finish() == 0, second.stderr
+    fingerprint = _metrics(reference)["teacher"]["fingerprint"]
+    for run in (first, second):  # one teacher, so one store: the runs did share it
+        assert _metrics(run.out)["teacher"]["fingerprint"] == fingerprint
+    scored = [_metrics(run.out)["teacher"]["labeling"]["n_scored"] for run in (first, second)]
+    # Each scored its own 500 texts and part of the 1,000 shared ones; no text twice.
+    assert sum(scored) == N_UNLABELED and min(scored) > 500, scored
+    hashes = _stored_hashes(_cache_store(cache))
+    assert len(hashes) == len(set(hashes)) == N_UNLABELED
+    np.testing.assert_allclose(
+        _cache_logits(cache, first.out, texts),
+        _unlabeled_logits(reference, workspace),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+    assert not list((_cache_store(cache) / "claims").iterdir())
+
+
+def test_sigkill_of_one_of_two_runs_sharing_a_cache_loses_at_most_its_batch_in_flight(
+    workspace: SimpleNamespace, reference: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    first, second, texts = _sharing_runs(workspace, tmp_path, cache)
+    first.wait_until(lambda: len(_stored_hashes(_cache_store(cache))) >= 600, timeout=300)
+    first.freeze()
+    store = _cache_store(cache)
+    stored_at_kill = set(_stored_hashes(store))
+    [claim] = store.glob(f"claims/{first.process.pid}-*.claim")
+    content = claim.read_bytes()
+    in_flight = {content[i : i + 16] for i in range(0, len(content), 16)} - stored_at_kill
+    first.kill()
+    assert len(in_flight) <= LABEL_BATCH  # all it loses: the batch it was scoring
+
+    # The survivor takes over the dead run's claim (no wait for ever) and finishes; the
+    # killed run, run again, finds the rest of its texts stored or scores them.
+    assert second.finish() == 0, second.stderr
+    again = Run(first.workspace, first.out, extra=first.extra)
+    assert again.finish() == 0, again.stderr
+    hashes = _stored_hashes(store)
+    assert len(hashes) == len(set(hashes)) == N_UNLABELED  # nothing saved was scored again
+    assert stored_at_kill <= set(hashes)
+    np.testing.assert_allclose(
+        _cache_logits(cache, second.out, texts),
+        _unlabeled_logits(reference, workspace),
+        rtol=0,
+        atol=TOLERANCE,
+    )
+    assert not list((store / "claims").iterdir())  # the dead run's claim was removed
 
 
 # ------------------------------------------------------------------- full disk, read only
