@@ -210,3 +210,21 @@ def test_a_live_writers_claim_is_waited_for_and_a_dead_ones_taken_over(tmp_path:
     assert not (claims / "dead.claim").exists()
     rows = _stored_rows(tmp_path / "t")
     assert len(rows) == len(set(rows)) == 50
+
+
+def test_logits_scored_outside_fill_are_stored_once_by_writers_sharing_the_store(
+    tmp_path: Path,
+) -> None:
+    """Two runs on one cache both time their teacher on the same test set: whichever stores
+    second finds the first one's chunk and adds only what is new."""
+    texts = [f"test text {i}" for i in range(30)]
+    logits = np.array([_logits_of(t) for t in texts], dtype=np.float32)
+    first = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
+    second = LogitsStore(tmp_path, fingerprint="t", n_classes=2)  # opened before first writes
+    first.put(texts[:10], logits[:10])
+    assert first.put_new(texts + texts[:5], np.concatenate([logits, logits[:5]])) == 20
+    assert second.put_new(texts[::-1], logits[::-1]) == 0  # all there already, from the other
+    rows = _stored_rows(tmp_path / "t")
+    assert len(rows) == len(set(rows)) == len(texts)
+    np.testing.assert_array_equal(second.get(texts), logits)
+    assert not list((tmp_path / "t" / "claims").iterdir())

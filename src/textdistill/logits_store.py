@@ -393,6 +393,27 @@ class LogitsStore:
             )
         self._remember(hashes, logits)
 
+    def put_new(self, texts: Sequence[str], logits: np.ndarray) -> int:
+        """Store the logits of those ``texts`` that no writer has stored yet; return how many.
+
+        For logits computed outside :meth:`fill` (a timed pass over the test set, an imported
+        file): under the store's lock, after reading what writers sharing the store added, so
+        two runs that both score the same texts store each of them once.
+        """
+        logits = np.asarray(logits, dtype=np.float32)
+        with _Writer.open(self.directory) as writer, writer.locked():
+            self._load_chunks()
+            seen: set[bytes] = set()
+            new = []
+            for i, text in enumerate(texts):
+                key = text_hash(text)
+                if key not in self._index and key not in seen:
+                    seen.add(key)
+                    new.append(i)
+            if new:
+                self.put([texts[i] for i in new], logits[new])
+        return len(new)
+
     def get(self, texts: Sequence[str]) -> np.ndarray:
         """Logits ``float32 [len(texts), k]`` in the order of ``texts``."""
         out = np.empty((len(texts), self.n_classes), dtype=np.float32)

@@ -583,9 +583,9 @@ def _import_logits(store: LogitsStore, table: PrecomputedLogits) -> None:
     first: dict[str, int] = {}
     for i, text in enumerate(table.texts):
         first.setdefault(text, i)
-    new = [text for text in store.missing(list(first))]
+    new = store.missing(list(first))
     if new:
-        store.put(new, table.scores[[first[text] for text in new]])
+        store.put_new(new, table.scores[[first[text] for text in new]])
 
 
 def _in_precision(teacher: Teacher, precision: str) -> Teacher:
@@ -899,7 +899,7 @@ def _evaluate(
         started = time.perf_counter()
         logits = fitted_teacher.logits(test.texts, progress=config.progress)
         seconds = time.perf_counter() - started
-        store.put(test.texts, logits)
+        store.put_new(test.texts, logits)  # a run sharing the cache may have stored them
         timing = {"docs_per_s": len(test) / seconds if seconds else 0.0, "seconds": seconds}
         run.complete("teacher-test", key, timing)
     teacher_logits = store.get(test.texts)
