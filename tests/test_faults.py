@@ -60,6 +60,7 @@ precision = "fp32"   # the auto choice is timed; these runs compare logits acros
 
 [student]
 min_df = 1
+kind = "linear"   # faults are the subject here; the dense fit would add a minute to every run
 """
 
 
@@ -162,7 +163,13 @@ class Run:
         self.process.wait(timeout=30)
 
     def finish(self, timeout: float = 900.0) -> int:
-        return self.process.wait(timeout=timeout)
+        """The exit status; a run still going after ``timeout`` seconds is killed, not left
+        behind to compete with the next test."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
 
 
 def _store_directory(out: Path) -> Path | None:
@@ -363,6 +370,16 @@ def _stored_hashes(store: Path) -> list[bytes]:
     return hashes
 
 
+def _lone_runs_hashes(reference: Path) -> set[bytes]:
+    """What a lone run on all the texts stores: the unlabeled set, the test set (timed) and the
+    teacher's calibration split."""
+    store = _store_directory(reference)
+    assert store is not None
+    hashes = _stored_hashes(store)
+    assert len(hashes) == len(set(hashes)) > N_UNLABELED
+    return set(hashes)
+
+
 def _cache_logits(cache: Path, out: Path, texts: list[str]) -> np.ndarray:
     teacher = _metrics(out)["teacher"]
     store = LogitsStore(cache, fingerprint=teacher["fingerprint"], n_classes=2)
@@ -383,7 +400,8 @@ def test_two_runs_sharing_a_logits_cache_split_the_labeling_and_store_each_text_
     # Each scored its own 500 texts and part of the 1,000 shared ones; no text twice.
     assert sum(scored) == N_UNLABELED and min(scored) > 500, scored
     hashes = _stored_hashes(_cache_store(cache))
-    assert len(hashes) == len(set(hashes)) == N_UNLABELED
+    assert len(hashes) == len(set(hashes))  # every text stored once...
+    assert set(hashes) == _lone_runs_hashes(reference)  # ...and each one a lone run stores
     np.testing.assert_allclose(
         _cache_logits(cache, first.out, texts),
         _unlabeled_logits(reference, workspace),
@@ -414,7 +432,8 @@ def test_sigkill_of_one_of_two_runs_sharing_a_cache_loses_at_most_its_batch_in_f
     again = Run(first.workspace, first.out, extra=first.extra)
     assert again.finish() == 0, again.stderr
     hashes = _stored_hashes(store)
-    assert len(hashes) == len(set(hashes)) == N_UNLABELED  # nothing saved was scored again
+    assert len(hashes) == len(set(hashes))  # nothing saved was scored again
+    assert set(hashes) == _lone_runs_hashes(reference)
     assert stored_at_kill <= set(hashes)
     np.testing.assert_allclose(
         _cache_logits(cache, second.out, texts),
@@ -690,14 +709,24 @@ def test_a_failing_write_stops_with_one_line_and_the_rerun_trusts_only_complete_
 
 # ----------------------------------------------------------- concurrency and versions
 def test_a_second_run_on_a_directory_in_use_is_refused(
-    workspace: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    workspace: SimpleNamespace, tmp_path: Path
 ) -> None:
+    """Two ``textdistill run`` processes on one directory: the second stops at once, naming
+    the first, and changes nothing the first has written."""
     out = tmp_path / "run"
-    with RunDirectory(out):  # another job holds it
-        assert main([*workspace.arguments, "--out", str(out)]) == 1
-    line = _one_error_line(capsys.readouterr().err)
-    assert "in use by another textdistill run (pid" in line and str(out) in line
-    assert not (out / "stages").exists()
+    first = Run(workspace, out)
+    first.wait_until((out / "stages" / "baseline.json").exists)
+    first.freeze()  # it holds the directory, and nothing changes on disk meanwhile
+    try:
+        before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+        second = Run(workspace, out, logs=tmp_path / "logs")
+        assert second.finish() == 1, second.stderr
+        line = _one_error_line(second.stderr)
+        assert f"in use by another textdistill run (pid {first.process.pid}" in line, line
+        assert str(out) in line
+        assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    finally:
+        first.kill()
 
 
 def test_a_run_directory_from_a_newer_textdistill_is_explained_and_left_untouched(
