@@ -320,8 +320,12 @@ def test_a_10_mb_document_is_labeled_by_the_teacher_and_predicted_by_predict(
     teacher = Teacher(model=str(tiny_bert_dir), epochs=1, max_length=32).fit(
         texts, labels, progress=False
     )
-    logits = teacher.logits([TEN_MB, "a short one"])  # the teacher reads its first 32 tokens
+    logits = teacher.logits([TEN_MB, "a short one"])
     assert logits.shape == (2, 2) and np.isfinite(logits).all()
+    # It reads 32 of its tokens (head and tail, all "great" here): the logits of any text of
+    # 32 or more "great"s, not a mangled or wrapped version of it.
+    np.testing.assert_allclose(logits[0], teacher.logits(["great " * 40])[0], rtol=0, atol=1e-6)
+    assert np.abs(logits[0] - logits[1]).max() > 1e-5  # and a text's logits do depend on it
 
     source = tmp_path / "big.csv"
     source.write_text(_csv([["text"], [TEN_MB], ["awful"]]))
