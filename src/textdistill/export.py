@@ -47,7 +47,7 @@ from textdistill.extras import install_hint
 from textdistill.runtime import Model, load
 from textdistill.runtime.atomic import write_file_atomically
 from textdistill.runtime.dense import DenseModel
-from textdistill.runtime.featurizer import TOKEN_PATTERN, NgramFeaturizer
+from textdistill.runtime.featurizer import TOKEN_PATTERN, TOKEN_PATTERNS, NgramFeaturizer
 from textdistill.runtime.linear import LinearModel, _as_texts
 from textdistill.runtime.neural import NeuralModel, TokenSequencer
 from textdistill.runtime.outputs import LabelOutputs
@@ -494,7 +494,7 @@ class OnnxStudent(LabelOutputs):
         outputs = json.loads(meta.get(META_OUTPUTS, "{}"))
         self._set_outputs(labels, **self._outputs_from_manifest(outputs))
         spec = json.loads(meta[META_FEATURIZER])
-        if spec.get("token_pattern") != TOKEN_PATTERN:
+        if spec.get("token_pattern") not in TOKEN_PATTERNS.values():
             raise ValueError(
                 f"{self.path}: exported with token pattern {spec.get('token_pattern')!r}, "
                 f"this textdistill tokenises with {TOKEN_PATTERN!r}"

@@ -12,6 +12,10 @@
  * (tokenize) and one n-gram key builder (document_keys): they differ only in what they do
  * with a document's sorted (id, count) pairs.
  *
+ * With unspaced set, it follows featurizer.UNSPACED_TOKEN_PATTERN instead: a letter or digit of
+ * a script written without spaces (featurizer.UNSPACED_BLOCKS) is a token of its own, with the
+ * combining marks that follow it (UNSPACED_MARKS), and other words stop where one begins.
+ *
  * With char_min..char_max set, the character n-grams of each token padded as "<token>" are
  * counted too (featurizer.token_char_ngrams); their vocabulary terms carry the prefix "#",
  * which no token contains, and their hashes start from another seed than word n-grams.
@@ -42,8 +46,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* The interface featurizer.py expects: 2 = count, tfidf and logits on raw texts. */
-#define NGRAMS_VERSION 2
+/* The interface featurizer.py expects: 2 = count, tfidf and logits on raw texts; 3 adds
+ * Vocabulary(..., unspaced=). */
+#define NGRAMS_VERSION 3
 
 #define FNV_OFFSET 1469598103934665603ULL
 #define FNV_PRIME 1099511628211ULL
@@ -138,6 +143,7 @@ typedef struct {
     Py_ssize_t n_terms;
     int max_n;
     int char_min, char_max; /* character n-gram lengths; 0, 0: none */
+    int unspaced;        /* 1: scripts without spaces are read as characters */
     Workspace *pool;     /* free scratch spaces; taken and given back with the GIL held */
     int pooled;
     Py_ssize_t active;   /* calls running (maybe without the GIL): __init__ waits for none */
@@ -213,11 +219,11 @@ static void Vocabulary_dealloc(Vocabulary *self) {
 }
 
 static int Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"terms", "max_n", "char_min", "char_max", NULL};
+    static char *kwlist[] = {"terms", "max_n", "char_min", "char_max", "unspaced", NULL};
     PyObject *terms;
-    int max_n, char_min = 0, char_max = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oi|ii", kwlist, &terms, &max_n, &char_min,
-                                     &char_max))
+    int max_n, char_min = 0, char_max = 0, unspaced = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oi|iip", kwlist, &terms, &max_n, &char_min,
+                                     &char_max, &unspaced))
         return -1;
     if (max_n < 1) { PyErr_SetString(PyExc_ValueError, "max_n must be at least 1"); return -1; }
     if (char_min < 0 || char_max < char_min || (char_min == 0 && char_max != 0)) {
@@ -256,6 +262,7 @@ static int Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds) {
     self->max_n = max_n;
     self->char_min = char_min;
     self->char_max = char_max;
+    self->unspaced = unspaced;
     self->radix_passes = 1;
     while (self->radix_passes < 4 && (n >> (8 * self->radix_passes)) > 0) self->radix_passes++;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -325,13 +332,41 @@ ALWAYS_INLINE Py_UCS4 read_char(int kind, int lower, const void *data, Py_ssize_
     return c;
 }
 
-/* What a code point below 256 is to the tokenizer; above, Py_UNICODE_ISALNUM decides. */
-enum { OTHER = 0, WORD = 1, MARK = 2 /* ! or ? */, MARKUP_OPEN = 3 };
+/* What a code point below 256 is to the tokenizer; above, Py_UNICODE_ISALNUM decides, and in
+ * unspaced mode a letter of a script without spaces is a LETTER, a token of its own. */
+enum { OTHER = 0, WORD = 1, MARK = 2 /* ! or ? */, MARKUP_OPEN = 3, LETTER = 4 };
 static unsigned char latin1_class[256]; /* filled when the module loads */
 
-ALWAYS_INLINE int char_class(Py_UCS4 c) {
+/* The Unicode blocks and marks of featurizer.UNSPACED_BLOCKS and UNSPACED_MARKS (the tests
+ * compare both paths at every block's and mark's boundaries). */
+static const Py_UCS4 UNSPACED_BLOCKS[][2] = {
+    {0x0E00, 0x0E7F}, {0x1100, 0x11FF}, {0x3000, 0x31FF}, {0x3400, 0x4DBF},
+    {0x4E00, 0x9FFF}, {0xA960, 0xA97F}, {0xAC00, 0xD7FF}, {0xF900, 0xFAFF},
+    {0xFF66, 0xFFDC}, {0x1AFF0, 0x1B16F}, {0x20000, 0x323AF},
+};
+static const Py_UCS4 UNSPACED_MARKS[][2] = {
+    {0x0E31, 0x0E31}, {0x0E34, 0x0E3A}, {0x0E47, 0x0E4E},
+    {0x3099, 0x309A}, {0xFE00, 0xFE0F}, {0xE0100, 0xE01EF},
+};
+
+static inline int in_ranges(Py_UCS4 c, const Py_UCS4 (*ranges)[2], size_t n) {
+    for (size_t r = 0; r < n; r++)
+        if (c >= ranges[r][0] && c <= ranges[r][1]) return 1;
+    return 0;
+}
+
+static inline int is_unspaced_mark(Py_UCS4 c) {
+    return c >= 0x0E31 &&
+           in_ranges(c, UNSPACED_MARKS, sizeof UNSPACED_MARKS / sizeof UNSPACED_MARKS[0]);
+}
+
+ALWAYS_INLINE int char_class(Py_UCS4 c, int unspaced) {
     if (c < 256) return latin1_class[c];
-    return Py_UNICODE_ISALNUM(c) ? WORD : OTHER;
+    if (!Py_UNICODE_ISALNUM(c)) return OTHER;
+    return unspaced && c >= 0x0E00 &&
+                   in_ranges(c, UNSPACED_BLOCKS, sizeof UNSPACED_BLOCKS / sizeof UNSPACED_BLOCKS[0])
+               ? LETTER
+               : WORD;
 }
 
 typedef struct { Py_ssize_t start, end; } Span;
@@ -340,15 +375,15 @@ typedef struct { Py_ssize_t start, end; } Span;
  * the one tokenizer of every entry point. Markup is skipped as the regex does. Hashing while
  * splitting reads each character once; `hash` = 0 (a profile's "tokenize" stage) compiles the
  * same loop without it. Returns the number of tokens, -1 when out of memory. */
-ALWAYS_INLINE Py_ssize_t tokenize_as(int kind, int lower, int hash, const void *data,
-                                     Py_ssize_t len, Workspace *w) {
+ALWAYS_INLINE Py_ssize_t tokenize_as(int kind, int lower, int hash, int unspaced,
+                                     const void *data, Py_ssize_t len, Workspace *w) {
     Py_ssize_t i = 0, n = 0, capacity = 0;
     Span *spans = NULL;
     uint64_t *hashes = NULL;
     uint32_t *checks = NULL;
     while (i < len) {
         Py_UCS4 c = read_char(kind, lower, data, i);
-        int cls = char_class(c);
+        int cls = char_class(c, unspaced);
         if (cls == OTHER) {
             i++;
             continue;
@@ -393,9 +428,18 @@ ALWAYS_INLINE Py_ssize_t tokenize_as(int kind, int lower, int hash, const void *
                 h2 = fnv32_step(h2, c);
             }
             i++;
+        } else if (cls == LETTER) { /* one letter, with the combining marks that follow it */
+            do {
+                if (hash) {
+                    h = fnv_step(h, c);
+                    h2 = fnv32_step(h2, c);
+                }
+                i++;
+            } while (i < len && is_unspaced_mark(c = read_char(kind, lower, data, i)));
         } else {
             for (;;) { /* word characters, then maybe an apostrophe and more of them */
-                while (i < len && char_class(c = read_char(kind, lower, data, i)) == WORD) {
+                while (i < len &&
+                       char_class(c = read_char(kind, lower, data, i), unspaced) == WORD) {
                     if (hash) {
                         h = fnv_step(h, c);
                         h2 = fnv32_step(h2, c);
@@ -403,7 +447,7 @@ ALWAYS_INLINE Py_ssize_t tokenize_as(int kind, int lower, int hash, const void *
                     i++;
                 }
                 if (i + 1 < len && c == '\'' &&
-                    char_class(read_char(kind, lower, data, i + 1)) == WORD) {
+                    char_class(read_char(kind, lower, data, i + 1), unspaced) == WORD) {
                     if (hash) {
                         h = fnv_step(h, '\'');
                         h2 = fnv32_step(h2, '\'');
@@ -495,8 +539,8 @@ static Py_ssize_t document_keys(const Vocabulary *v, const TextView *t, Workspac
 #define KEYS_AS(kind, lower)                                                                     \
     do {                                                                                        \
         if (stop_after == STAGE_TOKENIZE)                                                       \
-            return tokenize_as(kind, lower, 0, t->data, t->len, w) < 0 ? -1 : 0;                \
-        if (tokenize_as(kind, lower, 1, t->data, t->len, w) < 0) return -1;                     \
+            return tokenize_as(kind, lower, 0, v->unspaced, t->data, t->len, w) < 0 ? -1 : 0;   \
+        if (tokenize_as(kind, lower, 1, v->unspaced, t->data, t->len, w) < 0) return -1;        \
         return keys_as(kind, lower, v, t->data, w);                                             \
     } while (0)
     if (t->lower) KEYS_AS(PyUnicode_1BYTE_KIND, 1);
@@ -858,8 +902,8 @@ static PyMethodDef Vocabulary_methods[] = {
 static PyTypeObject VocabularyType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "textdistill.runtime._ngrams.Vocabulary",
-    .tp_doc = "Vocabulary(terms, max_n, char_min=0, char_max=0): an n-gram vocabulary for "
-              "fast counting.",
+    .tp_doc = "Vocabulary(terms, max_n, char_min=0, char_max=0, unspaced=False): an n-gram "
+              "vocabulary for fast counting.",
     .tp_basicsize = sizeof(Vocabulary),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,

@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from textdistill.runtime.atomic import write_directory_atomically
+from textdistill.runtime.featurizer import UNSPACED_FORMAT_VERSION
 from textdistill.runtime.model_card import CARD
 from textdistill.runtime.model_card import render as render_card
 
-# The newest format this textdistill reads. 2 adds multilabel models, 3 dense students;
-# linear and neural single-label artifacts are still written as 1, so that older readers keep
-# loading them.
-FORMAT_VERSION = 3
+# The newest format this textdistill reads. 2 adds multilabel models, 3 dense students, 4 n-gram
+# featurizers that read scripts without spaces as characters; linear and neural single-label
+# artifacts of word featurizers are still written as 1, so that older readers keep loading them.
+FORMAT_VERSION = 4
 MANIFEST = "model.json"
 
 
@@ -90,10 +91,16 @@ def save_artifact(
 
     ``meta`` goes into the manifest as is (labels, featurizer spec, training metrics...).
     ``format_version`` is the oldest format that can describe the artifact: a reader older
-    than it refuses the artifact rather than misreading it.
+    than it refuses the artifact rather than misreading it. A featurizer spec (``meta``'s
+    ``featurizer``) that reads scripts without spaces as characters raises it to
+    :data:`UNSPACED_FORMAT_VERSION`, whatever the model: an older reader would tokenise such
+    text as words and predict from other features without a word of warning.
     """
     if not 1 <= format_version <= FORMAT_VERSION:
         raise ValueError(f"format_version must be 1..{FORMAT_VERSION}, got {format_version}")
+    featurizer = meta.get("featurizer")
+    if isinstance(featurizer, dict) and featurizer.get("unspaced_scripts", "words") != "words":
+        format_version = max(format_version, UNSPACED_FORMAT_VERSION)
     from textdistill import __version__
 
     def fill(tmp: Path) -> None:

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from textdistill.runtime.artifact import (
-    FORMAT_VERSION,
     ArtifactError,
     load_artifact,
     save_artifact,
@@ -42,6 +41,8 @@ from textdistill.runtime.linear import _as_texts
 from textdistill.runtime.outputs import LabelOutputs
 
 KIND = "dense"
+# The artifact format that introduced dense students (runtime/artifact.py).
+DENSE_FORMAT_VERSION = 3
 # The arrays and their shapes: "F" features, "L" of them n-gram terms of the linear part,
 # "V" embedding rows, "d" vector width, "h" hidden units, "k" labels.
 WEIGHTS: dict[str, tuple[str, ...]] = {
@@ -236,7 +237,7 @@ class DenseModel(LabelOutputs):
                 "featurizer": self.featurizer.spec(),
                 "metadata": self.metadata,
             },
-            format_version=FORMAT_VERSION,
+            format_version=DENSE_FORMAT_VERSION,
         )
 
     @classmethod

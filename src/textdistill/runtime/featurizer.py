@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - depends on the build
 # The interface of the C code this file calls. A build left over from an older source (a
 # checkout whose extension was not rebuilt) is not used: the Python path gives the same
 # results, and a warning says how to get the fast one back.
-C_VERSION = 2
+C_VERSION = 3
 if _ngrams is not None and getattr(_ngrams, "VERSION", 1) != C_VERSION:  # pragma: no cover
     warnings.warn(
         f"{_ngrams.__file__} is a stale build of textdistill's C extension; using the "
@@ -41,18 +41,97 @@ _PURE_PYTHON = os.environ.get("TEXTDISTILL_PURE_PYTHON", "") not in {"", "0"}
 # Words (letters and digits, with inner apostrophes: "don't" stays one token) plus "!" and "?",
 # which carry sentiment and intent in short texts.
 TOKEN_PATTERN = r"[^\W_]+(?:'[^\W_]+)*|[!?]"
+
+# Scripts written without spaces between words: Thai, kana, CJK ideographs (with bopomofo and
+# the ideographic iteration marks) and hangul, by Unicode block. Only their letters and digits
+# count (a block's punctuation stays a separator). Hangul does use spaces, but its words glue
+# endings to stems, so character n-grams serve it as they serve Chinese.
+UNSPACED_BLOCKS = (
+    (0x0E00, 0x0E7F),  # Thai
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x3000, 0x31FF),  # CJK symbols (々〆〇), hiragana, katakana, bopomofo, compatibility jamo
+    (0x3400, 0x4DBF),  # CJK Unified Ideographs Extension A
+    (0x4E00, 0x9FFF),  # CJK Unified Ideographs
+    (0xA960, 0xA97F),  # Hangul Jamo Extended-A
+    (0xAC00, 0xD7FF),  # Hangul Syllables, Hangul Jamo Extended-B
+    (0xF900, 0xFAFF),  # CJK Compatibility Ideographs
+    (0xFF66, 0xFFDC),  # halfwidth katakana and hangul
+    (0x1AFF0, 0x1B16F),  # kana supplements and extensions
+    (0x20000, 0x323AF),  # CJK Unified Ideographs Extensions B-H, compatibility supplement
+)
+# Combining marks that belong to the letter before them: Thai vowel and tone marks, the kana
+# voicing marks, and variation selectors (ideographic variants).
+UNSPACED_MARKS = (
+    (0x0E31, 0x0E31),
+    (0x0E34, 0x0E3A),
+    (0x0E47, 0x0E4E),
+    (0x3099, 0x309A),
+    (0xFE00, 0xFE0F),
+    (0xE0100, 0xE01EF),
+)
+
+
+def _char_class(blocks: Sequence[tuple[int, int]]) -> str:
+    """A regex character class of code point ranges, written with escapes (ASCII only)."""
+
+    def escape(code: int) -> str:
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+    return "".join(f"{escape(low)}-{escape(high)}" for low, high in blocks)
+
+
+_UNSPACED = _char_class(UNSPACED_BLOCKS)
+# In "characters" mode a letter of those scripts is a token of its own (with its combining
+# marks), and words of other scripts stop where one begins: "iPhone很好" is "iphone 很 好".
+UNSPACED_TOKEN_PATTERN = (
+    rf"[^\W_{_UNSPACED}]+(?:'[^\W_{_UNSPACED}]+)*"
+    rf"|(?=[^\W_])[{_UNSPACED}][{_char_class(UNSPACED_MARKS)}]*|[!?]"
+)
+# How text of scripts without spaces is read: as words of the word regex (a whole clause is
+# then one "word"), or as characters, whose 1..max_n grams are character unigrams, bigrams...
+TOKEN_PATTERNS = {"words": TOKEN_PATTERN, "characters": UNSPACED_TOKEN_PATTERN}
+# ``fit(unspaced="auto")`` reads characters when at least this share of the training texts
+# holds a letter of those scripts: a stray one in an English corpus keeps the word tokenizer.
+UNSPACED_SHARE = 0.01
+# The artifact format that introduced the "characters" mode (see runtime/artifact.py).
+UNSPACED_FORMAT_VERSION = 4
 # IMDB-style markup such as "<br />" is noise, not words.
 _MARKUP = re.compile(r"<[^>]{0,40}>")
-_TOKENS = re.compile(TOKEN_PATTERN)
+_TOKENS = {mode: re.compile(pattern) for mode, pattern in TOKEN_PATTERNS.items()}
+_UNSPACED_LETTER = re.compile(rf"(?=[^\W_])[{_UNSPACED}]")
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-case word tokens of ``text`` with markup removed.
+def check_unspaced(mode: str) -> str:
+    """``mode`` if it is a tokenizer mode of :data:`TOKEN_PATTERNS`: the one check of it."""
+    if mode not in TOKEN_PATTERNS:
+        raise ValueError(f"unspaced must be one of {sorted(TOKEN_PATTERNS)}, got {mode!r}")
+    return mode
+
+
+def choose_unspaced(texts: Iterable[str]) -> str:
+    """``"characters"`` if at least :data:`UNSPACED_SHARE` of ``texts`` hold a letter of a
+    script written without spaces, else ``"words"``.
+
+    >>> choose_unspaced(["很好", "good"]), choose_unspaced(["good"] * 200 + ["很好"])
+    ('characters', 'words')
+    """
+    n_texts = n_unspaced = 0
+    for text in texts:
+        n_texts += 1
+        n_unspaced += _UNSPACED_LETTER.search(text) is not None
+    return "characters" if n_unspaced and n_unspaced >= UNSPACED_SHARE * n_texts else "words"
+
+
+def tokenize(text: str, unspaced: str = "words") -> list[str]:
+    """Lower-case tokens of ``text`` with markup removed; ``unspaced="characters"`` splits
+    scripts written without spaces into characters.
 
     >>> tokenize("Great film!<br />Don't miss it.")
     ['great', 'film', '!', "don't", 'miss', 'it']
+    >>> tokenize("iPhone很好!"), tokenize("iPhone很好!", "characters")
+    (['iphone很好', '!'], ['iphone', '很', '好', '!'])
     """
-    return _TOKENS.findall(_MARKUP.sub(" ", text.lower()))
+    return _TOKENS[unspaced].findall(_MARKUP.sub(" ", text.lower()))
 
 
 def ngrams(tokens: Sequence[str], max_n: int) -> Iterator[str]:
@@ -161,6 +240,9 @@ class NgramFeaturizer:
 
     With ``char_ngrams=(low, high)``, the character n-grams of every token (see
     :func:`token_char_ngrams`) join the word n-grams in one vocabulary, weighted the same way.
+    With ``unspaced="characters"``, each letter of a script written without spaces (Chinese,
+    Japanese, Thai, Korean) is a token, so its 1..``max_n`` grams are character unigrams and
+    bigrams, as Chinese text classifiers commonly use; words of other scripts are unchanged.
 
     The weighting matches scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` (smoothed idf),
     which is the well-tuned baseline people compare against.
@@ -181,6 +263,7 @@ class NgramFeaturizer:
         idf: np.ndarray,
         max_n: int = 2,
         char_ngrams: Sequence[int] | None = None,
+        unspaced: str = "words",
     ) -> None:
         if len(vocabulary) != len(idf):
             raise ValueError(
@@ -190,6 +273,7 @@ class NgramFeaturizer:
         self.idf = np.asarray(idf, dtype=np.float32)
         self.max_n = int(max_n)
         self.char_ngrams = check_char_range(char_ngrams)
+        self.unspaced = check_unspaced(unspaced)
         self._index = {term: i for i, term in enumerate(self.vocabulary)}
         # The C vocabulary: None until first use, False where it cannot serve this vocabulary.
         self._fast: Any = None
@@ -198,6 +282,12 @@ class NgramFeaturizer:
     @property
     def n_features(self) -> int:
         return len(self.vocabulary)
+
+    @property
+    def format_version(self) -> int:
+        """The oldest artifact format that describes this featurizer: an older reader would
+        tokenise Chinese or Thai as words and silently compute other features."""
+        return UNSPACED_FORMAT_VERSION if self.unspaced == "characters" else 1
 
     @classmethod
     def fit(
@@ -208,17 +298,25 @@ class NgramFeaturizer:
         char_ngrams: Sequence[int] | None = None,
         min_df: int = 2,
         max_features: int | None = 200_000,
+        unspaced: str = "auto",
     ) -> NgramFeaturizer:
         """Learn the vocabulary (the ``max_features`` most frequent n-grams by document
-        frequency, ties broken alphabetically so the result is deterministic) and idf."""
+        frequency, ties broken alphabetically so the result is deterministic) and idf.
+
+        ``unspaced="auto"`` chooses the tokenizer mode from the scripts of ``texts``
+        (:func:`choose_unspaced`); ``"words"`` or ``"characters"`` impose one."""
         if max_n < 1:
             raise ValueError(f"max_n must be at least 1, got {max_n}")
         char_range = check_char_range(char_ngrams)
+        if unspaced == "auto":
+            texts = texts if isinstance(texts, Sequence) else list(texts)
+            unspaced = choose_unspaced(texts)
+        check_unspaced(unspaced)
         doc_freq: Counter[str] = Counter()
         n_docs = 0
         subwords: dict[str, list[str]] = {}
         for text in texts:
-            tokens = tokenize(text)
+            tokens = tokenize(text, unspaced)
             terms = set(ngrams(tokens, max_n))
             if char_range is not None:
                 for token in set(tokens):
@@ -240,7 +338,7 @@ class NgramFeaturizer:
         vocabulary = [term for term, _ in kept]
         df = np.array([count for _, count in kept], dtype=np.float64)
         idf = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
-        return cls(vocabulary, idf, max_n=max_n, char_ngrams=char_range)
+        return cls(vocabulary, idf, max_n=max_n, char_ngrams=char_range, unspaced=unspaced)
 
     def _vocabulary(self) -> Any:
         """The C vocabulary, built on first use; None where the Python path must count (no
@@ -249,7 +347,11 @@ class NgramFeaturizer:
             low, high = self.char_ngrams or (0, 0)
             try:
                 self._fast = _ngrams.Vocabulary(
-                    self.vocabulary, self.max_n, char_min=low, char_max=high
+                    self.vocabulary,
+                    self.max_n,
+                    char_min=low,
+                    char_max=high,
+                    unspaced=self.unspaced == "characters",
                 )
             except ValueError:  # two terms share a 96-bit hash: count them exactly in Python
                 self._fast = False
@@ -311,7 +413,7 @@ class NgramFeaturizer:
         lengths = np.zeros(len(texts), dtype=np.int64)
         subword_ids: dict[str, list[int]] = {}  # per token: the ids of its character n-grams
         for row, text in enumerate(texts):
-            tokens = tokenize(text)
+            tokens = tokenize(text, self.unspaced)
             ids = [i for i in map(index_get, ngrams(tokens, self.max_n)) if i is not None]
             if self.char_ngrams is not None:
                 for token in tokens:
@@ -385,25 +487,45 @@ class NgramFeaturizer:
         """The featurizer that :meth:`spec` described (an artifact's or an ONNX export's).
 
         A spec written before character n-grams existed has no ``char_ngrams``: word n-grams
-        only. One whose character terms use another prefix was written by another version.
+        only; one written before ``unspaced_scripts`` existed reads words. One whose character
+        terms use another prefix, or that tokenises otherwise, was written by another version.
         """
         if spec.get("char_ngrams") is not None and spec.get("char_prefix") != CHAR_PREFIX:
             raise ValueError(
                 f"character n-grams marked with {spec.get('char_prefix')!r}, this textdistill "
                 f"marks them with {CHAR_PREFIX!r}"
             )
-        return cls(vocabulary, idf, max_n=spec["max_n"], char_ngrams=spec.get("char_ngrams"))
+        unspaced = check_unspaced(spec.get("unspaced_scripts", "words"))
+        pattern = spec.get("token_pattern", TOKEN_PATTERN)
+        if pattern != TOKEN_PATTERNS[unspaced]:
+            raise ValueError(
+                f"tokenised with {pattern!r}; this textdistill reads {unspaced} with "
+                f"{TOKEN_PATTERNS[unspaced]!r}"
+            )
+        return cls(
+            vocabulary,
+            idf,
+            max_n=spec["max_n"],
+            char_ngrams=spec.get("char_ngrams"),
+            unspaced=unspaced,
+        )
 
     def spec(self) -> dict[str, Any]:
-        """What the artifact stores besides the vocabulary and idf arrays."""
-        return {
+        """What the artifact stores besides the vocabulary and idf arrays.
+
+        The word mode writes exactly what textdistill wrote before ``unspaced_scripts``
+        existed, so English artifacts are unchanged and older readers keep loading them."""
+        spec: dict[str, Any] = {
             "type": "word_ngram_tfidf",
             "max_n": self.max_n,
             "char_ngrams": None if self.char_ngrams is None else list(self.char_ngrams),
             "char_prefix": CHAR_PREFIX,
-            "token_pattern": TOKEN_PATTERN,
+            "token_pattern": TOKEN_PATTERNS[self.unspaced],
             "lowercase": True,
             "strip_markup": True,
             "tf": "sublinear",
             "norm": "l2",
         }
+        if self.unspaced != "words":
+            spec["unspaced_scripts"] = self.unspaced
+        return spec

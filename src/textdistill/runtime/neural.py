@@ -298,7 +298,7 @@ class NeuralModel(LabelOutputs):
             vocabulary = documents["vocabulary"]
             featurizer: Featurizer
             if architecture == "bag":
-                featurizer = NgramFeaturizer(vocabulary, arrays.pop("idf"), max_n=spec["max_n"])
+                featurizer = NgramFeaturizer.from_spec(spec, vocabulary, arrays.pop("idf"))
             else:
                 featurizer = TokenSequencer(vocabulary, max_length=spec["max_length"])
             return cls(

@@ -101,6 +101,7 @@ def _with_words(featurizer: NgramFeaturizer, words: Sequence[str], n_docs: int) 
         np.concatenate([featurizer.idf, np.full(len(extra), unseen_idf, dtype=np.float32)]),
         max_n=featurizer.max_n,
         char_ngrams=featurizer.char_ngrams,
+        unspaced=featurizer.unspaced,
     )
 
 
