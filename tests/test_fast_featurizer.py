@@ -126,7 +126,11 @@ def test_a_vocabulary_the_c_path_refuses_falls_back_to_python(
 def _reference(featurizer: NgramFeaturizer) -> NgramFeaturizer:
     """The same vocabulary on the pure-Python path: today's definition of the features."""
     reference = NgramFeaturizer(
-        featurizer.vocabulary, featurizer.idf, featurizer.max_n, featurizer.char_ngrams
+        featurizer.vocabulary,
+        featurizer.idf,
+        featurizer.max_n,
+        featurizer.char_ngrams,
+        unspaced=featurizer.unspaced,
     )
     reference._fast = False
     return reference

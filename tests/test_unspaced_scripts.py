@@ -127,6 +127,25 @@ def test_c_and_python_agree_on_real_chinese_japanese_thai_korean(
     _assert_same(*_counts_both(featurizer, REAL))
 
 
+@needs_c
+@pytest.mark.parametrize("char_ngrams", [None, (1, 3)])
+def test_the_fused_c_path_gives_the_same_rows_and_logits(
+    char_ngrams: tuple[int, int] | None,
+) -> None:
+    featurizer = NgramFeaturizer.fit(REAL, max_n=2, char_ngrams=char_ngrams, min_df=1)
+    reference = NgramFeaturizer.from_spec(featurizer.spec(), featurizer.vocabulary, featurizer.idf)
+    reference._fast = False  # the pure-Python path
+    rng = np.random.default_rng(0)
+    coef = rng.normal(size=(featurizer.n_features, 3)).astype(np.float32)
+    bias = rng.normal(size=3).astype(np.float32)
+    fast, slow = featurizer.transform(REAL), reference.transform(REAL)
+    assert featurizer.uses_c_path and not reference.uses_c_path
+    for name in ("data", "indices", "indptr"):
+        assert getattr(fast, name).tobytes() == getattr(slow, name).tobytes(), name
+    expected = slow.matmul(coef) + bias
+    assert featurizer.linear(REAL, coef, bias).tobytes() == expected.tobytes()
+
+
 def _edges(ranges: tuple[tuple[int, int], ...]) -> list[str]:
     """The code points at and just beyond each end of ``ranges``: where a C table and a
     regex class that disagreed by one would show."""
