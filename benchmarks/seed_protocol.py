@@ -66,6 +66,16 @@ def _row(metrics: dict, n_unlabeled_available: int) -> dict:
         "student_selection": {
             k: v for k, v in metrics["student"]["selection"].items() if k != "grid"
         },
+        # what --student auto kept, why, and every candidate it weighed, on the test set
+        "student_kind": metrics["student"]["kind"],
+        "student_kept_because": metrics["student"].get("kept_because"),
+        "student_candidates": {
+            kind: {
+                key: test[key]
+                for key in ("accuracy", "agreement_with_teacher", "docs_per_s", "size_bytes")
+            }
+            for kind, test in metrics["student"].get("test", {}).items()
+        },
     }
 
 
