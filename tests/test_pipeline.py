@@ -60,6 +60,10 @@ def test_run_writes_metrics_report_plot_and_artifacts(
         assert 0.0 <= row["accuracy"] <= 1.0
         assert row["docs_per_s"] > 0 and row["size_bytes"] > 0
         assert set(row["per_class"]) == {"neg", "pos"}
+    # The toy labels are carried by sentiment words, which the TF-IDF baseline learns (0.95 on
+    # these 20 test rows); the tiny random BERT does not (chance: 0.5), so neither does the
+    # student distilled from it, and no floor is set for those two.
+    assert metrics["systems"]["baseline"]["accuracy"] >= 0.9
     assert metrics["data"]["test"]["rows"] == 20  # a quarter of the 80 labeled rows
     labeling = metrics["teacher"]["labeling"]
     assert labeling["n_scored"] == labeling["n_unique"] == len(set(unlabeled.texts))
