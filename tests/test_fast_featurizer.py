@@ -124,14 +124,9 @@ def test_a_vocabulary_the_c_path_refuses_falls_back_to_python(
 
 # ------------------------------------------------------------ the fused path to logits
 def _reference(featurizer: NgramFeaturizer) -> NgramFeaturizer:
-    """The same vocabulary on the pure-Python path: today's definition of the features."""
-    reference = NgramFeaturizer(
-        featurizer.vocabulary,
-        featurizer.idf,
-        featurizer.max_n,
-        featurizer.char_ngrams,
-        unspaced=featurizer.unspaced,
-    )
+    """The same featurizer (every setting, through its spec) on the pure-Python path: today's
+    definition of the features."""
+    reference = NgramFeaturizer.from_spec(featurizer.spec(), featurizer.vocabulary, featurizer.idf)
     reference._fast = False
     return reference
 
