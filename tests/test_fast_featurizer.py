@@ -282,3 +282,39 @@ def test_threads_sharing_one_model_get_the_logits_they_would_get_alone() -> None
             together = list(pool.map(lambda b: featurizer.linear(b, coef, bias), batches))
             for a, b in zip(alone, together, strict=True):
                 _assert_same_bits(a, b)
+
+
+UNSPACED_TEXTS = [
+    "这个手机很好用,电池也耐用!", "质量太差了,不推荐购买。", "iPhone很好,但是价格贵?",
+    "この映画はとても面白かった!", "サービスが悪い。二度と行かない", "ｶﾀｶﾅ半角とひらがな",
+    "อาหารอร่อยมาก บริการดีเยี่ยม", "ไม่ชอบเลย แพงเกินไป", "정말 좋은 제품입니다!",
+    "배송이 너무 늦어요", "葛󠄀城 variation selector 々〆〇", "mixed 中文 english 日本語 ไทย",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("char_ngrams", [None, (1, 2)])
+def test_fused_logits_match_on_scripts_without_spaces(
+    char_ngrams: tuple[int, int] | None,
+) -> None:
+    """Chinese, Japanese, Thai and Korean, however the featurizer fit on them tokenizes
+    scripts without spaces: the fused path and the Python path give the same bits."""
+    featurizer = _vocabulary_from(UNSPACED_TEXTS, 2, char_ngrams)
+    for n_classes in (2, 5):
+        _assert_fused_path_matches(featurizer, [*UNSPACED_TEXTS, *UNSPACED_TEXTS[::-3]], n_classes)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.text(
+            alphabet="中文很好日本語のテストｶﾀ々อาหารไม่่้정말좋 aB'!?<>\u0e31\u0e48\u3099\ufe00",
+            max_size=40,
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.integers(1, 4),
+)
+def test_fused_logits_match_on_any_mix_of_scripts(texts: list[str], n_classes: int) -> None:
+    featurizer = _vocabulary_from([*texts, *UNSPACED_TEXTS], 2)
+    _assert_fused_path_matches(featurizer, texts, n_classes)
