@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from textdistill.runtime.pairs import are_pairs, join_pair, split_pair
+
 Tagger = Callable[[Sequence[list[str]]], list[list[str]]]
 """Tags a batch of word lists: one tag per word."""
 
@@ -154,6 +156,11 @@ def augment(
     True
     >>> augment(["one two three"], n_iter=3, p_mask=1.0, p_pos=0.0, p_ng=0.0)
     ['[MASK] [MASK] [MASK]']
+
+    Text pairs (:mod:`textdistill.runtime.pairs`) give pairs, each side perturbed on its own:
+
+    >>> augment(["one two\\x1fthree"], n_iter=3, p_mask=1.0, p_pos=0.0, p_ng=0.0)
+    ['[MASK] [MASK]\\x1f[MASK]']
     """
     synthetic, _ = augment_with_sources(
         texts,
@@ -197,7 +204,11 @@ def augment_with_sources(
         )
     if max_ng < 1:
         raise ValueError(f"max_ng must be at least 1, got {max_ng}")
-    words = [text.split() for text in texts]
+    pairs = are_pairs(texts)
+    # A pair's sides are perturbed independently (Tang et al. perturb both sentences of a
+    # pair), each side one "sentence" below; a single text is one.
+    sides = [split_pair(text) if pairs else (text,) for text in texts]
+    words = [side.split() for text_sides in sides for side in text_sides]
     tags = tagger(words)
     pools: dict[str, list[str]] = {}
     for sentence, sentence_tags in zip(words, tags, strict=True):
@@ -206,30 +217,60 @@ def augment_with_sources(
     vocabulary = {tag: sorted(set(pool)) for tag, pool in pools.items()}
 
     rng = np.random.default_rng(random_state)
+    perturb = partial(
+        _perturb,
+        rng=rng,
+        vocabulary=vocabulary,
+        p_mask=p_mask,
+        p_pos=p_pos,
+        p_ng=p_ng,
+        max_ng=max_ng,
+        mask_token=mask_token,
+    )
+    per_text = 2 if pairs else 1
     seen = set(texts)
     out: list[str] = []
     sources: list[int] = []
-    for source, (sentence, sentence_tags) in enumerate(zip(words, tags, strict=True)):
-        if not sentence:
+    for i in range(len(texts)):
+        rows = slice(i * per_text, (i + 1) * per_text)
+        tagged = list(zip(words[rows], tags[rows], strict=True))
+        if not all(sentence for sentence, _ in tagged):
             continue
         for _ in range(n_iter):
-            draws = rng.random(len(sentence))
-            new = []
-            for word, tag, draw in zip(sentence, sentence_tags, draws, strict=True):
-                if draw < p_mask:
-                    new.append(mask_token)
-                elif draw < p_mask + p_pos:
-                    choices = vocabulary[tag]
-                    new.append(choices[int(rng.integers(len(choices)))])
-                else:
-                    new.append(word)
-            if rng.random() < p_ng:
-                n = min(int(rng.integers(1, max_ng + 1)), len(new))
-                start = int(rng.integers(len(new) - n + 1))
-                new = new[start : start + n]
-            synthetic = " ".join(new)
-            if synthetic not in seen:
-                seen.add(synthetic)
-                out.append(synthetic)
-                sources.append(source)
+            synthetic = [perturb(sentence, sentence_tags) for sentence, sentence_tags in tagged]
+            joined = join_pair(*synthetic) if pairs else synthetic[0]
+            if joined not in seen:
+                seen.add(joined)
+                out.append(joined)
+                sources.append(i)
     return out, sources
+
+
+def _perturb(
+    sentence: list[str],
+    sentence_tags: list[str],
+    *,
+    rng: np.random.Generator,
+    vocabulary: dict[str, list[str]],
+    p_mask: float,
+    p_pos: float,
+    p_ng: float,
+    max_ng: int,
+    mask_token: str,
+) -> str:
+    """One synthetic version of one sentence (see the module docstring)."""
+    draws = rng.random(len(sentence))
+    new = []
+    for word, tag, draw in zip(sentence, sentence_tags, draws, strict=True):
+        if draw < p_mask:
+            new.append(mask_token)
+        elif draw < p_mask + p_pos:
+            choices = vocabulary[tag]
+            new.append(choices[int(rng.integers(len(choices)))])
+        else:
+            new.append(word)
+    if rng.random() < p_ng:
+        n = min(int(rng.integers(1, max_ng + 1)), len(new))
+        start = int(rng.integers(len(new) - n + 1))
+        new = new[start : start + n]
+    return " ".join(new)

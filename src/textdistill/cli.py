@@ -35,6 +35,11 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--unlabeled", help="unlabeled set for the teacher to label")
     data.add_argument("--test", help="test set; default: a stratified 20%% of --labeled")
     data.add_argument("--text-column", help="name of the text column (default: text)")
+    data.add_argument(
+        "--text-pair-column",
+        help="rows are text pairs: the second text's column (--text-column has the first); "
+        "for paraphrase, entailment or duplicate detection",
+    )
     data.add_argument("--label-column", help="name of the label column (default: label)")
     data.add_argument(
         "--multilabel",
@@ -631,6 +636,7 @@ def _run(args: argparse.Namespace) -> None:
                 "unlabeled",
                 "test",
                 "text_column",
+                "text_pair_column",
                 "label_column",
                 "multilabel",
                 "label_separator",
@@ -692,6 +698,7 @@ def _run(args: argparse.Namespace) -> None:
     if not data.get("labeled"):
         raise UsageError("give the labeled set: --labeled PATH (or labeled = ... in [data])")
     known_data = {"labeled", "unlabeled", "test", "text_column", "label_column", "on_bad_row"}
+    known_data |= {"text_pair_column"}
     known_data |= {"multilabel", "label_separator"}
     if set(data) - known_data:
         raise UsageError(f"[data]: unknown option(s) {sorted(set(data) - known_data)}")
@@ -699,7 +706,10 @@ def _run(args: argparse.Namespace) -> None:
     run_config.teacher = _dataclass_from(TeacherConfig, teacher_values, "[teacher]")
     run_config.student = _dataclass_from(StudentConfig, student_values, "[student]")
     run_config.augment = _dataclass_from(AugmentConfig, augment_values, "[augment]")
-    columns = {"text_column": data.get("text_column", "text")}
+    columns = {
+        "text_column": data.get("text_column", "text"),
+        "text_pair_column": data.get("text_pair_column"),
+    }
     on_bad_row = data.get("on_bad_row", "error")
     if data.get("label_separator") is not None and not data.get("multilabel"):
         raise UsageError("--label-separator goes with --multilabel")

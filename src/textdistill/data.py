@@ -27,6 +27,8 @@ from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
+from textdistill.runtime.pairs import PAIR_SEPARATOR, join_pair
+
 SUPPORTED_FORMATS: tuple[str, ...] = ("csv", "tsv", "jsonl", "parquet", "txt")
 """Values accepted by the ``format`` argument (the aclImdb layout and ``hf:`` need none)."""
 
@@ -42,7 +44,10 @@ _COMPRESSIONS = (".gz", ".bz2", ".xz")
 # A 10 MB document must fit in one CSV field; the stdlib default (128 KiB) does not allow that.
 _CSV_FIELD_LIMIT = 64 * 1024 * 1024
 _FOUND_WIDTH = 80  # how much of an offending value an error message quotes
-_COLUMN_HINT = "choose another with --text-column/--label-column (text_column=/label_column=)"
+_COLUMN_HINT = (
+    "choose another with --text-column/--text-pair-column/--label-column "
+    "(text_column=/text_pair_column=/label_column=)"
+)
 
 OnBadRow = Literal["error", "skip"]
 _BinaryFile = gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile | BinaryIO
@@ -183,8 +188,14 @@ def read_labeled(
     on_bad_row: OnBadRow = "error",
     multilabel: bool = False,
     label_separator: str | None = None,
+    text_pair_column: str | None = None,
 ) -> TextDataset:
     """Read a labeled set: a file, an ``aclImdb/train``-style folder, or ``hf:NAME[:SPLIT]``.
+
+    With ``text_pair_column``, each row is a pair of texts (``text_column`` first): the
+    dataset's texts are the joined pairs of :mod:`textdistill.runtime.pairs`, so hashes,
+    caches and deduplication key on the ordered pair. An empty or missing side is an error
+    naming its column, like an empty text.
 
     With ``multilabel=True`` each label cell holds a set of labels and the result has
     ``label_sets`` instead of ``labels``. A cell may be a list (a JSONL array, a Parquet list
@@ -209,6 +220,7 @@ def read_labeled(
         on_bad_row,
         multilabel=multilabel,
         label_separator=label_separator,
+        text_pair_column=text_pair_column,
     )
 
 
@@ -218,13 +230,15 @@ def read_unlabeled(
     text_column: str = "text",
     format: str | None = None,
     on_bad_row: OnBadRow = "error",
+    text_pair_column: str | None = None,
 ) -> TextDataset:
-    """Read texts only; a label column, if the file has one, is ignored.
+    """Read texts only (pairs of texts with ``text_pair_column``); a label column, if the file
+    has one, is ignored.
 
     On an ``aclImdb/train`` folder this reads ``unsup/`` (the reviews meant for unlabeled use),
     or the ``pos``/``neg`` texts when there is no ``unsup/``.
     """
-    return _read(path, text_column, None, format, on_bad_row)
+    return _read(path, text_column, None, format, on_bad_row, text_pair_column=text_pair_column)
 
 
 def stratified_split(
@@ -369,22 +383,31 @@ def _read(
     *,
     multilabel: bool = False,
     label_separator: str | None = None,
+    text_pair_column: str | None = None,
 ) -> TextDataset:
     if on_bad_row not in ("error", "skip"):
         raise ValueError(f"on_bad_row must be 'error' or 'skip', got {on_bad_row!r}")
+    if text_pair_column is not None and text_pair_column in (text_column, label_column):
+        raise ValueError(
+            f"text_pair_column={text_pair_column!r} must differ from the text and label columns"
+        )
+    text_columns = [text_column] if text_pair_column is None else [text_column, text_pair_column]
+    columns = [*text_columns] if label_column is None else [*text_columns, label_column]
 
     def collect(rows: Iterable[_Record], source: str) -> TextDataset:
         return _collect(
-            rows, source, text_column, label_column, on_bad_row, multilabel, label_separator
+            rows, source, text_columns, label_column, on_bad_row, multilabel, label_separator
         )
 
     if isinstance(path, str) and path.startswith("hf:"):
-        return collect(_hf_rows(path, text_column, label_column), path)
+        return collect(_hf_rows(path, columns, label_column), path)
     path = Path(path)
     source = str(path)
     if not path.exists():
         raise DataError(f"{source}: the path does not exist")
     if path.is_dir():
+        if text_pair_column is not None:
+            raise DataError(f"{source}: an aclImdb folder holds single texts, not text pairs")
         return collect(_imdb_rows(path, text_column, label_column), source)
     fmt = _format_of(path, format)
     if fmt == "txt" and label_column is not None:
@@ -392,7 +415,11 @@ def _read(
             f"{source}: a .txt file has one document per line and no labels; use "
             "read_unlabeled, or a csv/tsv/jsonl/parquet file with a label column"
         )
-    columns = [text_column] if label_column is None else [text_column, label_column]
+    if fmt == "txt" and text_pair_column is not None:
+        raise DataError(
+            f"{source}: a .txt file has one document per line, not text pairs; use a "
+            "csv/tsv/jsonl/parquet file with two text columns"
+        )
     try:
         opened = _open_binary(path)
     except OSError as exc:
@@ -610,7 +637,7 @@ def _imdb_rows(path: Path, text_column: str, label_column: str | None) -> Iterat
             yield _Row(where, values)
 
 
-def _hf_rows(spec: str, text_column: str, label_column: str | None) -> Iterator[_Record]:
+def _hf_rows(spec: str, columns: list[str], label_column: str | None) -> Iterator[_Record]:
     """Rows of ``hf:NAME`` or ``hf:NAME:SPLIT`` (split defaults to ``train``)."""
     parts = spec.removeprefix("hf:").split(":")
     if len(parts) > 2 or not parts[0]:
@@ -627,7 +654,6 @@ def _hf_rows(spec: str, text_column: str, label_column: str | None) -> Iterator[
         dataset = datasets.load_dataset(name, split=split)
     except Exception as exc:  # the hub raises many unrelated types (network, auth, not found)
         raise DataError(f"{spec}: cannot load dataset {name!r} split {split!r} ({exc})") from exc
-    columns = [text_column] if label_column is None else [text_column, label_column]
     _require_columns(spec, dataset.column_names, columns)
     values = {c: list(dataset[c]) for c in columns}
     if label_column is not None:
@@ -640,7 +666,7 @@ def _hf_rows(spec: str, text_column: str, label_column: str | None) -> Iterator[
                 None if v is None else [_hub_class_name(item, x) for x in v]
                 for v in values[label_column]
             ]
-    for i in range(len(values[text_column])):
+    for i in range(len(dataset)):
         yield _Row(f"row {i + 1}", {c: values[c][i] for c in columns})
 
 
@@ -661,14 +687,15 @@ def _hub_class_name(feature: Any, value: int) -> str | None:
 def _collect(
     rows: Iterable[_Record],
     source: str,
-    text_column: str,
+    text_columns: list[str],
     label_column: str | None,
     on_bad_row: OnBadRow,
     multilabel: bool,
     label_separator: str | None,
 ) -> TextDataset:
-    """Validate rows into a TextDataset, raising or counting each bad row."""
-    columns = [text_column] if label_column is None else [text_column, label_column]
+    """Validate rows into a TextDataset, raising or counting each bad row; with two text
+    columns, each row's text is the joined pair."""
+    columns = text_columns if label_column is None else [*text_columns, label_column]
     keys_seen: set[str] = set()
     texts: list[str] = []
     labels: list[str] = []
@@ -678,7 +705,7 @@ def _collect(
     for record in rows:
         if isinstance(record, _Row):
             keys_seen.update(record.values)
-            checked = _check_row(record, text_column, label_column, multilabel, label_separator)
+            checked = _check_row(record, text_columns, label_column, multilabel, label_separator)
         else:
             checked = record
         if isinstance(checked, _BadRow):
@@ -686,7 +713,8 @@ def _collect(
                 raise checked.error(source)
             skipped[checked.reason] += 1
             continue
-        texts.append(checked.values[text_column])
+        sides = [checked.values[column] for column in text_columns]
+        texts.append(sides[0] if len(sides) == 1 else join_pair(*sides))
         if label_column is not None and multilabel:
             # Lists and JSON-array strings mix freely, and list items are str()'d, so the
             # one-type rule below does not apply.
@@ -725,19 +753,28 @@ _LABEL_KINDS = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 def _check_row(
     row: _Row,
-    text_column: str,
+    text_columns: list[str],
     label_column: str | None,
     multilabel: bool,
     label_separator: str | None,
 ) -> _Row | _BadRow:
     """The row with its label as ``str`` (a sorted tuple of them if multilabel), or why it is
-    bad."""
-    text = row.values.get(text_column)
-    if text is None or _is_nan(text) or (isinstance(text, str) and not text.strip()):
-        found = _describe_missing(row, text_column)
-        return _BadRow(row.where, "empty text", text_column, "non-empty text", found)
-    if not isinstance(text, str):
-        return _BadRow(row.where, "non-string text", text_column, "a string", _describe(text))
+    bad. Each text column (both sides of a pair) must hold a non-empty string."""
+    for text_column in text_columns:
+        text = row.values.get(text_column)
+        if text is None or _is_nan(text) or (isinstance(text, str) and not text.strip()):
+            found = _describe_missing(row, text_column)
+            return _BadRow(row.where, "empty text", text_column, "non-empty text", found)
+        if not isinstance(text, str):
+            return _BadRow(row.where, "non-string text", text_column, "a string", _describe(text))
+        if len(text_columns) > 1 and PAIR_SEPARATOR in text:
+            return _BadRow(
+                row.where,
+                "invalid text",
+                text_column,
+                "text without the control character U+001F (it separates the sides of a pair)",
+                _describe(text),
+            )
     if label_column is None:
         return row
     label = row.values.get(label_column)
@@ -756,7 +793,7 @@ def _check_row(
         )
     if isinstance(checked, _BadRow):
         return checked
-    return _Row(row.where, {text_column: text, label_column: checked})
+    return _Row(row.where, {**{c: row.values[c] for c in text_columns}, label_column: checked})
 
 
 def _label_name_problem(label: object) -> str | None:

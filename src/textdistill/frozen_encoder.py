@@ -52,16 +52,29 @@ class MeanPoolClassifier(torch.nn.Module):
         """Number of classes the head scores."""
         return int(self.classifier.out_features)
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Mean of the token states where ``attention_mask`` is 1 (padding excluded)."""
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mean of the token states where ``attention_mask`` is 1 (padding excluded); a text
+        pair's token types are passed on to the encoder."""
+        types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **types)
         hidden = states.last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> SimpleNamespace:
         """Class scores under ``.logits``, like a transformers model output."""
-        return SimpleNamespace(logits=self.classifier(self.embed(input_ids, attention_mask)))
+        pooled = self.embed(input_ids, attention_mask, token_type_ids)
+        return SimpleNamespace(logits=self.classifier(pooled))
 
     def save_pretrained(self, directory: str | Path) -> None:
         """The encoder's files (safetensors) plus the head in :data:`HEAD_FILE`."""

@@ -53,6 +53,7 @@ from textdistill.runtime import Model, softmax
 from textdistill.runtime import load as load_runtime
 from textdistill.runtime.artifact import directory_size, read_manifest
 from textdistill.runtime.model_card import write_card
+from textdistill.runtime.pairs import are_pairs, shown
 from textdistill.students.choice import (
     KINDS,
     Fittable,
@@ -741,7 +742,7 @@ def _student_stage(
     hyperparameters (and refit on afterwards); their held-out logits on unlabeled texts are
     written to ``student-validation.json`` for the cascade threshold.
     """
-    kinds = candidate_kinds(config.student.kind)
+    kinds = _student_kinds(config.student.kind, are_pairs(splits.labeled.texts))
     key = stage_key(
         "student",
         teacher_info["fingerprint"],
@@ -824,6 +825,18 @@ def _student_stage(
     info = {**described[kept.kind], "kept_because": reason, "candidates": described}
     run.complete("student", key, info, outputs=["student", "candidates", "student-validation.json"])
     return info
+
+
+def _student_kinds(kind: str, pairs: bool) -> tuple[str, ...]:
+    """The student kinds to fit; for text pairs the linear student, the one that reads
+    pairs (its pair features, :mod:`textdistill.runtime.pair_features`)."""
+    kinds = candidate_kinds(kind)
+    if not pairs or kinds == ("linear",):
+        return kinds
+    if kind == "auto":
+        log("student: text pairs: fitting the linear student (the one kind that reads pairs)")
+        return ("linear",)
+    raise ValueError(f"[student] kind {kind!r} does not read text pairs; use 'linear' or 'auto'")
 
 
 def _make_student(kind: str, config: RunConfig) -> Fittable:
@@ -1106,7 +1119,7 @@ def fidelity(
     disagree = disagree[np.argsort(-confidence[disagree], kind="stable")][:n_examples]
     examples = [
         {
-            "text": test.texts[i][:300],
+            "text": shown(test.texts[i])[:300],
             "gold": classes[y_true[i]],
             "student": classes[student_pred[i]],
             "student_confidence": float(confidence[i]),

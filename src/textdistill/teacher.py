@@ -49,7 +49,9 @@ from textdistill.class_balance import (
     positive_weights,
     start_head_at,
 )
+from textdistill.pair_encoding import Encoded, encode_pairs
 from textdistill.runtime.outputs import Prediction, sigmoid, softmax
+from textdistill.runtime.pairs import PairError, are_pairs, is_pair
 
 if TYPE_CHECKING:
     import torch
@@ -336,6 +338,7 @@ class Teacher:
         self._fingerprint: str | None = None
         self._precision = "fp32"
         self._int8_model: Any = None
+        self.pairs_ = False
 
     def __repr__(self) -> str:
         """Show the model and whether it is fitted, which is what one wants in a notebook."""
@@ -396,20 +399,30 @@ class Teacher:
             )
         return limit
 
-    def _encode(self, texts: list[str]) -> list[list[int]]:
+    def _encode(self, texts: list[str], *, pairs: bool | None = None) -> Encoded:
         """Tokenize once, truncated but unpadded; batches are padded later, per batch.
 
+        A pair teacher (``pairs_``, or ``pairs=True``) reads joined pairs through the
+        tokenizer's pair encoding (:mod:`textdistill.pair_encoding`); a single-text teacher
+        refuses them, since it was never trained to compare two texts.
         ``"head"`` lets the tokenizer truncate; the other strategies tokenize the whole text
         without special tokens, keep the chosen tokens (:func:`keep_tokens`) and add the
         special tokens back with the tokenizer's own ``build_inputs_with_special_tokens``.
         """
-        if not texts:
-            return []
         strategy = self.config.truncation
+        if self.pairs_ if pairs is None else pairs:
+            return encode_pairs(self._tokenizer, texts, self._max_length, keep_tokens, strategy)
+        single = next((i for i, text in enumerate(texts, start=1) if is_pair(text)), None)
+        if single is not None:
+            raise PairError(
+                f"text {single}: a text pair, but this teacher was fine-tuned on single texts"
+            )
+        if not texts:
+            return Encoded([])
         common = {"padding": False, "return_attention_mask": False, "return_token_type_ids": False}
         if strategy == "head":
             enc = self._tokenizer(texts, truncation=True, max_length=self._max_length, **common)
-            return [list(ids) for ids in enc["input_ids"]]
+            return Encoded([list(ids) for ids in enc["input_ids"]])
         before, after = self._special_token_counts()
         budget = self._max_length - before - after
         with _quiet_transformers():  # "sequence longer than the model's maximum": intended
@@ -419,7 +432,7 @@ class Teacher:
             content = list(ids[before : len(ids) - after])
             kept = keep_tokens(content, budget, strategy)
             rows.append(list(ids[:before]) + kept + list(ids[len(ids) - after :]))
-        return rows
+        return Encoded(rows)
 
     def _special_token_counts(self) -> tuple[int, int]:
         """How many special tokens the tokenizer puts before and after a single text.
@@ -439,13 +452,16 @@ class Teacher:
             "use truncation='head'"
         )
 
-    def _collate(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
+    def _collate(self, encoded: Encoded) -> dict[str, torch.Tensor]:
         """Pad a batch to its own longest row (dynamic padding) on the tokenizer's side.
 
-        Only ``input_ids`` and ``attention_mask`` are passed: single-sequence token types are
-        all zero anyway, and models without token types (RoBERTa, DistilBERT) reject them.
+        Single texts pass only ``input_ids`` and ``attention_mask``: single-sequence token
+        types are all zero anyway, and models without token types (RoBERTa, DistilBERT)
+        reject them. Pairs pass their token types where the model reads them.
         """
         import torch
+
+        rows = encoded.ids
 
         pad_id = self._tokenizer.pad_token_id
         if pad_id is None:
@@ -461,13 +477,22 @@ class Teacher:
             else:
                 ids[i, : len(r)] = r
                 mask[i, : len(r)] = 1
-        return {
+        batch = {
             "input_ids": torch.from_numpy(ids).to(self._device),
             "attention_mask": torch.from_numpy(mask).to(self._device),
         }
+        if encoded.token_types is not None:
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            for i, r in enumerate(encoded.token_types):
+                if left:
+                    types[i, width - len(r) :] = r
+                else:
+                    types[i, : len(r)] = r
+            batch["token_type_ids"] = torch.from_numpy(types).to(self._device)
+        return batch
 
     def _logits_encoded(
-        self, encoded: list[list[int]], batch_size: int, progress: bool, desc: str
+        self, encoded: Encoded, batch_size: int, progress: bool, desc: str
     ) -> np.ndarray:
         """Logits for pre-tokenized docs, in the current precision."""
         model = self._int8_model if self._precision == "int8" else self._model
@@ -477,7 +502,7 @@ class Teacher:
 
     def _run_encoded(
         self,
-        encoded: list[list[int]],
+        encoded: Encoded,
         forward: Callable[..., Any],
         batch_size: int | None = None,
         progress: bool = False,
@@ -495,7 +520,7 @@ class Teacher:
         size = batch_size or self.config.eval_batch_size
         if not encoded:
             return np.empty((0, len(self.classes_)), dtype=np.float32)
-        lengths = np.fromiter((len(r) for r in encoded), dtype=np.int64, count=len(encoded))
+        lengths = np.fromiter((len(r) for r in encoded.ids), dtype=np.int64, count=len(encoded))
         order = np.argsort(-lengths, kind="stable")
         self._model.eval()
         out: np.ndarray | None = None
@@ -508,7 +533,7 @@ class Teacher:
                 disable=not progress,
             ):
                 idx = order[start : start + size]
-                batch = self._collate([encoded[i] for i in idx])
+                batch = self._collate(encoded.take(idx))
                 with self._autocast(self._precision == "bf16"):
                     rows = forward(**batch).float().cpu().numpy()
                 if out is None:
@@ -578,6 +603,7 @@ class Teacher:
         labels_l, multilabel = _check_labels(labels, "labels")
         if len(texts_l) != len(labels_l):
             raise ValueError(f"got {len(texts_l)} texts but {len(labels_l)} labels")
+        pairs = are_pairs(texts_l, "texts")
         classes = _classes_of(labels_l, multilabel)
         if len(classes) < (1 if multilabel else 2):
             raise ValueError(
@@ -595,6 +621,8 @@ class Teacher:
                 )
             if not val_texts_l:
                 raise ValueError("the validation set is empty")
+            if are_pairs(val_texts_l, "val_texts") != pairs:
+                raise ValueError("texts and val_texts must both be text pairs or both single texts")
             if val_multilabel != multilabel:
                 raise ValueError(
                     "labels and val_labels must both be class names or both label sets"
@@ -611,6 +639,7 @@ class Teacher:
         self._fingerprint = None
         self._device = self._resolve_device()
         self.multilabel_ = multilabel
+        self.pairs_ = pairs
         source = resolve_model_path(cfg.model)
 
         with self._threads():
@@ -753,7 +782,7 @@ class Teacher:
             loss_of = lambda logits, target: F.cross_entropy(logits + shift, target)  # noqa: E731
 
         by_macro_f1 = not self.multilabel_ and is_imbalanced(counts)
-        val_ids: list[list[int]] = []
+        val_ids = Encoded([])
         y_val = self._targets([])
         if val_data is not None:
             val_ids = self._encode(val_data[0])
@@ -789,7 +818,7 @@ class Teacher:
             )
             for step in bar:
                 idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-                batch = self._collate([train_ids[i] for i in idx])
+                batch = self._collate(train_ids.take(idx))
                 target = y_train[idx].to(self._device)
                 with self._autocast(train_bf16):
                     logits = model(**batch).logits
@@ -900,8 +929,8 @@ class Teacher:
         else:
             encoder = self._model.base_model
 
-            def pooled(input_ids: Any, attention_mask: Any) -> Any:
-                hidden = encoder(input_ids=input_ids, attention_mask=attention_mask)
+            def pooled(input_ids: Any, attention_mask: Any, **types: Any) -> Any:
+                hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, **types)
                 states = hidden.last_hidden_state
                 mask = attention_mask.unsqueeze(-1).to(states.dtype)
                 return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
@@ -909,9 +938,8 @@ class Teacher:
         precision, self._precision = self._precision, "fp32"
         try:
             with self._threads(), torch.inference_mode():
-                return self._run_encoded(
-                    self._encode(texts_l), pooled, batch_size, progress, "word vectors"
-                )
+                encoded = self._encode(texts_l, pairs=are_pairs(texts_l))
+                return self._run_encoded(encoded, pooled, batch_size, progress, "word vectors")
         finally:
             self._precision = precision
 
@@ -1070,6 +1098,8 @@ class Teacher:
         }
         if self.multilabel_:  # absent for single-label teachers: their fingerprints stay
             header["multilabel"] = True
+        if self.pairs_:  # absent for single-text teachers: their fingerprints stay
+            header["pairs"] = True
         if self.config.truncation != "head":  # keeps fingerprints of "head" teachers unchanged
             header["truncation"] = self.config.truncation
         return hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
@@ -1112,6 +1142,7 @@ class Teacher:
                 "config": dataclasses.asdict(self.config),
                 "classes": self.classes_,
                 "multilabel": self.multilabel_,
+                "pairs": self.pairs_,
                 "history": self.history_,
                 "best_epoch": self.best_epoch_,
                 "fit_seconds": self.fit_seconds_,
@@ -1202,6 +1233,7 @@ class Teacher:
         teacher._model = model
         teacher.classes_ = [str(c) for c in meta["classes"]]
         teacher.multilabel_ = bool(meta.get("multilabel", False))
+        teacher.pairs_ = bool(meta.get("pairs", False))
         if n_outputs != len(teacher.classes_):
             raise ValueError(
                 f"{target}: the model has {n_outputs} outputs but "
@@ -1276,7 +1308,7 @@ def logits_key(fingerprint: str, precision: str) -> str:
     return fingerprint if precision == "fp32" else f"{fingerprint}-{precision}"
 
 
-def _timed_logits(teacher: Teacher, encoded: list[list[int]]) -> tuple[np.ndarray, float]:
+def _timed_logits(teacher: Teacher, encoded: Encoded) -> tuple[np.ndarray, float]:
     """Logits of pre-tokenized texts and the seconds they took (at least a nanosecond)."""
     started = time.perf_counter()
     logits = teacher._logits_encoded(

@@ -11,12 +11,17 @@ import numpy as np
 from textdistill.runtime.artifact import ArtifactError, load_artifact, save_artifact
 from textdistill.runtime.featurizer import NgramFeaturizer
 from textdistill.runtime.outputs import LabelOutputs
+from textdistill.runtime.pair_features import PairFeaturizer, featurizer_from_spec
 
 KIND = "linear"
 
 
 class LinearModel(LabelOutputs):
     """``logits = features(text) @ coef + intercept``; labels are names.
+
+    The features are a text's n-grams, or for a model of text pairs the pair features of
+    :mod:`textdistill.runtime.pair_features` (texts are then joined pairs or
+    ``(text, text_pair)`` tuples).
 
     One logit per class (two for a binary task, like the teacher), so that logits can be
     compared with the teacher's one for one. ``multilabel`` models read each logit as its own
@@ -25,7 +30,7 @@ class LinearModel(LabelOutputs):
 
     def __init__(
         self,
-        featurizer: NgramFeaturizer,
+        featurizer: NgramFeaturizer | PairFeaturizer,
         coef: np.ndarray,
         intercept: np.ndarray,
         labels: Sequence[str],
@@ -47,6 +52,11 @@ class LinearModel(LabelOutputs):
         self.intercept = intercept
         self._set_outputs(labels, temperature, multilabel, thresholds)
         self.metadata = dict(metadata or {})
+
+    @property
+    def pairs(self) -> bool:
+        """Whether the model reads text pairs."""
+        return isinstance(self.featurizer, PairFeaturizer)
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         """Raw logits, float32 ``[n, k]``."""
@@ -75,7 +85,7 @@ class LinearModel(LabelOutputs):
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise ArtifactError(f"{path}: `labels` must be a list of names, got {labels!r:.80}")
         try:
-            featurizer = NgramFeaturizer.from_spec(
+            featurizer = featurizer_from_spec(
                 manifest["featurizer"], documents["vocabulary"], arrays["idf"]
             )
             return cls(

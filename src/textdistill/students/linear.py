@@ -49,6 +49,8 @@ import numpy as np
 from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
 from textdistill.runtime.linear import LinearModel
 from textdistill.runtime.outputs import sigmoid, softmax
+from textdistill.runtime.pair_features import PairFeaturizer, fit_featurizer
+from textdistill.runtime.pairs import as_pair_texts
 from textdistill.students.fitted import FittedModelMethods
 from textdistill.students.targets import (
     MIN_ROWS_TO_HOLD_OUT,
@@ -197,7 +199,7 @@ class LinearStudent(FittedModelMethods):
                     f"logits of shape {teacher_logits.shape} do not match {len(classes_)} classes"
                 )
             labels = list(gold_labels)
-        texts_all = list(texts) + list(gold_texts)
+        texts_all = as_pair_texts(texts) + as_pair_texts(gold_texts)
         gold = encode_labels(labels, classes_, multilabel)
         n_teacher = 0 if teacher_logits is None else len(teacher_logits)
         if hard or self.loss == "mse":
@@ -326,7 +328,7 @@ class _Search:
         if index not in self._problems:
             self._problems.clear()
             options = self.candidates[index]
-            featurizer = NgramFeaturizer.fit(
+            featurizer = fit_featurizer(
                 self.texts,
                 max_n=options["max_n"],
                 char_ngrams=options["char_ngrams"],
@@ -446,7 +448,7 @@ class _Problem:
 
     def __init__(
         self,
-        featurizer: NgramFeaturizer,
+        featurizer: NgramFeaturizer | PairFeaturizer,
         features: SparseRows,
         teacher_logits: np.ndarray | None,
         gold: np.ndarray,

@@ -1,0 +1,156 @@
+"""Sentence pairs: baseline, teacher and student on paraphrase (MRPC) and entailment (SICK).
+
+The protocol of issue 14, on each of msrp_train.csv.gz (2 classes) and sick_train.csv.gz
+(3 classes), read as pairs (``text_a``, ``text_b``):
+
+* a stratified 1,000 pairs (seed 0) held out as the test set, disjoint from everything else;
+* 1,000 of the rest labeled (stratified, seed 0), the other pairs unlabeled;
+* the teacher ``textdistill run`` fine-tunes (default model and options), reading each pair
+  through its tokenizer's pair encoding; the baseline is TF-IDF + logistic regression over
+  the same pair features (:mod:`textdistill.runtime.pair_features`), its C tuned on held-out
+  gold labels; the student is what ``--student auto`` keeps for pairs (the linear one);
+* each augmentation level (``--augment``, Tang et al.'s, both sides perturbed) is one run.
+
+Each (dataset, augment) is one run directory under ``--work``, ``DATASET-auto-xN``; a
+dataset's later runs start from its first run's teacher, baseline and precision stages, and
+all share one logits cache (as benchmarks/short_text.py does). Rows are read back from every
+finished run's ``metrics.json`` (each records the commit and load of the run).
+``docs_per_s`` is the student's pairs per second through the numpy runtime on one core, as
+the pipeline measures it on the test pairs.
+
+    flock /tmp/textdistill-heavy.lock python benchmarks/pairs.py --data ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from results_file import write_results
+from short_text import _first_run, _seed_from
+from textdistill.data import TextDataset, read_labeled, stratified_split
+from textdistill.pipeline import AugmentConfig, RunConfig, StudentConfig, run_pipeline
+
+DATASETS = {"msrp": "msrp_train.csv.gz", "sick": "sick_train.csv.gz"}
+N_TEST = 1000
+N_LABELED = 1000
+
+DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "pairs.md"
+TABLE_BEGIN, TABLE_END = "<!-- pairs.json table: begin -->", "<!-- pairs.json table: end -->"
+
+
+def protocol(data: Path, dataset: str) -> tuple[TextDataset, TextDataset, TextDataset]:
+    """``(labeled, unlabeled, test)`` of one dataset."""
+    pairs = read_labeled(data / DATASETS[dataset], text_column="text_a", text_pair_column="text_b")
+    rest, test = stratified_split(pairs, N_TEST, seed=0)
+    unlabeled, labeled = stratified_split(rest, N_LABELED, seed=0)
+    return labeled, unlabeled.without_labels(), test
+
+
+def rows_of(dataset: str, augment: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The issue's fields (and a few more) of one finished run."""
+    systems, info = metrics["systems"], metrics["student"]
+    return {
+        "dataset": dataset,
+        "student": info["kind"],
+        "augment": augment,
+        "n_labeled": metrics["data"]["labeled"]["rows"],
+        "n_unlabeled": metrics["data"]["unlabeled"]["rows"],
+        "n_transfer": info["n_teacher_rows"],
+        "n_test": metrics["data"]["test"]["rows"],
+        "majority_accuracy": max(metrics["data"]["test"]["classes"].values())
+        / metrics["data"]["test"]["rows"],
+        "baseline_accuracy": systems["baseline"]["accuracy"],
+        "baseline_macro_f1": systems["baseline"]["macro_f1"],
+        "teacher_accuracy": systems["teacher"]["accuracy"],
+        "teacher_macro_f1": systems["teacher"]["macro_f1"],
+        "teacher_best_epoch": metrics["teacher"]["best_epoch"],
+        "teacher_docs_per_s": systems["teacher"]["docs_per_s"],
+        "student_accuracy": systems["student"]["accuracy"],
+        "student_macro_f1": systems["student"]["macro_f1"],
+        "student_teacher_agreement": systems["student"]["agreement_with_teacher"],
+        "docs_per_s": systems["student"]["docs_per_s"],
+        "baseline_docs_per_s": systems["baseline"]["docs_per_s"],
+        "size_bytes": systems["student"]["size_bytes"],
+        "student_fit_seconds": info["fit_seconds"],
+        "n_features": info["n_features"],
+        "run": {
+            "created": metrics["created"],
+            "source": metrics["source"],
+            "load_average_at_start": metrics["machine"]["load_average_at_start"],
+            "seconds": metrics["seconds"],
+        },
+    }
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The docs table, rendered from the results so it cannot drift."""
+    lines = [
+        "| dataset | augment | teacher-labeled pairs | majority | baseline | teacher | student "
+        "| under the teacher | agreement with teacher | student macro-F1 | pairs/s (1 core) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        gap = 100 * (row["teacher_accuracy"] - row["student_accuracy"])
+        lines.append(
+            f"| {row['dataset']} | x{row['augment']} | {row['n_transfer']:,} | "
+            f"{row['majority_accuracy']:.3f} | {row['baseline_accuracy']:.3f} | "
+            f"{row['teacher_accuracy']:.3f} | {row['student_accuracy']:.3f} | {gap:.1f} pts | "
+            f"{row['student_teacher_agreement']:.3f} | {row['student_macro_f1']:.3f} | "
+            f"{row['docs_per_s']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_docs_table(rows: list[dict[str, Any]]) -> None:
+    """Replace the table between the markers of docs/pairs.md."""
+    page = DOCS_PAGE.read_text(encoding="utf-8")
+    head, rest = page.split(TABLE_BEGIN)
+    _, tail = rest.split(TABLE_END)
+    DOCS_PAGE.write_text(
+        f"{head}{TABLE_BEGIN}\n{markdown_table(rows)}\n{TABLE_END}{tail}", encoding="utf-8"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--work", type=Path, default=Path("runs/pairs"))
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--augment", nargs="+", type=int, default=[0, 5])
+    parser.add_argument(
+        "--write-only", action="store_true", help="run nothing: write from the finished runs"
+    )
+    args = parser.parse_args()
+    for dataset in [] if args.write_only else args.datasets:
+        labeled, unlabeled, test = protocol(args.data, dataset)
+        for augment in args.augment:
+            out = args.work / f"{dataset}-auto-x{augment}"
+            first = _first_run(args.work, dataset)
+            if first is not None:
+                _seed_from(first, out)
+            config = RunConfig(
+                out=out,
+                logits_cache=args.work / "logits",
+                student=StudentConfig(kind="auto"),
+                augment=AugmentConfig(n_iter=augment),
+            )
+            run_pipeline(labeled, unlabeled, test, config)
+    rows = sorted(
+        (
+            rows_of(path.parent.name.split("-")[0], int(path.parent.name.rsplit("-x", 1)[1]), m)
+            for path in sorted(args.work.glob("*-auto-x*/metrics.json"))
+            for m in [json.loads(path.read_text())]
+        ),
+        key=lambda row: (row["dataset"], row["augment"]),
+    )
+    write_results("pairs", rows, protocol={"n_test": N_TEST, "n_labeled": N_LABELED, "seed": 0})
+    if DOCS_PAGE.exists():
+        write_docs_table(rows)
+    print(markdown_table(rows))
+
+
+if __name__ == "__main__":
+    main()
