@@ -26,6 +26,7 @@ import numpy as np
 from textdistill.cascade import Cascade
 from textdistill.runtime import LinearModel, load
 from textdistill.runtime.outputs import LabelOutputs
+from textdistill.runtime.pairs import PairError, join_pair
 
 CHUNK = 2000
 
@@ -34,14 +35,24 @@ class InputError(ValueError):
     """The input file cannot be read as asked (missing, wrong column, bad JSON line)."""
 
 
-def iter_texts(source: str, text_column: str = "text") -> Iterator[str]:
+def iter_texts(
+    source: str, text_column: str = "text", text_pair_column: str | None = None
+) -> Iterator[str]:
     """Texts of ``source`` one by one: ``-`` (stdin, one per line), ``.csv``/``.tsv``/``.jsonl``
-    (the ``text_column``), or any other file (one per line).
+    (the ``text_column``), or any other file (one per line). With ``text_pair_column`` (a
+    ``.csv``/``.tsv``/``.jsonl`` file), each row is a text pair, joined as
+    :mod:`textdistill.runtime.pairs` joins it.
 
     Input is strict UTF-8: a bad byte, a malformed CSV row or a JSON line without a string
     text stops with an :class:`InputError` naming the line, rather than predicting something
     for a text that is not what the file says (``null`` is not the text "None").
     """
+    columns = [text_column] if text_pair_column is None else [text_column, text_pair_column]
+    suffix = Path(source).suffix.lower()
+    if text_pair_column is not None and (source == "-" or suffix not in {".csv", ".tsv", ".jsonl"}):
+        raise InputError(
+            f"{source}: text pairs are read from a .csv, .tsv or .jsonl file with both columns"
+        )
     if source == "-":
         binary = getattr(sys.stdin, "buffer", None)
         lines = _decoded(binary, "standard input") if binary is not None else iter(sys.stdin)
@@ -51,7 +62,6 @@ def iter_texts(source: str, text_column: str = "text") -> Iterator[str]:
     path = Path(source)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    suffix = path.suffix.lower()
     with path.open("rb") as handle:
         lines = _decoded(handle, str(path))
         if suffix in {".csv", ".tsv"}:
@@ -60,19 +70,20 @@ def iter_texts(source: str, text_column: str = "text") -> Iterator[str]:
             delimiter = "\t" if suffix == ".tsv" else ","
             reader = csv.DictReader(lines, delimiter=delimiter, strict=True)
             try:
-                if text_column not in (reader.fieldnames or []):
-                    raise InputError(
-                        f"{path}: no column {text_column!r} (columns: "
-                        f"{reader.fieldnames}); pass --text-column"
-                    )
+                for column in columns:
+                    if column not in (reader.fieldnames or []):
+                        raise InputError(
+                            f"{path}: no column {column!r} (columns: "
+                            f"{reader.fieldnames}); pass --text-column/--text-pair-column"
+                        )
                 for row in reader:
-                    text = row[text_column]
-                    if text is None:
+                    sides = [row[column] for column in columns]
+                    if None in sides:
                         raise InputError(
                             f"{path}: line {reader.line_num}: fewer fields than the header "
                             f"{reader.fieldnames}"
                         )
-                    yield text
+                    yield _joined(sides, f"{path}: line {reader.line_num}")
             except csv.Error as error:
                 raise InputError(
                     f"{path}: line {reader.line_num}: malformed CSV ({error})"
@@ -80,7 +91,8 @@ def iter_texts(source: str, text_column: str = "text") -> Iterator[str]:
         elif suffix == ".jsonl":
             for number, line in enumerate(lines, start=1):
                 if line.strip():
-                    yield _json_text(line, text_column, f"{path}: line {number}")
+                    where = f"{path}: line {number}"
+                    yield _joined(_json_texts(line, columns, where), where)
         else:
             for line in lines:
                 yield line.rstrip("\r\n")
@@ -102,18 +114,31 @@ def _decoded(stream: Iterable[bytes], source: str) -> Iterator[str]:
             ) from None
 
 
-def _json_text(line: str, text_column: str, where: str) -> str:
+def _json_texts(line: str, columns: list[str], where: str) -> list[str]:
     try:
         value = json.loads(line)
     except json.JSONDecodeError as error:
         raise InputError(f"{where}: expected a JSON object ({error})") from None
-    if not isinstance(value, dict) or text_column not in value:
-        raise InputError(f"{where}: expected a JSON object with {text_column!r}")
-    text = value[text_column]
-    if not isinstance(text, str):
-        found = "null" if text is None else f"{type(text).__name__} {text!r:.40}"
-        raise InputError(f"{where}: expected {text_column!r} to be a string, found {found}")
-    return text
+    texts = []
+    for column in columns:
+        if not isinstance(value, dict) or column not in value:
+            raise InputError(f"{where}: expected a JSON object with {column!r}")
+        text = value[column]
+        if not isinstance(text, str):
+            found = "null" if text is None else f"{type(text).__name__} {text!r:.40}"
+            raise InputError(f"{where}: expected {column!r} to be a string, found {found}")
+        texts.append(text)
+    return texts
+
+
+def _joined(sides: list[str], where: str) -> str:
+    """One text, or the joined pair of two; a side that cannot be part of a pair is named."""
+    if len(sides) == 1:
+        return sides[0]
+    try:
+        return join_pair(sides[0], sides[1])
+    except PairError as error:
+        raise InputError(f"{where}: {error}") from None
 
 
 _worker_model: Any = None

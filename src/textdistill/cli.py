@@ -304,6 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", "-i", help="file to read texts from ('-' for stdin)")
     predict.add_argument("--text-column", default="text", help="column of --input CSV/JSONL")
     predict.add_argument(
+        "--text-pair-column",
+        help="a model of text pairs: the column of each pair's second text in --input",
+    )
+    predict.add_argument(
+        "--text-pair",
+        action="append",
+        help="a model of text pairs: the second text of each text argument, in order "
+        "(repeat it once per text)",
+    )
+    predict.add_argument(
         "--format", choices=["csv", "jsonl"], default="csv", help="output format (default csv)"
     )
     predict.add_argument("--logits", action="store_true", help="also write raw logits")
@@ -457,7 +467,6 @@ def _predict(args: argparse.Namespace) -> None:
         InputError,
         Scored,
         cascade_chunks,
-        iter_texts,
         score_chunks,
         write_predictions,
     )
@@ -471,7 +480,7 @@ def _predict(args: argparse.Namespace) -> None:
         raise UsageError("--threshold goes with --cascade")
     jobs = args.jobs if args.jobs > 0 else len(os.sched_getaffinity(0))
     args.artifact = _artifact(args.artifact, cascade=args.cascade)
-    texts = iter(args.texts) if args.texts else iter_texts(args.input or "-", args.text_column)
+    texts = _predict_inputs(args)
     chunks: Iterator[Scored]
     if args.cascade:
         cascade = Cascade.load(args.artifact, threshold=args.threshold)
@@ -498,6 +507,27 @@ def _predict(args: argparse.Namespace) -> None:
             )
         except InputError as error:
             raise UsageError(str(error)) from None
+
+
+def _predict_inputs(args: argparse.Namespace) -> Iterator[str]:
+    """The texts (or joined text pairs) ``predict`` reads, from arguments or a file."""
+    from textdistill.batch_predict import iter_texts
+    from textdistill.runtime.pairs import as_pair_texts
+
+    if args.text_pair and not args.texts:
+        raise UsageError("--text-pair gives the second text of text arguments: give those too")
+    if args.text_pair_column and args.texts:
+        raise UsageError("--text-pair-column reads --input; give text arguments with --text-pair")
+    if not args.texts:
+        return iter_texts(args.input or "-", args.text_column, args.text_pair_column)
+    if not args.text_pair:
+        return iter(args.texts)
+    if len(args.text_pair) != len(args.texts):
+        raise UsageError(
+            f"{len(args.texts)} text(s) but {len(args.text_pair)} --text-pair: give one "
+            "--text-pair per text"
+        )
+    return iter(as_pair_texts(list(zip(args.texts, args.text_pair, strict=True))))
 
 
 # ------------------------------------------------------------------------------- export

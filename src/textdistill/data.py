@@ -666,7 +666,7 @@ def _hf_rows(spec: str, columns: list[str], label_column: str | None) -> Iterato
                 None if v is None else [_hub_class_name(item, x) for x in v]
                 for v in values[label_column]
             ]
-    for i in range(len(dataset)):
+    for i in range(len(values[columns[0]])):
         yield _Row(f"row {i + 1}", {c: values[c][i] for c in columns})
 
 

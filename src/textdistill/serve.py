@@ -8,8 +8,10 @@ file except ``/reload``, which reads the artifact the server was started with, a
 Endpoints (OpenAPI docs at ``/docs``):
 
 * ``POST /predict``: ``{"text": "..."}`` or ``{"texts": ["...", ...]}``, optionally
-  ``"logits": true``. The answer is always a list, one prediction per text (one for
-  ``text``): ``{"predictions": [{"label", "probabilities", "logits"?}], "model": {...}}``.
+  ``"logits": true``; a model of text pairs takes ``{"text": "...", "text_pair": "..."}`` or
+  ``{"texts": [...], "text_pairs": [...]}`` (one second text per text). The answer is
+  always a list, one prediction per text (one for ``text``):
+  ``{"predictions": [{"label", "probabilities", "logits"?}], "model": {...}}``.
 * ``GET /health``: ``{"status": "ok"}``; the one endpoint that never needs a key.
 * ``GET /metadata``: labels, versions, kind, featurizer spec (no vocabulary), the training
   metadata of the manifest and the server's limits.
@@ -61,6 +63,7 @@ from textdistill import __version__
 from textdistill.api_keys import ApiKeys, BearerAuthMiddleware, read_api_keys
 from textdistill.cascade import CASCADE_FILE, Cascade
 from textdistill.runtime import Model, load, read_manifest
+from textdistill.runtime.pairs import PairError, join_pair
 
 SERVE_HINT = "the HTTP server needs the serve extra: pip install 'textdistill[serve]'"
 
@@ -81,7 +84,8 @@ DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 # ---------------------------------------------------------------------------- schemas
 class PredictRequest(BaseModel):
-    """Give exactly one of ``text`` and ``texts``."""
+    """Give exactly one of ``text`` and ``texts`` (with ``text_pair`` or ``text_pairs`` for a
+    model of text pairs)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -90,19 +94,43 @@ class PredictRequest(BaseModel):
             "examples": [
                 {"text": "a gorgeous, moving film"},
                 {"texts": ["a gorgeous, moving film", "a tedious mess"], "logits": True},
+                {"text": "A man is sleeping.", "text_pair": "Nobody is sleeping."},
             ]
         },
     )
 
     text: str | None = Field(default=None, description="one text to label")
     texts: list[str] | None = Field(default=None, description="a batch of texts to label")
+    text_pair: str | None = Field(
+        default=None, description="a model of text pairs: the second text of `text`"
+    )
+    text_pairs: list[str] | None = Field(
+        default=None, description="a model of text pairs: the second text of each of `texts`"
+    )
     logits: bool = Field(default=False, description="also return the raw logits")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PredictRequest:
         if (self.text is None) == (self.texts is None):
             raise ValueError('give exactly one of "text" (a string) and "texts" (a list)')
+        if self.text_pair is not None and self.text is None:
+            raise ValueError('"text_pair" goes with "text"; use "text_pairs" with "texts"')
+        if self.text_pairs is not None and (
+            self.texts is None or len(self.text_pairs) != len(self.texts)
+        ):
+            raise ValueError('"text_pairs" needs "texts" of the same length (one pair each)')
         return self
+
+    def inputs(self) -> list[str]:
+        """The texts, or the joined text pairs (:mod:`textdistill.runtime.pairs`)."""
+        if self.text is not None:
+            if self.text_pair is None:
+                return [self.text]
+            return [join_pair(self.text, self.text_pair)]
+        texts = self.texts or []
+        if self.text_pairs is None:
+            return texts
+        return [join_pair(a, b) for a, b in zip(texts, self.text_pairs, strict=True)]
 
 
 class Prediction(BaseModel):
@@ -309,6 +337,7 @@ class ServedModel:
     summary: ModelSummary
     metadata: MetadataResponse
     identity: str
+    pairs: bool  # whether the model reads text pairs (requests must give text_pair[s])
 
 
 def _student_path(root: Path, cascade: bool) -> Path:
@@ -339,7 +368,9 @@ def load_served(artifact: str | Path, *, cascade: bool, limits: Limits) -> Serve
         model = load(str(root))
     student = _student_path(root, cascade)
     manifest = read_manifest(student)
-    model.decision_function([""])  # warm up (builds the C vocabulary) before any request
+    pairs = bool(getattr(model, "pairs", False))
+    # warm up (builds the C vocabulary) before any request
+    model.decision_function([join_pair("", "")] if pairs else [""])
     labels = list(model.labels)
     summary = ModelSummary(
         id=str(manifest.get("checksum", ""))[:12],
@@ -366,7 +397,7 @@ def load_served(artifact: str | Path, *, cascade: bool, limits: Limits) -> Serve
         metadata=dict(manifest.get("metadata") or {}),
         limits=limits,
     )
-    return ServedModel(model, cascade_model, summary, metadata, _identity(root, cascade))
+    return ServedModel(model, cascade_model, summary, metadata, _identity(root, cascade), pairs)
 
 
 def log(message: str) -> None:
@@ -518,7 +549,14 @@ def create_app(
     def predict(request: PredictRequest) -> dict[str, Any]:
         """One prediction per text, in order (a list even for a single ``text``)."""
         served = slot.current  # read once: a reload meanwhile does not change this answer
-        texts = [request.text] if request.text is not None else request.texts or []
+        try:
+            texts = request.inputs()
+        except PairError as error:
+            raise HTTPException(422, str(error)) from None
+        paired = request.text_pair is not None or request.text_pairs is not None
+        if texts and paired != served.pairs:
+            wanted = "text pairs: give text_pair(s)" if served.pairs else "single texts"
+            raise HTTPException(422, f"this model reads {wanted}")
         if len(texts) > max_batch:
             raise HTTPException(413, f"{len(texts)} texts: at most {max_batch} per request")
         for i, text in enumerate(texts):

@@ -533,7 +533,7 @@ class Teacher:
                 disable=not progress,
             ):
                 idx = order[start : start + size]
-                batch = self._collate(encoded.take(idx))
+                batch = self._collate(encoded.take(idx.tolist()))
                 with self._autocast(self._precision == "bf16"):
                     rows = forward(**batch).float().cpu().numpy()
                 if out is None:

@@ -14,7 +14,7 @@ five blocks, each a fixed range of columns:
   are on one side only: what was substituted for what ("man" -> "woman", "bought" ->
   "acquired"). Each side's rarest :data:`CROSS_WORDS` such words (highest idf) take part, so a
   long text cannot blow up the count; the pairs are hashed on vocabulary ids into
-  ``cross_buckets`` columns;
+  ``cross_buckets`` columns (by default about as many as the vocabulary has terms);
 * ``stats``: length and overlap statistics over all tokens (:data:`STATS`), out-of-vocabulary
   ones included, because names and numbers are often both rare and decisive.
 
@@ -36,7 +36,9 @@ from textdistill.runtime.featurizer import CHAR_PREFIX, NgramFeaturizer, SparseR
 from textdistill.runtime.pairs import are_pairs, as_pair_texts, split_pairs
 
 SPEC_TYPE = "text_pair"
-CROSS_BUCKETS = 1 << 18
+# The cross block's width when fitting: the vocabulary's size rounded up to a power of two,
+# within these bounds (wider than that buys few fewer collisions and costs fitting time).
+CROSS_BUCKETS_RANGE = (1 << 10, 1 << 18)
 CROSS_WORDS = 24
 # The statistics block, in column order: each in [0, 1] (lengths squashed by log).
 STATS = (
@@ -70,7 +72,7 @@ class PairFeaturizer:
         self,
         side: NgramFeaturizer,
         *,
-        cross_buckets: int = CROSS_BUCKETS,
+        cross_buckets: int,
         cross_words: int = CROSS_WORDS,
     ) -> None:
         if cross_buckets < 1 or cross_words < 0:
@@ -124,10 +126,12 @@ class PairFeaturizer:
         char_ngrams: Sequence[int] | None = None,
         min_df: int = 2,
         max_features: int | None = 200_000,
-        cross_buckets: int = CROSS_BUCKETS,
+        cross_buckets: int | None = None,
         cross_words: int = CROSS_WORDS,
     ) -> PairFeaturizer:
-        """Learn the sides' vocabulary and idf, each side of each pair counting as a document."""
+        """Learn the sides' vocabulary and idf, each side of each pair counting as a document;
+        ``cross_buckets`` defaults to the vocabulary's size rounded up to a power of two (see
+        :data:`CROSS_BUCKETS_RANGE`)."""
         firsts, seconds = split_pairs(texts)
         side = NgramFeaturizer.fit(
             firsts + seconds,
@@ -136,6 +140,9 @@ class PairFeaturizer:
             min_df=min_df,
             max_features=max_features,
         )
+        if cross_buckets is None:
+            low, high = CROSS_BUCKETS_RANGE
+            cross_buckets = min(max(1 << (side.n_features - 1).bit_length(), low), high)
         return cls(side, cross_buckets=cross_buckets, cross_words=cross_words)
 
     def transform(self, texts: Sequence[str] | Sequence[Sequence[str]]) -> SparseRows:
