@@ -124,9 +124,10 @@ def main() -> None:
         "--write-only", action="store_true", help="run nothing: write from the finished runs"
     )
     args = parser.parse_args()
-    for dataset in [] if args.write_only else args.datasets:
-        labeled, unlabeled, test = protocol(args.data, dataset)
-        for augment in args.augment:
+    # Every dataset at the first augmentation level first: the cheapest rows come first.
+    for augment in [] if args.write_only else args.augment:
+        for dataset in args.datasets:
+            labeled, unlabeled, test = protocol(args.data, dataset)
             out = args.work / f"{dataset}-auto-x{augment}"
             first = _first_run(args.work, dataset)
             if first is not None:
@@ -138,10 +139,16 @@ def main() -> None:
                 augment=AugmentConfig(n_iter=augment),
             )
             run_pipeline(labeled, unlabeled, test, config)
+            write(args.work)  # after every run: a stopped benchmark keeps what it measured
+    write(args.work)
+
+
+def write(work: Path) -> None:
+    """The JSON (and the docs table) of every finished run under ``work``."""
     rows = sorted(
         (
             rows_of(path.parent.name.split("-")[0], int(path.parent.name.rsplit("-x", 1)[1]), m)
-            for path in sorted(args.work.glob("*-auto-x*/metrics.json"))
+            for path in sorted(work.glob("*-auto-x*/metrics.json"))
             for m in [json.loads(path.read_text())]
         ),
         key=lambda row: (row["dataset"], row["augment"]),
