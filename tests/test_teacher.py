@@ -235,9 +235,9 @@ def test_truncation_strategies_keep_the_right_tokens(
     tokenizer.add_tokens(words)  # one token per word, so positions are easy to read
     try:
         fitted.config.truncation, fitted._max_length = strategy, 6
-        (ids,) = fitted._encode([" ".join(words)])
+        (ids,) = fitted._encode([" ".join(words)]).ids
         assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", *kept_words, "[SEP]"]
-        (short,) = fitted._encode(["w1 w2"])
+        (short,) = fitted._encode(["w1 w2"]).ids
         assert tokenizer.convert_ids_to_tokens(short) == ["[CLS]", "w1", "w2", "[SEP]"]
     finally:
         fitted.config.truncation, fitted._max_length = "head+tail", FAST["max_length"]

@@ -109,6 +109,12 @@ class PairFeaturizer:
     def n_features(self) -> int:
         return self._starts["stats"] + len(STATS)
 
+    @property
+    def uses_c_path(self) -> bool:
+        """False: the statistics and the blocks' assembly hold the GIL, even where the sides'
+        n-grams are counted in C, so ``predict --jobs`` uses processes for a pair model."""
+        return False
+
     def block_of(self, column: int) -> str:
         """The name of the block that ``column`` belongs to (for reading weights)."""
         name = "first"
@@ -185,6 +191,11 @@ class PairFeaturizer:
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
         return SparseRows(values, columns.astype(np.int32), indptr, self.n_features)
+
+    def linear(self, texts: Sequence[str], weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """``transform(texts).matmul(weights) + bias``, float32 ``[n, k]``: a linear model's
+        logits (the interface :class:`NgramFeaturizer` offers its linear models)."""
+        return self.transform(texts).matmul(np.asarray(weights, dtype=np.float32)) + bias
 
     def _rarest(
         self, rows: np.ndarray, ids: np.ndarray, eligible: np.ndarray
