@@ -470,3 +470,21 @@ def test_a_pair_run_with_the_real_default_teacher(tmp_path: Path) -> None:
     assert systems["student"]["agreement_with_teacher"] > 0.6
     assert metrics["teacher"]["labeling"]["n_scored"] == 300
     assert isinstance(load(str(out / "student")).featurizer, PairFeaturizer)
+
+
+def test_a_pair_student_exports_to_onnx_with_parity(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from textdistill.export import OnnxStudent, export_onnx
+
+    train, labels = _paraphrase_toy(30, 7)
+    LinearStudent(loss="soft_ce", min_df=1).fit(train, labels).save(tmp_path / "model")
+    model = load(str(tmp_path / "model"))
+    exported = OnnxStudent(export_onnx(tmp_path / "model", tmp_path / "model.onnx"))
+    test, _ = _paraphrase_toy(20, 8)
+    test += [join_pair("", ""), join_pair("unknown words", "only")]
+    np.testing.assert_allclose(
+        exported.decision_function(test), model.decision_function(test), rtol=0, atol=1e-6
+    )
+    np.testing.assert_allclose(exported.predict_proba(test), model.predict_proba(test), atol=1e-6)
+    assert exported.predict(test) == model.predict(test)
+    assert exported.decision_function(test[:0]).shape == (0, 2)

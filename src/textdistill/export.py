@@ -32,6 +32,13 @@ takes the linear layer's place, then a ReLU and the output layer follow. The BiL
 padded word ids instead (format ``token_ids+lengths/1``: ``token_ids`` int64 ``[batch, T]``,
 ``lengths`` int64 ``[batch]``, from :meth:`TokenSequencer.encode`) and runs the standard ONNX
 ``LSTM`` operator with ``sequence_lens``.
+
+A linear student of text pairs reads its pair features (:mod:`textdistill.runtime.
+pair_features`: overlap statistics and hashed cross pairs are no n-gram look-up), so the
+runtime computes the sparse feature rows and the graph the linear layer (format
+``pair_features/1``: ``feature_ids`` int64 ``[nnz]``, ``feature_values`` float32 ``[nnz]``,
+``offsets`` int64 ``[batch + 1]``, a CSR matrix); the file carries the idf too, so
+:class:`OnnxStudent` rebuilds the featurizer from it alone.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from textdistill.runtime.featurizer import TOKEN_PATTERN, TOKEN_PATTERNS, NgramF
 from textdistill.runtime.linear import LinearModel, _as_texts
 from textdistill.runtime.neural import NeuralModel, TokenSequencer
 from textdistill.runtime.outputs import LabelOutputs
+from textdistill.runtime.pair_features import PairFeaturizer
 
 ONNX_HINT = f"ONNX export needs the onnx extra: {install_hint('onnx')}"
 OPSET = 17
@@ -63,8 +71,10 @@ META_VOCABULARY = "textdistill.vocabulary"
 META_FEATURIZER = "textdistill.featurizer"
 META_INPUTS = "textdistill.inputs"
 META_OUTPUTS = "textdistill.outputs"  # task, temperature and thresholds (runtime/outputs.py)
+META_IDF = "textdistill.idf"  # pair exports: the sides' idf, which their featurizer needs
 FORMAT = "ngram_ids+offsets/1"
 FORMAT_SEQUENCE = "token_ids+lengths/1"
+FORMAT_PAIRS = "pair_features/1"
 # ONNX orders an LSTM's gates input, output, forget, cell; torch (and the runtime) input,
 # forget, cell, output.
 _ONNX_GATES = (0, 3, 1, 2)
@@ -104,6 +114,8 @@ def build_onnx_model(model: Model) -> Any:
 
     if isinstance(model, NeuralModel) and model.architecture == "bilstm":
         return _bilstm_model(model)
+    if isinstance(model, LinearModel) and isinstance(model.featurizer, PairFeaturizer):
+        return _pair_linear_model(model)
     table: np.ndarray
     bias: np.ndarray
     if isinstance(model, NeuralModel):  # the bag: embeddings in the linear layer's place
@@ -405,6 +417,94 @@ def _finish(
     return proto
 
 
+def _pair_linear_model(model: LinearModel) -> Any:
+    """A pair student's linear layer over the sparse rows the runtime computes: a gather of
+    the weight rows, a segment sum in float64 (as numpy's) and the intercept."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    initializers: list[Any] = []
+
+    def const(name: str, value: np.ndarray) -> str:
+        initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    const("coef", model.coef.astype(np.float32))
+    const("intercept", model.intercept.astype(np.float32))
+    const("one_i64", np.array([1], dtype=np.int64))
+    const("k_shape", np.array([model.coef.shape[1]], dtype=np.int64))
+    const("axis_1", np.array([1], dtype=np.int64))
+    step = helper.make_node
+    nodes = [
+        step("Shape", ["offsets"], ["offsets_len"]),
+        step("Sub", ["offsets_len", "one_i64"], ["batch"]),
+        # the row of every stored value: +1 at each inner row boundary, then a running sum
+        step("Slice", ["offsets", "one_i64", "minus_one_i64", "zero_i64"], ["inner"]),
+        step("Shape", ["feature_ids"], ["nnz"]),
+        step("Add", ["nnz", "one_i64"], ["marks_len"]),
+        step(
+            "ConstantOfShape",
+            ["marks_len"],
+            ["marks0"],
+            value=helper.make_tensor("v", TensorProto.INT64, [1], [0]),
+        ),
+        step("Shape", ["inner"], ["inner_shape"]),
+        step("Expand", ["one_i64", "inner_shape"], ["ones_inner"]),
+        step(
+            "ScatterElements",
+            ["marks0", "inner", "ones_inner"],
+            ["marks"],
+            axis=0,
+            reduction="add",
+        ),
+        step("CumSum", ["marks", "zero_i64"], ["running"]),
+        step("Slice", ["running", "zero_i64", "nnz", "zero_i64"], ["row_of_value"]),
+        step("Gather", ["coef", "feature_ids"], ["coef_rows"]),  # [nnz, k]
+        step("Unsqueeze", ["feature_values", "axis_1"], ["values_col"]),
+        step("Mul", ["coef_rows", "values_col"], ["contrib"]),
+        step("Cast", ["contrib"], ["contrib_f64"], to=TensorProto.DOUBLE),
+        step("Unsqueeze", ["row_of_value", "axis_1"], ["row_col"]),
+        step("Shape", ["contrib"], ["contrib_shape"]),
+        step("Expand", ["row_col", "contrib_shape"], ["row_index"]),
+        step("Concat", ["batch", "k_shape"], ["logits_shape"], axis=0),
+        step(
+            "ConstantOfShape",
+            ["logits_shape"],
+            ["logits0"],
+            value=helper.make_tensor("v", TensorProto.DOUBLE, [1], [0.0]),
+        ),
+        step(
+            "ScatterElements",
+            ["logits0", "row_index", "contrib_f64"],
+            ["sums"],
+            axis=0,
+            reduction="add",
+        ),
+        step("Cast", ["sums"], ["sums_f32"], to=TensorProto.FLOAT),
+        step("Add", ["sums_f32", "intercept"], ["logits"]),
+    ]
+    const("zero_i64", np.array([0], dtype=np.int64))
+    const("minus_one_i64", np.array([-1], dtype=np.int64))
+    inputs = [
+        helper.make_tensor_value_info("feature_ids", TensorProto.INT64, ["nnz"]),
+        helper.make_tensor_value_info("feature_values", TensorProto.FLOAT, ["nnz"]),
+        helper.make_tensor_value_info("offsets", TensorProto.INT64, ["batch_plus_1"]),
+    ]
+    description = (
+        "the pair features of textdistill.runtime.pair_features as a CSR matrix: feature_ids "
+        "int64 [nnz] and feature_values float32 [nnz] of row d at offsets[d]:offsets[d+1] "
+        "(offsets int64 [batch+1])"
+    )
+    proto = _finish(model, nodes, initializers, inputs, FORMAT_PAIRS, description)
+    helper.set_model_props(
+        proto,
+        {
+            **{prop.key: prop.value for prop in proto.metadata_props},
+            META_IDF: json.dumps([float(x) for x in model.featurizer.idf]),
+        },
+    )
+    return proto
+
+
 def _bilstm_model(model: NeuralModel) -> Any:
     """The BiLSTM as ONNX: embedding gather, the standard bidirectional ``LSTM`` operator with
     ``sequence_lens`` (its ``Y_h`` holds each direction's state after the last real word, as
@@ -484,24 +584,27 @@ class OnnxStudent(LabelOutputs):
         )
         meta = self.session.get_modelmeta().custom_metadata_map
         self.format = meta.get(META_FORMAT)
-        if self.format not in (FORMAT, FORMAT_SEQUENCE):
+        if self.format not in (FORMAT, FORMAT_SEQUENCE, FORMAT_PAIRS):
             raise ValueError(
-                f"{self.path}: not a textdistill ONNX export of format {FORMAT!r} or "
-                f"{FORMAT_SEQUENCE!r} (found {self.format!r})"
+                f"{self.path}: not a textdistill ONNX export of format {FORMAT!r}, "
+                f"{FORMAT_SEQUENCE!r} or {FORMAT_PAIRS!r} (found {self.format!r})"
             )
         labels = json.loads(meta[META_LABELS])
         # Exports made before META_OUTPUTS are single-label at temperature 1 in their labels.
         outputs = json.loads(meta.get(META_OUTPUTS, "{}"))
         self._set_outputs(labels, **self._outputs_from_manifest(outputs))
         spec = json.loads(meta[META_FEATURIZER])
-        if spec.get("token_pattern") not in TOKEN_PATTERNS.values():
+        if spec.get("side", spec).get("token_pattern") not in TOKEN_PATTERNS.values():
             raise ValueError(
                 f"{self.path}: exported with token pattern {spec.get('token_pattern')!r}, "
                 f"this textdistill tokenises with {TOKEN_PATTERN!r}"
             )
         vocabulary = json.loads(meta[META_VOCABULARY])
-        self.featurizer: NgramFeaturizer | TokenSequencer
-        if self.format == FORMAT_SEQUENCE:
+        self.featurizer: NgramFeaturizer | TokenSequencer | PairFeaturizer
+        if self.format == FORMAT_PAIRS:
+            idf = np.array(json.loads(meta[META_IDF]), dtype=np.float32)
+            self.featurizer = PairFeaturizer.from_spec(spec, vocabulary, idf)
+        elif self.format == FORMAT_SEQUENCE:
             self.featurizer = TokenSequencer(vocabulary, max_length=spec["max_length"])
         else:  # only the ids are used here: the idf lives in the graph
             self.featurizer = NgramFeaturizer.from_spec(
@@ -511,7 +614,14 @@ class OnnxStudent(LabelOutputs):
     def run(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(logits, probabilities)``, float32 ``[n, k]`` each."""
         texts = _as_texts(texts)
-        if isinstance(self.featurizer, TokenSequencer):
+        if isinstance(self.featurizer, PairFeaturizer):
+            rows = self.featurizer.transform(texts)
+            feed = {
+                "feature_ids": rows.indices.astype(np.int64),
+                "feature_values": rows.data,
+                "offsets": rows.indptr,
+            }
+        elif isinstance(self.featurizer, TokenSequencer):
             ids, lengths = self.featurizer.encode(texts)
             feed = {"token_ids": ids, "lengths": lengths}
         else:

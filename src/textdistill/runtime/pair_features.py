@@ -160,8 +160,7 @@ class PairFeaturizer:
         xa, xb = self.side.transform(firsts), self.side.transform(seconds)
         rows_a, rows_b = xa.row_ids(), xb.row_ids()
         keys_a, keys_b = rows_a * v + xa.indices, rows_b * v + xb.indices
-        a_in_b = np.isin(keys_a, keys_b, assume_unique=True)
-        b_in_a = np.isin(keys_b, keys_a, assume_unique=True)
+        a_in_b, b_in_a = _member(keys_a, keys_b), _member(keys_b, keys_a)
         idf2 = self.side.idf.astype(np.float64) ** 2
         union = np.bincount(rows_a, weights=idf2[xa.indices], minlength=n) + np.bincount(
             rows_b[~b_in_a], weights=idf2[xb.indices[~b_in_a]], minlength=n
@@ -260,6 +259,15 @@ class PairFeaturizer:
             )
         side = NgramFeaturizer.from_spec(spec["side"], vocabulary, idf)
         return cls(side, cross_buckets=spec["cross_buckets"], cross_words=spec["cross_words"])
+
+
+def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """``np.isin(keys, sorted_keys)`` for an ascending ``sorted_keys`` (each side's keys
+    ascend: rows in order, ids sorted within a row), by binary search instead of a sort."""
+    if not len(sorted_keys):
+        return np.zeros(len(keys), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[at] == keys
 
 
 def featurizer_from_spec(
