@@ -20,9 +20,10 @@ from textdistill.runtime.model_card import CARD
 from textdistill.runtime.model_card import render as render_card
 
 # The newest format this textdistill reads. 2 adds multilabel models, 3 dense students, 4 n-gram
-# featurizers that read scripts without spaces as characters; linear and neural single-label
+# featurizers that read scripts without spaces as characters, 5 linear students of text pairs
+# (runtime/pair_features.py); linear and neural single-label
 # artifacts of word featurizers are still written as 1, so that older readers keep loading them.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 MANIFEST = "model.json"
 
 

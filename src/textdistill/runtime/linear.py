@@ -73,7 +73,7 @@ class LinearModel(LabelOutputs):
                 "featurizer": self.featurizer.spec(),
                 "metadata": self.metadata,
             },
-            format_version=self._format_version,
+            format_version=max(self._format_version, self.featurizer.format_version),
         )
 
     @classmethod

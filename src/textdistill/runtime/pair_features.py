@@ -36,6 +36,9 @@ from textdistill.runtime.featurizer import CHAR_PREFIX, NgramFeaturizer, SparseR
 from textdistill.runtime.pairs import are_pairs, as_pair_texts, split_pairs
 
 SPEC_TYPE = "text_pair"
+# The artifact format that first describes pair features: an older reader refuses the
+# artifact instead of reading its spec as a single text's n-grams.
+PAIR_FORMAT_VERSION = 5
 # The cross block's width when fitting: the vocabulary's size rounded up to a power of two,
 # within these bounds (wider than that buys few fewer collisions and costs fitting time).
 CROSS_BUCKETS_RANGE = (1 << 10, 1 << 18)
@@ -110,6 +113,11 @@ class PairFeaturizer:
         return self._starts["stats"] + len(STATS)
 
     @property
+    def format_version(self) -> int:
+        """The oldest artifact format that describes these features."""
+        return max(PAIR_FORMAT_VERSION, self.side.format_version)
+
+    @property
     def uses_c_path(self) -> bool:
         """False: the statistics and the blocks' assembly hold the GIL, even where the sides'
         n-grams are counted in C, so ``predict --jobs`` uses processes for a pair model."""
@@ -132,6 +140,7 @@ class PairFeaturizer:
         char_ngrams: Sequence[int] | None = None,
         min_df: int = 2,
         max_features: int | None = 200_000,
+        unspaced: str = "auto",
         cross_buckets: int | None = None,
         cross_words: int = CROSS_WORDS,
     ) -> PairFeaturizer:
@@ -145,6 +154,7 @@ class PairFeaturizer:
             char_ngrams=char_ngrams,
             min_df=min_df,
             max_features=max_features,
+            unspaced=unspaced,
         )
         if cross_buckets is None:
             low, high = CROSS_BUCKETS_RANGE
@@ -172,7 +182,7 @@ class PairFeaturizer:
             self._rarest(rows_a, xa.indices, self._is_word[xa.indices] & ~a_in_b),
             self._rarest(rows_b, xb.indices, self._is_word[xb.indices] & ~b_in_a),
         )
-        stats = _statistics(firsts, seconds)
+        stats = _statistics(firsts, seconds, self.side.unspaced)
         stats_rows, stats_columns = np.nonzero(stats)
         blocks = [
             (rows_a, xa.indices, xa.data),
@@ -279,7 +289,7 @@ def featurizer_from_spec(
     return NgramFeaturizer.from_spec(spec, vocabulary, idf)
 
 
-def _statistics(firsts: Sequence[str], seconds: Sequence[str]) -> np.ndarray:
+def _statistics(firsts: Sequence[str], seconds: Sequence[str], unspaced: str) -> np.ndarray:
     """The :data:`STATS` columns of each pair, float32 ``[n, len(STATS)]``.
 
     The per-pair work is a few C-level calls (regex scans, set operations): in a pair model
@@ -287,7 +297,7 @@ def _statistics(firsts: Sequence[str], seconds: Sequence[str]) -> np.ndarray:
     """
     rows = []
     for first, second in zip(firsts, seconds, strict=True):
-        a, b = tokenize(first), tokenize(second)
+        a, b = tokenize(first, unspaced), tokenize(second, unspaced)
         set_a, set_b = set(a), set(b)
         shared = len(set_a & set_b)
         numbers_a, numbers_b = set(_NUMBERS(first)), set(_NUMBERS(second))
