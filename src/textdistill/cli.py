@@ -131,6 +131,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     student.add_argument("--max-features", type=int, help="feature cap (default 200000)")
     student.add_argument(
+        "--unspaced-scripts",
+        dest="unspaced",
+        choices=["auto", "words", "characters"],  # featurizer.UNSPACED_CHOICES
+        help="read Chinese, Japanese, Thai, Korean letters as characters or as words of the "
+        "word regex (default auto: characters when the texts hold them)",
+    )
+    student.add_argument(
         "--student",
         dest="student_kind",
         choices=["auto", "linear", "dense", "neural"],
@@ -717,6 +724,7 @@ def _run(args: argparse.Namespace) -> None:
                 "max_n",
                 "char_ngrams",
                 "max_features",
+                "unspaced",
                 "alpha",
                 "temperature",
                 "select_by",

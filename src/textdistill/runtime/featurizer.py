@@ -90,6 +90,8 @@ UNSPACED_TOKEN_PATTERN = (
 # How text of scripts without spaces is read: as words of the word regex (a whole clause is
 # then one "word"), or as characters, whose 1..max_n grams are character unigrams, bigrams...
 TOKEN_PATTERNS = {"words": TOKEN_PATTERN, "characters": UNSPACED_TOKEN_PATTERN}
+# What ``fit`` accepts: a mode, or "auto" to choose one from the training texts.
+UNSPACED_CHOICES = ("auto", *TOKEN_PATTERNS)
 # ``fit(unspaced="auto")`` reads characters when at least this share of the training texts
 # holds a letter of those scripts: a stray one in an English corpus keeps the word tokenizer.
 UNSPACED_SHARE = 0.01

@@ -70,7 +70,7 @@ DEFAULT_GRID: dict[str, tuple[float, ...]] = {
     # inverse penalty C of logistic regression (larger = weaker penalty)
     "soft_ce": (1.0, 4.0, 16.0, 64.0, 256.0),
 }
-FEATURE_OPTIONS = ("max_n", "char_ngrams", "min_df", "max_features")
+FEATURE_OPTIONS = ("max_n", "char_ngrams", "min_df", "max_features", "unspaced")
 
 
 def _as_grid(value: float | Sequence[float], name: str) -> tuple[float, ...]:
@@ -85,7 +85,9 @@ class LinearStudent(FittedModelMethods):
 
     ``temperature`` and ``alpha`` take one value or several to choose from;
     ``feature_grid`` lists alternatives to the feature options (``max_n``, ``char_ngrams``,
-    ``min_df``, ``max_features``), each a mapping of the options it changes.
+    ``min_df``, ``max_features``, ``unspaced``), each a mapping of the options it changes.
+    ``unspaced`` is how scripts without spaces are read (:meth:`NgramFeaturizer.fit`): chosen
+    from the texts (``"auto"``), or imposed (``"words"``, ``"characters"``).
 
     >>> texts = ["good fun", "great fun", "bad plot", "awful plot"] * 5
     >>> logits = np.array([[-2.0, 2.0], [-3.0, 3.0], [2.0, -2.0], [3.0, -3.0]] * 5)
@@ -104,6 +106,7 @@ class LinearStudent(FittedModelMethods):
         char_ngrams: Sequence[int] | None = None,
         min_df: int = 2,
         max_features: int | None = 200_000,
+        unspaced: str = "auto",
         grid: Sequence[float] | None = None,
         temperature: float | Sequence[float] = 1.0,
         alpha: float | Sequence[float] = 0.1,
@@ -117,6 +120,7 @@ class LinearStudent(FittedModelMethods):
         self.char_ngrams = char_ngrams
         self.min_df = min_df
         self.max_features = max_features
+        self.unspaced = unspaced
         self.grid = grid
         self.temperature = temperature
         self.alpha = alpha
@@ -283,6 +287,7 @@ class LinearStudent(FittedModelMethods):
             "char_ngrams": None if self.char_ngrams is None else list(self.char_ngrams),
             "min_df": self.min_df,
             "max_features": self.max_features,
+            "unspaced": self.unspaced,
             "temperature": self.temperature,
             "alpha": self.alpha,
             "feature_grid": [dict(options) for options in self.feature_grid],
@@ -334,6 +339,7 @@ class _Search:
                 char_ngrams=options["char_ngrams"],
                 min_df=options["min_df"],
                 max_features=options["max_features"],
+                unspaced=options["unspaced"],
             )
             self._problems[index] = _Problem(
                 featurizer,
