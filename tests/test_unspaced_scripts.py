@@ -299,3 +299,17 @@ def test_english_features_are_bit_identical_to_before(
     for array in (X.data, X.indices, X.indptr):
         digest.update(np.ascontiguousarray(array).tobytes())
     assert digest.hexdigest() == ENGLISH_DIGESTS[char_ngrams]
+
+
+def test_the_mode_can_be_imposed_on_the_linear_student_and_the_run() -> None:
+    from textdistill.pipeline import StudentConfig
+    from textdistill.students.linear import LinearStudent
+
+    labels = ["neg", "pos"] * 3
+    words = LinearStudent(unspaced="words", min_df=1).fit(CHINESE, labels)
+    assert words.model_.featurizer.unspaced == "words"
+    assert words.get_params()["unspaced"] == "words"
+    assert LinearStudent(min_df=1).fit(CHINESE, labels).model_.featurizer.unspaced == "characters"
+    assert StudentConfig(unspaced="characters").unspaced == "characters"
+    with pytest.raises(ValueError, match=r"\[student\] unspaced must be one of"):
+        StudentConfig(unspaced="chars")

