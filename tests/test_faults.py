@@ -40,6 +40,7 @@ import textdistill
 from conftest import _make_toy_sentiment
 from textdistill.cli import main
 from textdistill.logits_store import LogitsStore
+from textdistill.pipeline import TEACHER_CHECKPOINT
 from textdistill.run_directory import RunDirectory
 from textdistill.runtime import load
 
@@ -275,18 +276,30 @@ def test_sigkill_during_labeling_loses_at_most_the_batch_in_flight(
     assert not list((out / "stages").glob("*.started"))
 
 
-def test_sigkill_during_fine_tuning_and_student_fit_restarts_the_stage_and_says_so(
+def _checkpoint_epoch(path: Path) -> int | None:
+    """The last finished epoch saved in a fine-tuning checkpoint, or None if there is none."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as handle:
+        return int(json.loads((handle.metadata() or {})["textdistill"])["epoch"])
+
+
+def test_sigkill_during_fine_tuning_resumes_after_the_last_epoch_and_student_fit_restarts(
     workspace: SimpleNamespace, reference: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
     stages = out / "stages"
+    checkpoint = out / TEACHER_CHECKPOINT
 
     first = Run(workspace, out)
-    first.wait_until((stages / "teacher.started").exists)
-    time.sleep(0.3)  # into the epochs
+    first.wait_until(checkpoint.exists)  # an epoch finished, the next one is running
     first.freeze()
     assert not (stages / "teacher.json").exists(), "the kill came after fine-tuning"
+    finished = _checkpoint_epoch(checkpoint)
     first.kill()
+    assert finished is not None and 1 <= finished <= 3
     assert not (out / "teacher" / "teacher.json").exists()
 
     second = Run(workspace, out)
@@ -296,9 +309,11 @@ def test_sigkill_during_fine_tuning_and_student_fit_restarts_the_stage_and_says_
     second.kill()
     assert re.search(
         r"teacher: the previous fine-tuning did not finish \(started \d{4}-\d\d-\d\dT.*\); "
-        "starting it again",
+        "continuing after its last finished epoch",
         second.stderr,
     ), second.stderr
+    assert f"resuming fine-tuning after epoch {finished} of 3" in second.stderr, second.stderr
+    assert not checkpoint.exists()  # removed once the fine-tuning ended
 
     third = Run(workspace, out)
     assert third.finish() == 0, third.stderr
@@ -307,10 +322,12 @@ def test_sigkill_during_fine_tuning_and_student_fit_restarts_the_stage_and_says_
     assert "did not finish" not in third.stderr.replace(
         "student: the previous fit did not finish", ""
     )
+    assert "resuming fine-tuning" not in third.stderr
     assert not list(stages.glob("*.started"))
     assert not [p for p in out.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
-    # Restarted cleanly: the same teacher and the same student as the uninterrupted run.
+    # Resumed and restarted cleanly: the same teacher (bit for bit: the fingerprint hashes the
+    # weights) and the same student as the uninterrupted run.
     assert _metrics(out)["teacher"]["fingerprint"] == _metrics(reference)["teacher"]["fingerprint"]
     texts = workspace.unlabeled[:200]
     np.testing.assert_allclose(

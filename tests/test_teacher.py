@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from textdistill import teacher as teacher_module
+from textdistill import teacher_training
 from textdistill.teacher import (
     DEFAULT_TEACHER,
     FORMAT_VERSION,
@@ -120,7 +121,7 @@ def test_best_epoch_is_restored_from_validation(
     # Flipped labels: the better the model learns, the worse it does on this validation set,
     # so the best epoch is an early one and restoring its weights is observable.
     val_labels = flip(val_labels)
-    teacher = make_teacher(tiny_bert_dir).fit(
+    teacher = make_teacher(tiny_bert_dir, patience=None).fit(
         texts, labels, val_texts=val_texts, val_labels=val_labels, progress=False
     )
     history = teacher.history_
@@ -131,6 +132,7 @@ def test_best_epoch_is_restored_from_validation(
         "val_accuracy",
         "val_loss",
         "val_macro_f1",
+        "val_score",
         "seconds",
     }
     best = max(history, key=lambda h: (h["val_accuracy"], -h["val_loss"], -h["epoch"]))
@@ -142,7 +144,7 @@ def test_best_epoch_is_restored_from_validation(
     z = teacher.logits(val_texts)
     y = np.array([teacher.classes_.index(v) for v in val_labels])
     assert np.mean(z.argmax(axis=1) == y) == pytest.approx(best["val_accuracy"])
-    assert teacher_module._cross_entropy(z, y) == pytest.approx(best["val_loss"], abs=1e-6)
+    assert teacher_training._cross_entropy(z, y) == pytest.approx(best["val_loss"], abs=1e-6)
 
 
 def test_imbalanced_classes_choose_the_best_epoch_by_macro_f1(
@@ -155,8 +157,8 @@ def test_imbalanced_classes_choose_the_best_epoch_by_macro_f1(
     keep = sorted(set(rare) | {i for i, y in enumerate(labels) if y != labels[0]})
     texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
     scripted = iter([0.1, 0.2, 0.9, 0.3, 0.4, 0.5, 0.6, 0.7])
-    monkeypatch.setattr(teacher_module, "macro_f1", lambda logits, targets: next(scripted))
-    teacher = make_teacher(tiny_bert_dir).fit(
+    monkeypatch.setattr(teacher_training, "macro_f1", lambda logits, targets: next(scripted))
+    teacher = make_teacher(tiny_bert_dir, patience=None).fit(
         texts, labels, val_texts=texts[:24], val_labels=labels[:24], progress=False
     )
     assert [h["val_macro_f1"] for h in teacher.history_][2] == 0.9
@@ -451,12 +453,12 @@ def test_config_validation_and_overrides() -> None:
 
 
 def test_learning_rate_schedule() -> None:
-    factor = teacher_module._linear_warmup_decay(warmup_steps=2, total_steps=10)
+    factor = teacher_training.linear_warmup_decay(warmup_steps=2, total_steps=10)
     values = [factor(s) for s in range(10)]
     assert values[:3] == [0.5, 1.0, 1.0]
     assert all(a >= b for a, b in itertools.pairwise(values[1:]))
     assert values[-1] > 0
-    assert math.isclose(teacher_module._linear_warmup_decay(0, 4)(0), 1.0)
+    assert math.isclose(teacher_training.linear_warmup_decay(0, 4)(0), 1.0)
 
 
 # ---------------------------------------------------------------------- model resolution

@@ -76,6 +76,10 @@ from textdistill.thresholds import choose_thresholds
 # in 200 (the 99.5% bar) is visible, few enough to cost well under a minute on a CPU.
 PRECISION_CHECK_DOCS = 500
 
+# The fine-tuning's state after its last finished epoch (textdistill.teacher_checkpoint),
+# removed when the fine-tuning ends: a run killed in epoch 5 of 8 continues with epoch 6.
+TEACHER_CHECKPOINT = "teacher-checkpoint.safetensors"
+
 # Folds of the out-of-fold logits on which a multilabel baseline's thresholds are chosen.
 BASELINE_FOLDS = 5
 
@@ -518,7 +522,7 @@ def _teacher_stage(
         f"teacher: fine-tuning {config.teacher.model} on {len(splits.teacher_train)} texts "
         f"({len(splits.teacher_validation)} held out to pick the best epoch)"
     )
-    run.start("teacher", "fine-tuning")
+    run.start("teacher", "fine-tuning", then="continuing after its last finished epoch")
     teacher = Teacher(config.teacher)
     teacher.fit(
         splits.teacher_train.texts,
@@ -526,6 +530,7 @@ def _teacher_stage(
         val_texts=splits.teacher_validation.texts,
         val_labels=gold_labels(splits.teacher_validation),
         progress=config.progress,
+        checkpoint=run.path(TEACHER_CHECKPOINT),
     )
     teacher.save(run.path("teacher"))
     info = {

@@ -239,17 +239,18 @@ class RunDirectory:
                 return f"{path} changed"
         return None
 
-    def start(self, stage: str, activity: str) -> None:
+    def start(self, stage: str, activity: str, *, then: str = "starting it again") -> None:
         """Record that ``stage`` begins; say so when a previous attempt never finished.
 
-        ``activity`` names the work in the message, e.g. "fine-tuning".
+        ``activity`` names the work in the message, e.g. "fine-tuning"; ``then`` says what
+        happens now (a stage that checkpoints continues rather than starts again).
         """
         started = self._started_marker(stage)
         if started.is_file():
             record = self._read(started) or {}
             self._log(
                 f"{stage}: the previous {activity} did not finish (started "
-                f"{record.get('started', '?')}, pid {record.get('pid', '?')}); starting it again"
+                f"{record.get('started', '?')}, pid {record.get('pid', '?')}); {then}"
             )
         payload = {"started": _now(), "pid": os.getpid()}
         write_file_atomically(started, json.dumps(payload).encode())

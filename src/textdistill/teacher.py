@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import importlib.metadata
 import importlib.util
 import itertools
 import json
-import math
 import os
 import re
 import shutil
@@ -40,15 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from textdistill.class_balance import (
-    class_counts,
-    head_biases,
-    is_imbalanced,
-    logit_adjustment,
-    macro_f1,
-    positive_weights,
-    start_head_at,
-)
 from textdistill.pair_encoding import Encoded, encode_pairs
 from textdistill.runtime.outputs import Prediction, sigmoid, softmax
 from textdistill.runtime.pairs import PairError, are_pairs, is_pair
@@ -149,6 +138,11 @@ class TeacherConfig:
     * ``epochs=8`` with ``warmup_ratio=0.1`` and linear decay -- with ~1,000 labeled documents
       four epochs leave accuracy on the table; the best-epoch selection on the validation set
       guards against over-fitting in the later epochs.
+    * ``patience=2`` -- ``epochs`` is the most: fine-tuning stops once two epochs in a row
+      improved neither the validation loss nor the validation score (``None``: never stops
+      early; without a validation set it never does either).
+    * ``bucket_by_length=True`` -- batches of texts of similar lengths, so that little padding
+      is computed (:mod:`textdistill.teacher_training`); ``False`` is plain shuffled batches.
     * ``max_length=512`` with ``truncation="head+tail"`` -- which tokens of a longer document
       the teacher reads: ``"head"`` (the first ones), ``"tail"`` (the last ones) or
       ``"head+tail"`` (Sun et al. 2019: the first quarter of the budget from the start and the
@@ -185,6 +179,8 @@ class TeacherConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
+    patience: int | None = 2
+    bucket_by_length: bool = True
     seed: int = 0
     device: str | None = None
     num_threads: int | None = None
@@ -220,6 +216,10 @@ class TeacherConfig:
             raise ValueError(f"TeacherConfig.weight_decay must be >= 0, got {self.weight_decay}")
         if self.max_grad_norm < 0:
             raise ValueError(f"TeacherConfig.max_grad_norm must be >= 0, got {self.max_grad_norm}")
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            raise ValueError(
+                f"TeacherConfig.patience must be a positive integer or None, got {self.patience!r}"
+            )
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"TeacherConfig.num_threads must be >= 1, got {self.num_threads}")
 
@@ -577,6 +577,7 @@ class Teacher:
         val_texts: Sequence[str] | None = None,
         val_labels: Sequence[str] | Sequence[Sequence[str]] | None = None,
         progress: bool = True,
+        checkpoint: str | Path | None = None,
     ) -> Teacher:
         """Fine-tune the pretrained encoder with a new head on ``texts``/``labels``.
 
@@ -592,7 +593,13 @@ class Teacher:
         Multilabel teachers are compared by validation micro-F1 instead of accuracy, and
         single-label ones with imbalanced classes by macro-F1. Small classes are kept alive
         by a logit-adjusted loss and a head started at the class priors
-        (:mod:`textdistill.class_balance`).
+        (:mod:`textdistill.class_balance`). Batches of similar lengths and early stopping keep
+        the cost down (:mod:`textdistill.teacher_training`).
+
+        ``checkpoint`` (a file path) makes the fine-tuning resumable: the state after every
+        epoch is written there, a fit that finds a checkpoint of the same data and settings
+        continues after its epoch and ends with the teacher an uninterrupted fit would give,
+        and the file is removed when the fit is done (:mod:`textdistill.teacher_checkpoint`).
         """
         _require_torch()
         import torch
@@ -653,7 +660,12 @@ class Teacher:
             self.classes_ = classes
             try:
                 if cfg.method == "fine-tune":
-                    history, best_epoch = self._train(model, texts_l, labels_l, val_data, progress)
+                    from textdistill.teacher_training import fine_tune
+
+                    self._max_length = self._effective_max_length()
+                    history, best_epoch = fine_tune(
+                        self, model, texts_l, labels_l, val_data, progress, _path(checkpoint)
+                    )
                 elif cfg.method == "frozen":
                     history, best_epoch = self._fit_frozen_head(texts_l, labels_l, val_data)
                 else:
@@ -751,147 +763,6 @@ class Teacher:
         for row, names in enumerate(labels):
             targets[row, [index[name] for name in names]] = 1.0
         return targets
-
-    def _train(
-        self,
-        model: Any,
-        texts: list[str],
-        labels: list[Any],
-        val_data: tuple[list[str], list[Any]] | None,
-        progress: bool,
-    ) -> tuple[list[dict[str, Any]], int]:
-        """The optimisation loop of :meth:`fit`; returns the history and the kept epoch."""
-        import torch
-        import torch.nn.functional as F
-        from tqdm.auto import tqdm
-
-        cfg = self.config
-        self._max_length = self._effective_max_length()
-
-        train_ids = self._encode(texts)
-        y_train = torch.from_numpy(self._targets(labels))
-        counts = class_counts(y_train.numpy(), len(self.classes_))
-        start_head_at(model, head_biases(counts, len(texts), self.multilabel_))
-        loss_of: Callable[..., Any]
-        if self.multilabel_:
-            weights = torch.from_numpy(positive_weights(counts, len(texts))).to(self._device)
-            loss_of = functools.partial(F.binary_cross_entropy_with_logits, pos_weight=weights)
-        else:
-            adjustment = torch.from_numpy(logit_adjustment(counts, len(texts)).astype(np.float32))
-            shift = adjustment.to(self._device)
-            loss_of = lambda logits, target: F.cross_entropy(logits + shift, target)  # noqa: E731
-
-        by_macro_f1 = not self.multilabel_ and is_imbalanced(counts)
-        val_ids = Encoded([])
-        y_val = self._targets([])
-        if val_data is not None:
-            val_ids = self._encode(val_data[0])
-            y_val = self._targets(val_data[1])
-
-        optimizer = torch.optim.AdamW(
-            self._param_groups(model, cfg.weight_decay), lr=cfg.learning_rate
-        )
-        steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
-        total_steps = cfg.epochs * steps_per_epoch
-        warmup_steps = math.ceil(cfg.warmup_ratio * total_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _linear_warmup_decay(warmup_steps, total_steps)
-        )
-        shuffler = torch.Generator().manual_seed(cfg.seed)
-        train_bf16 = self._train_in_bf16()
-
-        history: list[dict[str, Any]] = []
-        best_key: tuple[float, float] | None = None
-        best_state: dict[str, torch.Tensor] | None = None
-        best_epoch = cfg.epochs
-        for epoch in range(1, cfg.epochs + 1):
-            epoch_start = time.perf_counter()
-            model.train()
-            perm = torch.randperm(len(train_ids), generator=shuffler).tolist()
-            loss_sum, seen = 0.0, 0
-            bar = tqdm(
-                range(steps_per_epoch),
-                desc=f"teacher epoch {epoch}/{cfg.epochs}",
-                unit="step",
-                file=sys.stderr,
-                disable=not progress,
-            )
-            for step in bar:
-                idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-                batch = self._collate(train_ids.take(idx))
-                target = y_train[idx].to(self._device)
-                with self._autocast(train_bf16):
-                    logits = model(**batch).logits
-                loss = loss_of(logits.float(), target)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                loss_sum += float(loss.item()) * len(idx)
-                seen += len(idx)
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
-            bar.close()
-
-            record: dict[str, Any] = {
-                "epoch": epoch,
-                "train_loss": loss_sum / max(seen, 1),
-                "val_accuracy": None,
-                "val_loss": None,
-            }
-            if val_data is not None:
-                val_logits = self._logits_encoded(
-                    val_ids, cfg.eval_batch_size, progress=False, desc="validation"
-                )
-                val_acc, val_loss, val_score = _validation_scores(val_logits, y_val)
-                record["val_accuracy"] = val_acc
-                record["val_loss"] = val_loss
-                if self.multilabel_:
-                    record["val_micro_f1"] = val_score
-                else:
-                    record["val_macro_f1"] = macro_f1(val_logits, y_val)
-                    if by_macro_f1:
-                        val_score = record["val_macro_f1"]
-                key = (val_score, -val_loss if math.isfinite(val_loss) else -math.inf)
-                if best_key is None or key > best_key:
-                    best_key, best_epoch = key, epoch
-                    best_state = {
-                        k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-                    }
-                if progress:
-                    print(
-                        f"teacher epoch {epoch}: train_loss={record['train_loss']:.4f} "
-                        f"val_accuracy={val_acc:.4f} val_loss={val_loss:.4f}",
-                        file=sys.stderr,
-                    )
-            record["seconds"] = time.perf_counter() - epoch_start
-            history.append(record)
-
-        if best_state is not None and best_epoch != cfg.epochs:
-            model.load_state_dict(best_state)
-        return history, best_epoch
-
-    @staticmethod
-    def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-        """Split parameters so biases and normalisation weights get no weight decay.
-
-        Decaying LayerNorm gains and biases pulls them towards zero for no regularisation
-        benefit; this is the standard BERT fine-tuning recipe. Norm layers are detected by
-        class name so RMSNorm/T5LayerNorm-style modules are covered as well.
-        """
-        no_decay: set[int] = set()
-        for module in model.modules():
-            if "norm" in type(module).__name__.lower():
-                no_decay.update(id(p) for p in module.parameters(recurse=False))
-        for name, p in model.named_parameters():
-            if name.endswith("bias"):
-                no_decay.add(id(p))
-        params = [p for p in model.parameters() if p.requires_grad]
-        return [
-            {"params": [p for p in params if id(p) not in no_decay], "weight_decay": weight_decay},
-            {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0},
-        ]
 
     # ------------------------------------------------------------------ inference
 
@@ -1344,19 +1215,8 @@ def keep_tokens(ids: list[int], budget: int, strategy: str) -> list[int]:
     raise ValueError(f"unknown truncation {strategy!r}; use one of {TRUNCATION_STRATEGIES}")
 
 
-def _linear_warmup_decay(warmup_steps: int, total_steps: int) -> Any:
-    """LR multiplier for update ``s`` (0-based): ramp up to 1, then decay linearly.
-
-    Unlike the HF schedule, neither the first nor the last update gets a learning rate of
-    exactly zero, so no step is wasted on tiny datasets.
-    """
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    return factor
+def _path(value: str | Path | None) -> Path | None:
+    return None if value is None else Path(value)
 
 
 def _classes_of(labels: list[Any], multilabel: bool) -> list[str]:
@@ -1369,31 +1229,3 @@ def _decision_agreement(logits: np.ndarray, reference: np.ndarray, multilabel: b
     if multilabel:
         return float(np.mean(np.all((logits > 0) == (reference > 0), axis=1)))
     return float(np.mean(logits.argmax(axis=1) == reference.argmax(axis=1)))
-
-
-def _validation_scores(logits: np.ndarray, targets: np.ndarray) -> tuple[float, float, float]:
-    """Accuracy, loss and the score that picks the best epoch, from validation logits.
-
-    Class ids: accuracy, cross-entropy, and accuracy again. A 0/1 label matrix (multilabel):
-    subset accuracy, binary cross-entropy per logit, and micro-F1, because with many labels
-    an exact match of the whole set is rare and moves in steps too coarse to rank epochs.
-    """
-    if targets.ndim == 1:
-        accuracy = float(np.mean(logits.argmax(axis=1) == targets))
-        return accuracy, _cross_entropy(logits, targets), accuracy
-    on = logits > 0
-    truth = targets > 0.5
-    accuracy = float(np.mean(np.all(on == truth, axis=1)))
-    z = logits.astype(np.float64)
-    bce = float(np.mean(np.maximum(z, 0) - z * targets + np.log1p(np.exp(-np.abs(z)))))
-    true_positives = float(np.sum(on & truth))
-    denominator = float(on.sum() + truth.sum())
-    return accuracy, bce, 2 * true_positives / denominator if denominator else 1.0
-
-
-def _cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
-    """Mean cross-entropy in float64, computed from logits we already have on the host."""
-    z = logits.astype(np.float64)
-    z_max = z.max(axis=1, keepdims=True)
-    log_norm = z_max[:, 0] + np.log(np.exp(z - z_max).sum(axis=1))
-    return float(np.mean(log_norm - z[np.arange(len(z)), targets]))
