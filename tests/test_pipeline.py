@@ -264,3 +264,19 @@ def test_splits_keep_what_is_measured_apart_from_what_is_learned(
     if unlabeled is None:
         assert transfer == train
     assert len(splits.test) == (20 if test else round(0.25 * len(texts)))
+
+
+def test_the_validation_split_grows_to_400_rows_where_the_labels_allow_it() -> None:
+    """A tenth of 1,000 labels (100 rows, accuracy to +-4 points), but 400 of 3,000 (+-2)."""
+    from textdistill.pipeline import prepare_splits
+
+    def split(n: int, **options: float) -> int:
+        labeled = TextDataset([f"text {i}" for i in range(n)], ["a", "b"] * (n // 2), "l")
+        test = TextDataset(["held out a", "held out b"], ["a", "b"], "t")
+        config = RunConfig(out=Path("unused"), **options)
+        return len(prepare_splits(labeled, None, test, config).teacher_validation)
+
+    assert split(1000) == 100
+    assert split(3000) == 400
+    assert split(6000) == 600
+    assert split(3000, validation_size=0.1) == 300  # a given size is kept

@@ -86,25 +86,24 @@ def test_bucketed_batches_cover_every_row_once_and_pad_little() -> None:
 
 
 # ------------------------------------------------------------------------ early stopping
-def test_stale_epochs_count_epochs_that_improve_neither_loss_nor_score() -> None:
+def test_stale_epochs_count_epochs_that_did_not_lower_the_validation_loss() -> None:
     history = [
-        {"val_loss": 0.5, "val_score": 0.7},
-        {"val_loss": 0.4, "val_score": 0.7},  # loss improves
-        {"val_loss": 0.45, "val_score": 0.8},  # score improves
-        {"val_loss": 0.5, "val_score": 0.8},
-        {"val_loss": 0.41, "val_score": 0.75},  # better than its predecessor, not than the best
+        {"val_loss": 0.5, "val_accuracy": 0.7},
+        {"val_loss": 0.4, "val_accuracy": 0.7},
+        {"val_loss": 0.45, "val_accuracy": 0.8},  # a better accuracy does not count
+        {"val_loss": 0.42, "val_accuracy": 0.8},  # better than its predecessor, not the best
     ]
     assert stale_epochs(history) == 2
-    assert stale_epochs(history[:3]) == 0
-    assert stale_epochs([{"val_loss": None, "val_score": None}] * 3) == 0
+    assert stale_epochs(history[:2]) == 0
+    assert stale_epochs([{"val_loss": None}] * 3) == 0
 
 
 def test_early_stopping_computes_a_prefix_of_the_full_run(
     tiny_bert_dir: Path, data: dict[str, Any]
 ) -> None:
-    """Flipped validation labels: the more the teacher learns, the worse it scores, so with a
-    patience of 2 it stops after epoch 3 and keeps epoch 1, exactly as the full run's first
-    three epochs did."""
+    """Flipped validation labels: the more the teacher learns, the worse its validation loss,
+    so with a patience of 2 it stops early and keeps an early epoch, exactly as the full
+    run's first epochs did."""
     flipped = {**data, "val_labels": ["neg" if y == "pos" else "pos" for y in data["val_labels"]]}
     full = _fit(_teacher(tiny_bert_dir, epochs=6, patience=None), flipped)
     stopped = _fit(_teacher(tiny_bert_dir, epochs=6, patience=2), flipped)

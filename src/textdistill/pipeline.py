@@ -70,6 +70,7 @@ from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
 from textdistill.students.targets import HOLD_OUT_RULE, source_groups
 from textdistill.teacher import Teacher, TeacherConfig, logits_key
+from textdistill.teacher_training import validation_rows
 from textdistill.thresholds import choose_thresholds
 
 # Texts on which the labeling precision is checked against fp32: enough that one flipped label
@@ -159,7 +160,9 @@ class RunConfig:
     n_labeled: int | None = None
     n_unlabeled: int | None = None
     test_size: float = 0.2
-    validation_size: float = 0.1
+    # None: a tenth of the labeled rows, at least 400 from 2,000 labels on
+    # (textdistill.teacher_training.validation_rows); a fraction or a row count otherwise.
+    validation_size: float | int | None = None
     label_batch_size: int = 64
     logits_cache: Path | None = None
     teacher_logits: Path | None = None
@@ -205,9 +208,10 @@ def prepare_splits(
         _, labeled = stratified_split(labeled, config.n_labeled, seed=config.seed)
         notes.append(f"kept {len(labeled)} labeled rows (stratified sample, seed {config.seed})")
     notes.extend(_duplicate_notes(labeled, test))
-    teacher_train, teacher_validation = stratified_split(
-        labeled, config.validation_size, seed=config.seed
-    )
+    validation_size = config.validation_size
+    if validation_size is None:
+        validation_size = max(1, validation_rows(len(labeled)))
+    teacher_train, teacher_validation = stratified_split(labeled, validation_size, seed=config.seed)
     if unlabeled is None:
         # Not the validation split's texts: the student's temperature (or thresholds) are
         # fitted there, on texts it has not learned the teacher's answers for.

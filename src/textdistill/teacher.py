@@ -69,7 +69,7 @@ TRUNCATION_STRATEGIES = ("head", "tail", "head+tail")
 METHODS = ("fine-tune", "frozen", "as-is")
 """How a teacher gets its classifier; see :class:`TeacherConfig`."""
 
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+PRECISIONS = ("auto", "fp32", "bf16", "int8", "onnx-fp32", "onnx-int8")
 """Numeric precision choices of :class:`TeacherConfig`; ``auto`` is decided by measurement."""
 
 MIN_PRECISION_AGREEMENT = 0.995
@@ -139,8 +139,8 @@ class TeacherConfig:
       four epochs leave accuracy on the table; the best-epoch selection on the validation set
       guards against over-fitting in the later epochs.
     * ``patience=2`` -- ``epochs`` is the most: fine-tuning stops once two epochs in a row
-      improved neither the validation loss nor the validation score (``None``: never stops
-      early; without a validation set it never does either).
+      did not lower the validation loss (``None``: never stops early; without a validation
+      set it never does either).
     * ``bucket_by_length=True`` -- batches of texts of similar lengths, so that little padding
       is computed (:mod:`textdistill.teacher_training`); ``False`` is plain shuffled batches.
     * ``max_length=512`` with ``truncation="head+tail"`` -- which tokens of a longer document
@@ -158,9 +158,10 @@ class TeacherConfig:
       for the backward pass.
     * ``precision="auto"`` -- fine-tuning runs in fp32 on a CPU (reproducible, the recipe the
       defaults were measured with) and with bf16 autocast on a GPU that supports it; labeling
-      uses the fastest of bf16 autocast and dynamic int8 that keeps the fp32 teacher's label
-      on at least 99.5% of a check set (:meth:`Teacher.select_precision`), else fp32.
-      ``"fp32"``, ``"bf16"`` or ``"int8"`` force one (int8 applies to labeling only).
+      uses the fastest of bf16 autocast, torch's dynamic int8 and ONNX Runtime in fp32 or
+      int8 that keeps the fp32 teacher's label on at least 99.5% of a check set
+      (:meth:`Teacher.select_precision`), else fp32. ``"fp32"``, ``"bf16"``, ``"int8"``,
+      ``"onnx-fp32"`` or ``"onnx-int8"`` force one (all but bf16 apply to labeling only).
 
     ``device=None`` picks CUDA when available, else CPU. ``num_threads=None`` uses every CPU
     this process may run on (``os.sched_getaffinity``); it is applied with
@@ -337,7 +338,7 @@ class Teacher:
         self._max_length: int = base.max_length
         self._fingerprint: str | None = None
         self._precision = "fp32"
-        self._int8_model: Any = None
+        self._labelers: dict[str, Callable[..., Any]] = {}
         self.pairs_ = False
 
     def __repr__(self) -> str:
@@ -368,7 +369,7 @@ class Teacher:
         if self._device is None or self._device.type != "cpu":
             yield
             return
-        wanted = self.config.num_threads or _default_num_threads()
+        wanted = self._thread_count()
         previous = torch.get_num_threads()
         if wanted != previous:
             torch.set_num_threads(wanted)
@@ -377,6 +378,10 @@ class Teacher:
         finally:
             if wanted != previous:
                 torch.set_num_threads(previous)
+
+    def _thread_count(self) -> int:
+        """``num_threads``, or every CPU this process may run on."""
+        return self.config.num_threads or _default_num_threads()
 
     def _effective_max_length(self) -> int:
         """Clamp ``max_length`` to what the model's position embeddings can address.
@@ -495,10 +500,10 @@ class Teacher:
         self, encoded: Encoded, batch_size: int, progress: bool, desc: str
     ) -> np.ndarray:
         """Logits for pre-tokenized docs, in the current precision."""
-        model = self._int8_model if self._precision == "int8" else self._model
-        return self._run_encoded(
-            encoded, lambda **batch: model(**batch).logits, batch_size, progress, desc
+        forward = self._labelers.get(self._precision) or (
+            lambda **batch: self._model(**batch).logits
         )
+        return self._run_encoded(encoded, forward, batch_size, progress, desc)
 
     def _run_encoded(
         self,
@@ -830,33 +835,26 @@ class Teacher:
 
     @property
     def precision(self) -> str:
-        """The precision :meth:`logits` runs in: ``"fp32"``, ``"bf16"`` or ``"int8"``."""
+        """The precision :meth:`logits` runs in: one of :data:`LABELING_PRECISIONS
+        <textdistill.teacher_precision.LABELING_PRECISIONS>`."""
         return self._precision
 
     def use_precision(self, precision: str) -> None:
         """Run :meth:`logits` in ``precision`` from now on (fp32 weights are kept).
 
-        int8 is torch's dynamic quantization of every ``nn.Linear`` (weights int8 per tensor,
-        activations quantized on the fly), made once on a copy of the model; it needs a CPU.
+        ``"int8"`` is torch's dynamic quantization of the linear layers, ``"onnx-fp32"`` and
+        ``"onnx-int8"`` run an ONNX Runtime export (:mod:`textdistill.teacher_onnx`); each is
+        made once, on a copy of the model, and needs a CPU.
         """
+        from textdistill.teacher_precision import LABELING_PRECISIONS, build_labeler
+
         self._check_fitted()
-        if precision not in ("fp32", "bf16", "int8"):
-            raise ValueError(f"precision must be fp32, bf16 or int8, got {precision!r}")
-        if precision == "int8" and self._int8_model is None:
-            if self._device.type != "cpu":
-                raise ValueError(
-                    "int8 labeling needs a CPU teacher (torch's dynamic quantization); on a "
-                    "GPU use precision 'bf16' or 'auto', or load the teacher with device='cpu'"
-                )
-            import copy
-
-            import torch
-
-            with warnings.catch_warnings():  # torch.ao's deprecation notice, not actionable
-                warnings.simplefilter("ignore")
-                self._int8_model = torch.ao.quantization.quantize_dynamic(
-                    copy.deepcopy(self._model), {torch.nn.Linear}, dtype=torch.qint8
-                )
+        if precision not in LABELING_PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {list(LABELING_PRECISIONS)}, got {precision!r}"
+            )
+        if precision not in ("fp32", "bf16") and precision not in self._labelers:
+            self._labelers[precision] = build_labeler(self, precision)
         self._precision = precision
 
     def select_precision(
@@ -868,15 +866,18 @@ class Teacher:
     ) -> dict[str, Any]:
         """Choose the labeling precision by measuring it on ``texts``; return what was seen.
 
-        The texts are scored in fp32 and then in each candidate precision (``config.precision``
-        ``"auto"``: bf16 then, on a CPU, int8; or the one forced), timing each pass. Under
-        ``"auto"`` the first candidate that keeps the fp32 label on ``min_agreement`` of the
-        texts and is faster than fp32 is used, otherwise fp32, and the report says why; a
-        forced precision is used whatever it measured (the report still shows it).
-        ``requested`` overrides ``config.precision`` (a run may label with a saved teacher
-        under another setting). The fp32 pass also gives the documents/s from which a run
-        estimates its labeling time.
+        The texts are scored in fp32 and then in the candidates (``config.precision``
+        ``"auto"``: bf16 and, on a CPU, torch's int8 and ONNX Runtime's fp32 and int8; or the
+        one forced). Under ``"auto"`` the candidates are tried fastest first (timed on a
+        short probe) and the first that keeps the fp32 label on ``min_agreement`` of the texts
+        and is faster than fp32 is used, otherwise fp32, and the report says why
+        (:mod:`textdistill.teacher_precision`); a forced precision is used whatever it
+        measured (the report still shows it). ``requested`` overrides ``config.precision``
+        (a run may label with a saved teacher under another setting). The fp32 pass also
+        gives the documents/s from which a run estimates its labeling time.
         """
+        from textdistill.teacher_precision import select_precision
+
         self._check_fitted()
         texts_l = _check_strings(texts, "texts")
         if not texts_l:
@@ -884,41 +885,7 @@ class Teacher:
         wanted = requested or self.config.precision
         if wanted not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {wanted!r}")
-        if wanted == "auto":
-            candidates = ["bf16"] + (["int8"] if self._device.type == "cpu" else [])
-        else:
-            candidates = [] if wanted == "fp32" else [wanted]
-        self.use_precision("fp32")
-        with self._threads():
-            encoded = self._encode(texts_l)
-        reference, fp32_seconds = _timed_logits(self, encoded)
-        report: dict[str, Any] = {
-            "requested": wanted,
-            "precision": "fp32",
-            "check_docs": len(texts_l),
-            "min_agreement": min_agreement,
-            "fp32_docs_per_s": len(texts_l) / fp32_seconds,
-            "docs_per_s": len(texts_l) / fp32_seconds,
-            "candidates": [],
-        }
-        for candidate in candidates:
-            self.use_precision(candidate)
-            logits, seconds = _timed_logits(self, encoded)
-            agreement = _decision_agreement(logits, reference, self.multilabel_)
-            report["candidates"].append(
-                {
-                    "precision": candidate,
-                    "docs_per_s": len(texts_l) / seconds,
-                    "label_agreement_with_fp32": agreement,
-                    "max_abs_logit_diff": float(np.max(np.abs(logits - reference))),
-                }
-            )
-            forced = wanted != "auto"
-            if forced or (agreement >= min_agreement and seconds < fp32_seconds):
-                report.update(precision=candidate, docs_per_s=len(texts_l) / seconds)
-                return report
-        self.use_precision("fp32")
-        return report
+        return select_precision(self, texts_l, wanted, min_agreement)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Softmax of :meth:`logits` (float64, rows sum to one), columns in ``classes_`` order;
@@ -1170,22 +1137,14 @@ def _safetensors_only(name: str, load: Callable[..., Any], *args: Any) -> Any:
 def logits_key(fingerprint: str, precision: str) -> str:
     """Key of a logits cache: the teacher's fingerprint, plus the precision unless fp32.
 
-    bf16 and int8 logits differ from fp32 ones in the second or third decimal, so they are
-    cached apart; fp32 keeps the bare fingerprint, which earlier caches were written under.
+    bf16, int8 and ONNX Runtime logits differ from fp32 ones in the last bits or the second
+    decimal, so they are cached apart; fp32 keeps the bare fingerprint, which earlier caches
+    were written under.
 
     >>> logits_key("ab12", "fp32"), logits_key("ab12", "bf16")
     ('ab12', 'ab12-bf16')
     """
     return fingerprint if precision == "fp32" else f"{fingerprint}-{precision}"
-
-
-def _timed_logits(teacher: Teacher, encoded: Encoded) -> tuple[np.ndarray, float]:
-    """Logits of pre-tokenized texts and the seconds they took (at least a nanosecond)."""
-    started = time.perf_counter()
-    logits = teacher._logits_encoded(
-        encoded, teacher._inference_batch_size(), progress=False, desc="precision check"
-    )
-    return logits, max(time.perf_counter() - started, 1e-9)
 
 
 def keep_tokens(ids: list[int], budget: int, strategy: str) -> list[int]:
@@ -1222,10 +1181,3 @@ def _path(value: str | Path | None) -> Path | None:
 def _classes_of(labels: list[Any], multilabel: bool) -> list[str]:
     """Sorted class names of class names or of label sets."""
     return sorted(set(itertools.chain.from_iterable(labels)) if multilabel else set(labels))
-
-
-def _decision_agreement(logits: np.ndarray, reference: np.ndarray, multilabel: bool) -> float:
-    """Share of rows given the same label (multilabel: the same label set) by both logits."""
-    if multilabel:
-        return float(np.mean(np.all((logits > 0) == (reference > 0), axis=1)))
-    return float(np.mean(logits.argmax(axis=1) == reference.argmax(axis=1)))
