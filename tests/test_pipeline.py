@@ -280,3 +280,20 @@ def test_the_validation_split_grows_to_400_rows_where_the_labels_allow_it() -> N
     assert split(3000) == 400
     assert split(6000) == 600
     assert split(3000, validation_size=0.1) == 300  # a given size is kept
+
+
+def test_a_teacher_of_the_plain_loop_keeps_its_stage_key() -> None:
+    """Run directories fine-tuned before length buckets and early stopping existed are reused
+    when the old loop is asked for (the benchmarks pin it); the new loop is a new teacher."""
+    from dataclasses import asdict
+
+    from textdistill.pipeline import teacher_options
+    from textdistill.teacher_training import PLAIN_LOOP
+
+    before = {**asdict(TeacherConfig()), "precision": False}
+    for name in PLAIN_LOOP:
+        del before[name]
+    assert teacher_options(TeacherConfig(**PLAIN_LOOP)) == before
+    assert teacher_options(TeacherConfig(**{**PLAIN_LOOP, "patience": 0})) == before
+    assert teacher_options(TeacherConfig()) != before
+    assert teacher_options(TeacherConfig(patience=3))["patience"] == 3

@@ -116,6 +116,13 @@ def test_early_stopping_computes_a_prefix_of_the_full_run(
     np.testing.assert_array_equal(stopped.logits(data["val_texts"]), full.logits(data["val_texts"]))
 
 
+def test_a_patience_of_zero_runs_every_epoch(tiny_bert_dir: Path, data: dict[str, Any]) -> None:
+    flipped = {**data, "val_labels": ["neg" if y == "pos" else "pos" for y in data["val_labels"]]}
+    assert len(_fit(_teacher(tiny_bert_dir, epochs=5, patience=0), flipped).history_) == 5
+    with pytest.raises(ValueError, match="patience must be an integer >= 0 or None"):
+        Teacher(patience=-1)
+
+
 def test_without_a_validation_set_every_epoch_runs(
     tiny_bert_dir: Path, data: dict[str, Any]
 ) -> None:

@@ -70,7 +70,7 @@ from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
 from textdistill.students.targets import HOLD_OUT_RULE, source_groups
 from textdistill.teacher import Teacher, TeacherConfig, logits_key
-from textdistill.teacher_training import validation_rows
+from textdistill.teacher_training import PLAIN_LOOP, validation_rows
 from textdistill.thresholds import choose_thresholds
 
 # Texts on which the labeling precision is checked against fp32: enough that one flipped label
@@ -500,6 +500,20 @@ def _fit_thresholds(model: Model, validation: TextDataset) -> dict[str, float]:
     return dict(zip(model.labels, map(float, model.thresholds), strict=True))
 
 
+def teacher_options(config: TeacherConfig) -> dict[str, Any]:
+    """The teacher settings that key its stage: those that change what fine-tuning computes."""
+    options = asdict(config)
+    # The precision changes the fine-tuning only when it forces bf16; otherwise it is the
+    # labeling's business (the precision stage), and changing it must not re-fine-tune.
+    options["precision"] = config.precision == "bf16"
+    options["patience"] = config.patience or None  # 0 and None both run every epoch
+    # Teachers fine-tuned by the loop before length buckets and early stopping keep their key.
+    for name, before in PLAIN_LOOP.items():
+        if options[name] == before:
+            del options[name]
+    return options
+
+
 def _teacher_stage(
     run: RunDirectory, splits: Splits, config: RunConfig
 ) -> tuple[dict[str, Any], Callable[[], Teacher]]:
@@ -507,15 +521,11 @@ def _teacher_stage(
 
     The loader matters: when every later stage is cached, the teacher is never loaded.
     """
-    options = asdict(config.teacher)
-    # The precision changes the fine-tuning only when it forces bf16; otherwise it is the
-    # labeling's business (the precision stage), and changing it must not re-fine-tune.
-    options["precision"] = config.teacher.precision == "bf16"
     key = stage_key(
         "teacher",
         splits.teacher_train.content_hash(),
         splits.teacher_validation.content_hash(),
-        options,
+        teacher_options(config.teacher),
     )
     info = run.cached("teacher", key)
     if info is not None:

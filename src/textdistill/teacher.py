@@ -139,8 +139,8 @@ class TeacherConfig:
       four epochs leave accuracy on the table; the best-epoch selection on the validation set
       guards against over-fitting in the later epochs.
     * ``patience=2`` -- ``epochs`` is the most: fine-tuning stops once two epochs in a row
-      did not lower the validation loss (``None``: never stops early; without a validation
-      set it never does either).
+      did not lower the validation loss (``0`` or ``None``: never stops early; without a
+      validation set it never does either).
     * ``bucket_by_length=True`` -- batches of texts of similar lengths, so that little padding
       is computed (:mod:`textdistill.teacher_training`); ``False`` is plain shuffled batches.
     * ``max_length=512`` with ``truncation="head+tail"`` -- which tokens of a longer document
@@ -217,9 +217,9 @@ class TeacherConfig:
             raise ValueError(f"TeacherConfig.weight_decay must be >= 0, got {self.weight_decay}")
         if self.max_grad_norm < 0:
             raise ValueError(f"TeacherConfig.max_grad_norm must be >= 0, got {self.max_grad_norm}")
-        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 0):
             raise ValueError(
-                f"TeacherConfig.patience must be a positive integer or None, got {self.patience!r}"
+                f"TeacherConfig.patience must be an integer >= 0 or None, got {self.patience!r}"
             )
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"TeacherConfig.num_threads must be >= 1, got {self.num_threads}")

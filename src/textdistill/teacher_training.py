@@ -55,6 +55,10 @@ if TYPE_CHECKING:
 
     from textdistill.teacher import Teacher
 
+PLAIN_LOOP: dict[str, Any] = {"bucket_by_length": False, "patience": None}
+"""The ``TeacherConfig`` settings of the loop before these economies: shuffled batches and
+every epoch. Results measured with that loop pin them to stay reproducible."""
+
 POOL_BATCHES = 16
 """Batches per pool sorted by length; see the module docstring."""
 
@@ -278,7 +282,8 @@ def fine_tune(
             )
 
     def stopped() -> bool:
-        return cfg.patience is not None and stale_epochs(history) >= cfg.patience
+        patience = cfg.patience or 0
+        return patience > 0 and stale_epochs(history) >= patience
 
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         if stopped():
