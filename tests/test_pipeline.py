@@ -13,6 +13,7 @@ from textdistill.data import TextDataset
 from textdistill.pipeline import AugmentConfig, RunConfig, StudentConfig, run_pipeline
 from textdistill.students.linear import LinearStudent
 from textdistill.teacher import Teacher, TeacherConfig, logits_key
+from textdistill.teacher_precision import LABELING_PRECISIONS
 
 
 def _config(tiny_bert_dir: Path, out: Path, **student: object) -> RunConfig:
@@ -69,7 +70,7 @@ def test_run_writes_metrics_report_plot_and_artifacts(
     assert labeling["n_scored"] == labeling["n_unique"] == len(set(unlabeled.texts))
     assert "| student |" in (run / "report.md").read_text()
     check = labeling["precision"]
-    assert check["precision"] in {"fp32", "bf16", "int8"} and check["check_docs"] > 0
+    assert check["precision"] in LABELING_PRECISIONS and check["check_docs"] > 0
     key = logits_key(metrics["teacher"]["fingerprint"], check["precision"])
     assert (run / "logits" / key / "store.json").is_file()
     assert "Labeling precision" in (run / "report.md").read_text()

@@ -155,3 +155,18 @@ def test_a_saved_and_loaded_teacher_labels_through_onnx(
     loaded.use_precision("onnx-fp32")
     got: Any = loaded.logits(texts[:20])
     np.testing.assert_allclose(got, reference, atol=1e-4)
+
+
+def test_a_refit_drops_the_labelers_made_from_the_previous_weights(tiny_bert_dir: Path) -> None:
+    from conftest import _make_toy_sentiment
+
+    texts, labels = _make_toy_sentiment()
+    teacher = Teacher(model=str(tiny_bert_dir), **FAST).fit(texts, labels, progress=False)
+    teacher.use_precision("int8")
+    flipped = ["neg" if y == "pos" else "pos" for y in labels]
+    teacher.fit(texts, flipped, progress=False)
+    assert teacher.precision == "fp32" and not teacher._labelers
+    teacher.use_precision("int8")
+    z = teacher.logits(texts)
+    teacher.use_precision("fp32")
+    assert np.mean(z.argmax(1) == teacher.logits(texts).argmax(1)) >= MIN_PRECISION_AGREEMENT

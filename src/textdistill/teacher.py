@@ -649,6 +649,7 @@ class Teacher:
         started = time.perf_counter()
         self._model = None
         self._fingerprint = None
+        self._labelers, self._precision = {}, "fp32"  # made from the previous weights
         self._device = self._resolve_device()
         self.multilabel_ = multilabel
         self.pairs_ = pairs

@@ -132,8 +132,8 @@ def select_precision(
             probe[candidate] = min(PROBE_DOCS, len(texts)) / seconds
         report["probe_docs_per_s"] = probe
         # Fastest first; one slower than fp32 on the probe is not worth a full pass.
-        candidates = sorted((c for c in candidates if probe[c] > probe["fp32"]), key=probe.get)
-        candidates.reverse()
+        faster = [c for c in candidates if probe[c] > probe["fp32"]]
+        candidates = sorted(faster, key=lambda c: -probe[c])
     for candidate in candidates:
         teacher.use_precision(candidate)
         logits, seconds = _timed(teacher, encoded)
