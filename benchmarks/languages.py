@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from results_file import write_results
+from results_file import write_results, write_table_into
 from short_text import _seed_from
 from textdistill.corpora import chinese_reviews
 from textdistill.data import TextDataset, stratified_split
@@ -41,10 +41,6 @@ from textdistill.teacher import DEFAULT_TEACHER, TeacherConfig
 # Student options of each run: (unspaced, student kind).
 RUNS = {"characters": ("auto", "auto"), "words": ("words", "linear")}
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "languages.md"
-TABLE_BEGIN, TABLE_END = (
-    "<!-- languages.json table: begin -->",
-    "<!-- languages.json table: end -->",
-)
 
 
 def protocol(n_unlabeled: int) -> tuple[TextDataset, TextDataset, TextDataset]:
@@ -114,15 +110,6 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_docs_table(rows: list[dict[str, Any]]) -> None:
-    page = DOCS_PAGE.read_text(encoding="utf-8")
-    head, rest = page.split(TABLE_BEGIN)
-    _, tail = rest.split(TABLE_END)
-    DOCS_PAGE.write_text(
-        f"{head}{TABLE_BEGIN}\n{markdown_table(rows)}\n{TABLE_END}{tail}", encoding="utf-8"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/languages"))
@@ -171,7 +158,7 @@ def main() -> None:
             - characters["student_accuracy"],
         },
     )
-    write_docs_table(rows)
+    write_table_into(DOCS_PAGE, "languages", markdown_table(rows))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from results_file import write_results
+from results_file import write_results, write_table_into
 from short_text import _first_run, _seed_from
 from textdistill.data import TextDataset, read_labeled, stratified_split
 from textdistill.pipeline import AugmentConfig, RunConfig, StudentConfig, run_pipeline
@@ -38,7 +38,6 @@ N_TEST = 1000
 N_LABELED = 1000
 
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "pairs.md"
-TABLE_BEGIN, TABLE_END = "<!-- pairs.json table: begin -->", "<!-- pairs.json table: end -->"
 
 
 def protocol(data: Path, dataset: str) -> tuple[TextDataset, TextDataset, TextDataset]:
@@ -104,16 +103,6 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_docs_table(rows: list[dict[str, Any]]) -> None:
-    """Replace the table between the markers of docs/pairs.md."""
-    page = DOCS_PAGE.read_text(encoding="utf-8")
-    head, rest = page.split(TABLE_BEGIN)
-    _, tail = rest.split(TABLE_END)
-    DOCS_PAGE.write_text(
-        f"{head}{TABLE_BEGIN}\n{markdown_table(rows)}\n{TABLE_END}{tail}", encoding="utf-8"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -155,7 +144,7 @@ def write(work: Path) -> None:
     )
     write_results("pairs", rows, protocol={"n_test": N_TEST, "n_labeled": N_LABELED, "seed": 0})
     if DOCS_PAGE.exists():
-        write_docs_table(rows)
+        write_table_into(DOCS_PAGE, "pairs", markdown_table(rows))
     print(markdown_table(rows))
 
 

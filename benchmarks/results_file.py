@@ -39,3 +39,13 @@ def write_results(name: str, rows: list[dict[str, Any]], **extra: Any) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     write_file_atomically(path, (json.dumps(content, indent=2) + "\n").encode())
     return path
+
+
+def write_table_into(page: Path, results_name: str, table: str) -> None:
+    """Replace what stands between ``<!-- NAME.json table: begin -->`` and ``... end -->`` in
+    the docs ``page`` with ``table`` (the markers test_quoted_numbers checks such tables by)."""
+    begin = f"<!-- {results_name}.json table: begin -->"
+    end = f"<!-- {results_name}.json table: end -->"
+    head, rest = page.read_text(encoding="utf-8").split(begin)
+    _, tail = rest.split(end)
+    page.write_text(f"{head}{begin}\n{table}\n{end}{tail}", encoding="utf-8")

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from results_file import RESULTS_DIR, write_results
+from results_file import RESULTS_DIR, write_results, write_table_into
 from textdistill.data import TextDataset, read_labeled, stratified_split
 from textdistill.pipeline import AugmentConfig, RunConfig, StudentConfig, run_pipeline
 from textdistill.teacher import TeacherConfig
@@ -253,10 +253,6 @@ def plot(dataset: str, rows: list[dict[str, Any]], path: Path) -> None:
 
 
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "short-text.md"
-TABLE_BEGIN, TABLE_END = (
-    "<!-- short_text.json table: begin -->",
-    "<!-- short_text.json table: end -->",
-)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -284,16 +280,6 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"{row['docs_per_s']:,.0f} | {row['size_bytes'] / 1e6:.1f} MB |"
         )
     return "\n".join(lines)
-
-
-def write_docs_table(rows: list[dict[str, Any]]) -> None:
-    """Replace the table between the markers of the docs page."""
-    page = DOCS_PAGE.read_text(encoding="utf-8")
-    head, rest = page.split(TABLE_BEGIN)
-    _, tail = rest.split(TABLE_END)
-    DOCS_PAGE.write_text(
-        f"{head}{TABLE_BEGIN}\n{markdown_table(rows)}\n{TABLE_END}{tail}", encoding="utf-8"
-    )
 
 
 def main() -> None:
@@ -329,7 +315,7 @@ def main() -> None:
                 run_pipeline(protocol.labeled, protocol.unlabeled, protocol.test, config)
     rows = _rows_of_runs(args.work)
     write_results("short_text", rows, invocations=INVOCATIONS)
-    write_docs_table(rows)
+    write_table_into(DOCS_PAGE, "short_text", markdown_table(rows))
     for dataset in sorted({row["dataset"] for row in rows}):
         plot(
             dataset,
