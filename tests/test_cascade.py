@@ -22,7 +22,6 @@ from textdistill.cli import main
 from textdistill.data import TextDataset
 from textdistill.pipeline import RunConfig, StudentConfig, prepare_splits, run_pipeline
 from textdistill.teacher import TeacherConfig
-from textdistill.teacher_training import PLAIN_LOOP
 
 
 def test_curve_goes_from_student_to_teacher() -> None:
@@ -68,16 +67,15 @@ def _inputs(tiny_bert_dir: Path, out: Path) -> tuple[TextDataset, TextDataset, R
         progress=False,
         test_size=0.25,
         validation_size=0.2,
-        # The plain loop (shuffled batches): the toy run whose stored threshold falls inside
-        # the test texts' confidences, so that it defers some and not all (with length-bucketed
-        # batches the tiny random teacher came out otherwise and every text was deferred).
+        # The toy run whose stored threshold falls inside the test texts' confidences, so that
+        # it defers some and not all (with length-bucketed batches the tiny random teacher came
+        # out otherwise and every text was deferred).
         teacher=TeacherConfig(
             model=str(tiny_bert_dir),
             epochs=3,
             learning_rate=1e-3,
             max_length=32,
             batch_size=8,
-            **PLAIN_LOOP,
         ),
         student=StudentConfig(min_df=1),
     )

@@ -285,7 +285,7 @@ def test_the_validation_split_grows_to_400_rows_where_the_labels_allow_it() -> N
 
 def test_a_teacher_of_the_plain_loop_keeps_its_stage_key() -> None:
     """Run directories fine-tuned before length buckets and early stopping existed are reused
-    when the old loop is asked for (the benchmarks pin it); the new loop is a new teacher."""
+    by the default (plain) loop; either economy makes a new teacher."""
     from dataclasses import asdict
 
     from textdistill.pipeline import teacher_options
@@ -296,5 +296,6 @@ def test_a_teacher_of_the_plain_loop_keeps_its_stage_key() -> None:
         del before[name]
     assert teacher_options(TeacherConfig(**PLAIN_LOOP)) == before
     assert teacher_options(TeacherConfig(**{**PLAIN_LOOP, "patience": 0})) == before
-    assert teacher_options(TeacherConfig()) != before
+    assert teacher_options(TeacherConfig()) == before
+    assert teacher_options(TeacherConfig(bucket_by_length=True)) != before
     assert teacher_options(TeacherConfig(patience=3))["patience"] == 3

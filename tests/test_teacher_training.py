@@ -21,6 +21,9 @@ from textdistill.teacher_checkpoint import load_checkpoint
 from textdistill.teacher_training import POOL_BATCHES, stale_epochs, training_batches
 
 FAST = {"learning_rate": 3e-3, "epochs": 4, "batch_size": 8, "max_length": 32, "num_threads": 1}
+LEARNS_FAST = {"epochs": 6, "batch_size": 4}
+"""Twice the updates per epoch: the tiny random teacher learns the toy task by epoch 3, so
+that with flipped validation labels its validation loss rises from there on."""
 
 
 def _teacher(model_dir: Path, **overrides: Any) -> Teacher:
@@ -85,6 +88,17 @@ def test_bucketed_batches_cover_every_row_once_and_pad_little() -> None:
     assert len(lengths) > POOL_BATCHES * batch_size
 
 
+def test_a_small_set_is_not_sorted_into_the_same_batches_every_epoch() -> None:
+    """300 rows are 19 batches of 16: sorted as one pool, distinct lengths would make every
+    epoch cut the very same batches. At least MIN_POOLS pools keep the draw random."""
+    lengths = list(range(300))
+    generator = torch.Generator().manual_seed(0)
+    epochs = [training_batches(lengths, 16, generator, True) for _ in range(2)]
+    first, second = ({tuple(sorted(b)) for b in batches} for batches in epochs)
+    assert len(first & second) < len(first) // 2
+    assert sorted(i for b in epochs[0] for i in b) == lengths
+
+
 # ------------------------------------------------------------------------ early stopping
 def test_stale_epochs_count_epochs_that_did_not_lower_the_validation_loss() -> None:
     history = [
@@ -105,8 +119,8 @@ def test_early_stopping_computes_a_prefix_of_the_full_run(
     so with a patience of 2 it stops early and keeps an early epoch, exactly as the full
     run's first epochs did."""
     flipped = {**data, "val_labels": ["neg" if y == "pos" else "pos" for y in data["val_labels"]]}
-    full = _fit(_teacher(tiny_bert_dir, epochs=6, patience=None), flipped)
-    stopped = _fit(_teacher(tiny_bert_dir, epochs=6, patience=2), flipped)
+    full = _fit(_teacher(tiny_bert_dir, **LEARNS_FAST, patience=None), flipped)
+    stopped = _fit(_teacher(tiny_bert_dir, **LEARNS_FAST, patience=2), flipped)
     assert len(full.history_) == 6
     assert 1 <= len(stopped.history_) < 6
     assert stale_epochs(stopped.history_) == 2
@@ -184,14 +198,15 @@ def test_resuming_keeps_an_earlier_best_epoch(
 ) -> None:
     """The best epoch's weights live in the checkpoint when a later epoch was saved."""
     flipped = {**data, "val_labels": ["neg" if y == "pos" else "pos" for y in data["val_labels"]]}
-    reference = _fit(_teacher(tiny_bert_dir, patience=None), flipped)
-    assert reference.best_epoch_ < 3
+    settings = {**LEARNS_FAST, "patience": None}
+    reference = _fit(_teacher(tiny_bert_dir, **settings), flipped)
+    assert reference.best_epoch_ < 5
     checkpoint = tmp_path / "fit.ckpt"
     with monkeypatch.context() as patched:
-        _interrupt_after(patched, 3)
+        _interrupt_after(patched, 5)
         with pytest.raises(_Killed):
-            _fit(_teacher(tiny_bert_dir, patience=None), flipped, checkpoint=checkpoint)
-    resumed = _fit(_teacher(tiny_bert_dir, patience=None), flipped, checkpoint=checkpoint)
+            _fit(_teacher(tiny_bert_dir, **settings), flipped, checkpoint=checkpoint)
+    resumed = _fit(_teacher(tiny_bert_dir, **settings), flipped, checkpoint=checkpoint)
     assert resumed.best_epoch_ == reference.best_epoch_
     assert resumed.fingerprint == reference.fingerprint
 

@@ -118,7 +118,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--patience",
         type=int,
         help="stop fine-tuning after this many epochs without a lower validation loss "
-        "(default 2; 0: run every epoch)",
+        "(default: run every epoch)",
     )
     teacher.add_argument("--learning-rate", type=float, help="peak learning rate (default 5e-5)")
     teacher.add_argument("--batch-size", type=int, help="fine-tuning batch size (default 16)")

@@ -138,11 +138,15 @@ class TeacherConfig:
     * ``epochs=8`` with ``warmup_ratio=0.1`` and linear decay -- with ~1,000 labeled documents
       four epochs leave accuracy on the table; the best-epoch selection on the validation set
       guards against over-fitting in the later epochs.
-    * ``patience=2`` -- ``epochs`` is the most: fine-tuning stops once two epochs in a row
-      did not lower the validation loss (``0`` or ``None``: never stops early; without a
-      validation set it never does either).
-    * ``bucket_by_length=True`` -- batches of texts of similar lengths, so that little padding
-      is computed (:mod:`textdistill.teacher_training`); ``False`` is plain shuffled batches.
+    * ``patience=None`` -- every epoch runs. A number stops fine-tuning once that many epochs
+      in a row did not lower the validation loss (without a validation set it never does).
+      Off by default: the validation loss of a fine-tuned encoder usually rises epochs before
+      its accuracy stops improving, and the 8-epoch recipe above was measured without it.
+    * ``bucket_by_length=False`` -- plain shuffled batches. ``True``: batches of texts of
+      similar lengths, so that little padding is computed
+      (:mod:`textdistill.teacher_training`). Off by default: on SST-2 with 270 training
+      sentences it measured 1.5 to 4.2 points under plain batches (four runs), and its time
+      saving has not been measured on a quiet machine.
     * ``max_length=512`` with ``truncation="head+tail"`` -- which tokens of a longer document
       the teacher reads: ``"head"`` (the first ones), ``"tail"`` (the last ones) or
       ``"head+tail"`` (Sun et al. 2019: the first quarter of the budget from the start and the
@@ -180,8 +184,8 @@ class TeacherConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    patience: int | None = 2
-    bucket_by_length: bool = True
+    patience: int | None = None
+    bucket_by_length: bool = False
     seed: int = 0
     device: str | None = None
     num_threads: int | None = None
