@@ -15,7 +15,7 @@ teacher's).
 ``fine-tuning``: all-MiniLM-L6-v2 fine-tuned as ``textdistill run`` does it (1,000 labels,
 900 to train and 100 to pick the epoch, seed 0; the short-text protocols of
 ``short_text.py``), once as before (shuffled batches, all 8 epochs: ``today``) and once with
-length-bucketed batches and early stopping with a patience of 2 (``new``, the defaults now),
+length-bucketed batches and early stopping with a patience of 2 (``new``, both opt-in),
 each scored on its protocol's test set. IMDB reviews take hours at 8 epochs on two cores, so
 IMDB is measured on a subsample and for one epoch only (time per epoch, no accuracy).
 
