@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from results_file import LOAD_AT_START, write_results
+from results_file import LOAD_AT_START, write_results, write_table_into
 from textdistill.data import TextDataset, read_labeled
 from textdistill.evaluate import throughput
 from textdistill.runtime import LinearModel, load
@@ -69,6 +69,7 @@ BATCH = 1000
 # The targets for the runtime (docs/s on one core, and against fastText in one run).
 TARGETS = {"imdb": 100_000, "sst2": 1_000_000, "fasttext_ratio": 10.0}
 STAGES = ("tokenize", "hash", "lookup", "accumulate")
+DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def _datasets(data: Path, seed: int) -> dict[str, tuple[TextDataset, TextDataset]]:
@@ -546,10 +547,9 @@ def main() -> None:
         "throughput",
         rows,
         shared_machine=(
-            "other work shared this machine's cores while it measured (load average "
-            f"{LOAD_AT_START[0]:.1f} at the start, {load_at_end[0]:.1f} at the end on "
-            f"{cores} cores): absolute rates are low, the ratios of systems measured "
-            "interleaved in one process hold"
+            f"load average {LOAD_AT_START[0]:.1f} at the start, {load_at_end[0]:.1f} at the "
+            f"end on {cores} cores; where other work ran, absolute rates are low and only the "
+            "ratios of systems measured interleaved in one process hold"
         ),
         rounds=args.rounds,
         seconds_per_round=args.seconds,
@@ -557,6 +557,8 @@ def main() -> None:
         summary=summaries,
         profile=profiles,
     )
+    write_table_into(DOCS_PAGE, "throughput", markdown_table(rows))
+    print(markdown_table(rows))
 
 
 if __name__ == "__main__":

@@ -144,9 +144,10 @@ class TeacherConfig:
       its accuracy stops improving, and the 8-epoch recipe above was measured without it.
     * ``bucket_by_length=False`` -- plain shuffled batches. ``True``: batches of texts of
       similar lengths, so that little padding is computed
-      (:mod:`textdistill.teacher_training`). Off by default: on SST-2 with 270 training
-      sentences it measured 1.5 to 4.2 points under plain batches (four runs), and its time
-      saving has not been measured on a quiet machine.
+      (:mod:`textdistill.teacher_training`). Off by default until more seeds and datasets
+      agree: it cut an epoch by 18-53% (``benchmarks/teacher_speed.py``) and kept the
+      accuracy with the default recipe, but measured 1.5 to 4.2 points lower at lr 1e-4 and
+      3 epochs on 270 SST-2 sentences (:data:`~textdistill.teacher_training.MIN_POOLS`).
     * ``max_length=512`` with ``truncation="head+tail"`` -- which tokens of a longer document
       the teacher reads: ``"head"`` (the first ones), ``"tail"`` (the last ones) or
       ``"head+tail"`` (Sun et al. 2019: the first quarter of the budget from the start and the
