@@ -215,3 +215,17 @@ def test_a_penalty_on_the_edge_of_its_grid_extends_the_grid() -> None:
     assert tried[:3] == [0.001, 0.002, 0.004] and len(tried) > 3
     assert student.selection_["penalty"] > 0.002
     assert student.selection_["penalty"] < max(tried) or len(tried) == 2 + 8
+
+
+def test_the_search_bar_names_a_gold_label_fit_apart_from_a_student(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The run's baseline is a gold-label fit of this class; its bar must not say student."""
+    texts, logits = corpus(300, seed=0)
+    labels = list(np.array(["neg", "pos"])[logits.argmax(axis=1)])
+    LinearStudent(loss="soft_ce").fit(texts, labels, progress=True)
+    gold_bar = capsys.readouterr().err
+    LinearStudent().fit(texts, logits, classes=["neg", "pos"], progress=True)
+    student_bar = capsys.readouterr().err
+    assert "gold-label model hyperparameters" in gold_bar and "student" not in gold_bar
+    assert "student hyperparameters" in student_bar

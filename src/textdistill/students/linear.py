@@ -391,8 +391,10 @@ class _Search:
         n_points = len(candidates) * len(penalties) + len(temperatures) + len(alphas) - 2
         if n_points <= 1:
             return first
+        # Fit on gold labels alone, this is the run's baseline, not a student.
+        fitted = "student" if self.teacher_logits is not None else "gold-label model"
         with tqdm(
-            total=n_points, desc="student hyperparameters", unit="fit", disable=not self.progress
+            total=n_points, desc=f"{fitted} hyperparameters", unit="fit", disable=not self.progress
         ) as bar:
 
             def best_of(points: list[dict[str, Any]], *incumbent: dict[str, Any]) -> dict[str, Any]:
