@@ -174,7 +174,10 @@ CASES: dict[str, Case] = {
     "bad rows skipped on request": Case(
         {"labeled.csv": GOOD + ",pos\n   ,neg\nx,\n"},
         0,
-        ("skipped {'empty text': 2, 'missing label': 1}",),
+        (
+            "skipped 3 rows: 2 empty text (row 5 (line 6), row 6 (line 7)), "
+            "1 missing label (row 7 (line 8))",
+        ),
         flags=("--on-bad-row", "skip"),
         check=_rows_kept(4),
     ),

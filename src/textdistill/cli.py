@@ -783,7 +783,7 @@ def _run(args: argparse.Namespace) -> None:
     )
     for dataset in (labeled, unlabeled, test):
         if dataset is not None and dataset.skipped:
-            print(f"[textdistill] {dataset.source}: skipped {dataset.skipped}", file=sys.stderr)
+            print(f"[textdistill] {dataset.source}: {dataset.skipped_summary()}", file=sys.stderr)
     run_pipeline(labeled, unlabeled, test, run_config)
 
 

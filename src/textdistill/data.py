@@ -78,6 +78,19 @@ class TextDataset:
     source: str
     skipped: dict[str, int] = field(default_factory=dict)
     label_sets: list[tuple[str, ...]] | None = None
+    skipped_where: dict[str, list[str]] = field(default_factory=dict)
+    """Where the first :data:`SKIPPED_SHOWN` skipped rows of each reason were, so that a
+    user can find and fix them ("row 3 (line 4)")."""
+
+    def skipped_summary(self) -> str:
+        """The skipped rows in one line, counted per reason with where the first ones were.
+
+        >>> TextDataset(["a"], None, "d.csv", {"empty text": 2},
+        ...             skipped_where={"empty text": ["row 2 (line 3)", "row 5 (line 6)"]}
+        ...             ).skipped_summary()
+        'skipped 2 rows: 2 empty text (row 2 (line 3), row 5 (line 6))'
+        """
+        return _skipped_summary(self.skipped, self.skipped_where)
 
     def __post_init__(self) -> None:
         if self.labels is not None and len(self.labels) != len(self.texts):
@@ -166,6 +179,7 @@ class TextDataset:
             label_sets=(
                 None if self.label_sets is None else [self.label_sets[i] for i in positions]
             ),
+            skipped_where={reason: list(rows) for reason, rows in self.skipped_where.items()},
         )
 
     def head(self, n: int) -> "TextDataset":
@@ -352,6 +366,21 @@ class _Row:
 
     where: str
     values: Mapping[str, Any]
+
+
+SKIPPED_SHOWN = 5
+"""Skipped rows located per reason in the summary; the rest are counted."""
+
+
+def _skipped_summary(counts: Mapping[str, int], where: Mapping[str, list[str]]) -> str:
+    parts = []
+    for reason, count in counts.items():
+        shown = where.get(reason, [])
+        more = ", ..." if count > len(shown) else ""
+        located = f" ({', '.join(shown)}{more})" if shown else ""
+        parts.append(f"{count} {reason}{located}")
+    total = sum(counts.values())
+    return f"skipped {total} row{'s' if total != 1 else ''}: " + ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -701,6 +730,7 @@ def _collect(
     labels: list[str] = []
     label_sets: list[tuple[str, ...]] = []
     skipped: Counter[str] = Counter()
+    skipped_where: dict[str, list[str]] = {}
     label_kinds: dict[str, tuple[str, object]] = {}  # kind -> first (where, value) of that kind
     for record in rows:
         if isinstance(record, _Row):
@@ -712,6 +742,9 @@ def _collect(
             if on_bad_row == "error":
                 raise checked.error(source)
             skipped[checked.reason] += 1
+            shown = skipped_where.setdefault(checked.reason, [])
+            if len(shown) < SKIPPED_SHOWN:
+                shown.append(checked.where)
             continue
         sides = [checked.values[column] for column in text_columns]
         texts.append(sides[0] if len(sides) == 1 else join_pair(*sides))
@@ -736,7 +769,11 @@ def _collect(
     if keys_seen:  # JSONL rows carry their own keys: a key in no row at all is a wrong column
         _require_columns(source, sorted(keys_seen), columns)
     if not texts:
-        detail = f"; all rows were skipped: {dict(skipped)}" if skipped else ""
+        detail = (
+            f"; all rows were skipped ({_skipped_summary(skipped, skipped_where)})"
+            if skipped
+            else ""
+        )
         raise DataError(f"{source}: expected at least one data row, found none{detail}")
     return TextDataset(
         texts=texts,
@@ -744,6 +781,7 @@ def _collect(
         source=source,
         skipped=dict(skipped),
         label_sets=label_sets if label_column is not None and multilabel else None,
+        skipped_where=skipped_where,
     )
 
 
