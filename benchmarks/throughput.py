@@ -557,8 +557,9 @@ def main() -> None:
         summary=summaries,
         profile=profiles,
     )
-    write_table_into(DOCS_PAGE, "throughput", markdown_table(rows))
-    print(markdown_table(rows))
+    table = markdown_table(rows)
+    write_table_into(DOCS_PAGE, "throughput", table)
+    print(table)
 
 
 if __name__ == "__main__":
