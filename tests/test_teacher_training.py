@@ -89,9 +89,11 @@ def test_bucketed_batches_cover_every_row_once_and_pad_little() -> None:
 
 
 def test_a_small_set_is_not_sorted_into_the_same_batches_every_epoch() -> None:
-    """300 rows are 19 batches of 16: sorted as one pool, distinct lengths would make every
-    epoch cut the very same batches. At least MIN_POOLS pools keep the draw random."""
-    lengths = list(range(300))
+    """240 rows are 15 batches of 16, less than one pool of POOL_BATCHES: sorted as one pool,
+    distinct lengths would make every epoch cut the very same batches. At least MIN_POOLS
+    pools keep the draw random."""
+    assert POOL_BATCHES * 16 >= 240
+    lengths = list(range(240))
     generator = torch.Generator().manual_seed(0)
     epochs = [training_batches(lengths, 16, generator, True) for _ in range(2)]
     first, second = ({tuple(sorted(b)) for b in batches} for batches in epochs)
