@@ -228,3 +228,39 @@ def test_logits_scored_outside_fill_are_stored_once_by_writers_sharing_the_store
     assert len(rows) == len(set(rows)) == len(texts)
     np.testing.assert_array_equal(second.get(texts), logits)
     assert not list((tmp_path / "t" / "claims").iterdir())
+
+
+def test_logits_scored_outside_fill_wait_for_a_batch_another_writer_is_scoring(
+    tmp_path: Path,
+) -> None:
+    """One run is scoring a batch (its claim is held) that holds texts of another run's timed
+    test pass: the test pass stores only the rest and waits for that batch, so no text is
+    stored twice (what two runs on one cache did before put_new took claims)."""
+    import fcntl
+
+    texts = [f"test text {i}" for i in range(30)]
+    logits = np.array([_logits_of(t) for t in texts], dtype=np.float32)
+    in_flight = texts[:6]
+    claims = tmp_path / "t" / "claims"
+    claims.mkdir(parents=True)
+    holder = (claims / "scoring.claim").open("w+b")
+    fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+    holder.write(b"".join(text_hash(t) for t in in_flight))
+    holder.flush()
+    scorer = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
+
+    def land_the_batch() -> None:
+        time.sleep(0.3)
+        scorer.put(in_flight, logits[:6])
+        holder.close()
+
+    thread = threading.Thread(target=land_the_batch)
+    thread.start()
+    store = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
+    started = time.monotonic()
+    assert store.put_new(texts, logits) == 24
+    thread.join()
+    assert time.monotonic() - started >= 0.3  # it waited for the batch in flight
+    rows = _stored_rows(tmp_path / "t")
+    assert len(rows) == len(set(rows)) == len(texts)
+    np.testing.assert_array_equal(store.get(texts), logits)

@@ -397,22 +397,26 @@ class LogitsStore:
         """Store the logits of those ``texts`` that no writer has stored yet; return how many.
 
         For logits computed outside :meth:`fill` (a timed pass over the test set, an imported
-        file): under the store's lock, after reading what writers sharing the store added, so
-        two runs that both score the same texts store each of them once.
+        file). It is a :meth:`fill` whose "teacher" looks the rows up, so it takes the same
+        claims: a text that a run sharing the store is scoring right now is waited for, not
+        stored a second time beside that run's chunk.
         """
         logits = np.asarray(logits, dtype=np.float32)
-        with _Writer.open(self.directory) as writer, writer.locked():
-            self._load_chunks()
-            seen: set[bytes] = set()
-            new = []
-            for i, text in enumerate(texts):
-                key = text_hash(text)
-                if key not in self._index and key not in seen:
-                    seen.add(key)
-                    new.append(i)
-            if new:
-                self.put([texts[i] for i in new], logits[new])
-        return len(new)
+        if logits.shape != (len(texts), self.n_classes):
+            raise StoreError(
+                f"logits of shape {logits.shape} for {len(texts)} texts and "
+                f"{self.n_classes} classes"
+            )
+        row_of: dict[str, int] = {}
+        for i, text in enumerate(texts):
+            row_of.setdefault(text, i)
+        stats = self.fill(
+            list(row_of),
+            lambda batch: logits[[row_of[text] for text in batch]],
+            batch_size=max(1, len(row_of)),
+            progress=False,
+        )
+        return stats.n_scored
 
     def get(self, texts: Sequence[str]) -> np.ndarray:
         """Logits ``float32 [len(texts), k]`` in the order of ``texts``."""
