@@ -17,7 +17,7 @@ from textdistill.students.neural import (
     build_network,
     to_numpy,
 )
-from textdistill.students.targets import regression_targets
+from textdistill.students.targets import n_held_out, regression_targets
 
 ARCHITECTURES = ("bag", "bilstm")
 WORDS = ["good", "bad", "film", "plot", "great", "awful", "fun", "boring", "!", "?", "the"]
@@ -129,7 +129,7 @@ def test_keeps_the_epoch_with_the_lowest_validation_mse(
     assert student.best_epoch_ == best["epoch"]
     # It stopped `patience` epochs after the best one, or at the last epoch.
     assert len(history) == min(12, student.best_epoch_ + 2)
-    assert student.selection_["n_validation"] == round(0.1 * len(toy_sentiment[0]))
+    assert student.selection_["n_validation"] == n_held_out(0.1, len(toy_sentiment[0]))
 
 
 def test_seeded_fits_are_identical(toy_sentiment: tuple[list[str], list[str]]) -> None:

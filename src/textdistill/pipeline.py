@@ -68,7 +68,7 @@ from textdistill.students.choice import (
 from textdistill.students.dense import DenseStudent, WordVectorSource
 from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
-from textdistill.students.targets import HOLD_OUT_RULE, source_groups
+from textdistill.students.targets import HOLD_OUT_RULE, MIN_HELD_OUT, source_groups
 from textdistill.teacher import Teacher, TeacherConfig, logits_key
 from textdistill.teacher_training import PLAIN_LOOP, validation_rows
 from textdistill.thresholds import choose_thresholds
@@ -785,6 +785,7 @@ def _student_stage(
         {kind: _make_student(kind, config).get_params() for kind in kinds},
         CHOICE_RULE,
         *([HOLD_OUT_RULE] if augmented else []),  # runs without augmentation keep their keys
+        {"min_held_out": MIN_HELD_OUT},
         config.seed,
     )
     cached = run.cached("student", key)

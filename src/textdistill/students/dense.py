@@ -271,7 +271,9 @@ class DenseStudent(FittedModelMethods):
         words = [i for i, term in enumerate(featurizer.vocabulary) if is_word(term)]
         embedding_rows = np.full(featurizer.n_features, -1, dtype=np.int32)
         embedding_rows[words] = np.arange(len(words), dtype=np.int32)
-        vectors = self._starting_vectors([featurizer.vocabulary[i] for i in words], word_vectors)
+        vectors = self._starting_vectors(
+            [featurizer.vocabulary[i] for i in words], word_vectors, progress
+        )
 
         rows = featurizer.transform(texts_all)
         data = _Data(leading_terms(rows, n_terms), pool_rows(rows, embedding_rows), targets)
@@ -323,11 +325,13 @@ class DenseStudent(FittedModelMethods):
         )
         return self
 
-    def _starting_vectors(self, words: list[str], source: WordVectorSource | None) -> np.ndarray:
+    def _starting_vectors(
+        self, words: list[str], source: WordVectorSource | None, progress: bool
+    ) -> np.ndarray:
         if source is None or not words:
             rng = np.random.default_rng(self.random_state)
             return (rng.normal(size=(len(words), self.dim)) / np.sqrt(self.dim)).astype(np.float32)
-        vectors = np.asarray(source.embed(words), dtype=np.float64)
+        vectors = np.asarray(source.embed(words, progress=progress), dtype=np.float64)
         if vectors.shape[1] < self.dim:  # a narrow encoder: its width is the vectors' width
             return principal_components(vectors, vectors.shape[1])
         return principal_components(vectors, self.dim)

@@ -37,6 +37,7 @@ from textdistill.runtime.featurizer import NgramFeaturizer, ngrams, tokenize
 from textdistill.runtime.linear import LinearModel
 from textdistill.runtime.outputs import Prediction
 from textdistill.students.linear import DEFAULT_GRID, MAX_EXTENSIONS, edge_step
+from textdistill.students.targets import n_held_out
 
 Chunks = Callable[[], Iterable[tuple[Sequence[str], np.ndarray]]]
 """A re-iterable source of ``(texts, teacher logits [n, k])`` chunks (read once per pass)."""
@@ -92,9 +93,7 @@ class StreamingLinearStudent:
         rng = np.random.default_rng(self.random_state)
         held_out = np.zeros(n_rows, dtype=bool)
         if n_rows >= 20:
-            held_out[
-                rng.permutation(n_rows)[: max(1, round(self.validation_fraction * n_rows))]
-            ] = 1
+            held_out[rng.permutation(n_rows)[: n_held_out(self.validation_fraction, n_rows)]] = 1
         with tempfile.TemporaryDirectory(prefix="textdistill-stream-", dir=self.workdir) as tmp:
             cache = _FeatureCache.build(
                 Path(tmp), chunks, featurizer, len(classes_), held_out, progress
