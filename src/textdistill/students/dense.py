@@ -12,9 +12,14 @@ the unlabeled texts and Tang et al.'s augmentation of them, all labeled by the t
 Training: mean squared error to the teacher's logits (centred per row; gold rows as one-hot
 logits at the teacher's typical margin, :func:`textdistill.students.targets.regression_targets`)
 or soft cross-entropy at temperature ``T``; lazy (sparse) Adam on the n-gram and word tables,
-Adam on the rest; the number of epochs chosen on a tenth of the teacher rows held out (lowest
-MSE, with a patience), then the student is **refit on all rows** for that many epochs, so no
-row is lost to the choice. The held-out rows' logits from the first fit are kept
+Adam on the rest. The n-gram weights start at zero and must travel as far as a ridge
+solution's, so their learning rate is ten times the others' and a step reads at most a
+hundredth of the rows (at least 32): on TREC (1,000 labels, 2,362 unlabeled questions, 1,000
+other questions of trec_train as the judge) that lifted the dense student from 0.776 to 0.834,
+on SST-2 it changed nothing (0.767 both, x0; x20: 0.758 both). The number of epochs is chosen on
+held-out teacher rows (:func:`~textdistill.students.targets.held_out_rows`; lowest MSE, with
+a patience), then the student is **refit on all rows** for that many epochs, so no row is
+lost to the choice. The held-out rows' logits from the first fit are kept
 (``validation_logits_``): honest confidences for a cascade threshold.
 """
 
@@ -40,6 +45,11 @@ from textdistill.students.targets import (
 
 TRAIN_HINT = "the dense student needs the train extra: pip install 'textdistill[train]'"
 LOSSES = ("mse", "soft_ce")
+# Rows per step by default (DenseStudent.rows_per_step). With 256 rows a step, the 3,262
+# TREC rows of 1,000 labels and 2,362 unlabeled questions made 13 steps an epoch, and the
+# n-gram weights (from zero, each step moving them by about the learning rate) were still
+# far from their fit when the held-out error stopped improving.
+MIN_BATCH, MAX_BATCH = 32, 256
 # Held-out MSE still falling at ``max_epochs``: training goes on, up to this many times as long.
 MAX_EPOCH_FACTOR = 4
 _WORD = re.compile(TOKEN_PATTERN)
@@ -191,7 +201,8 @@ class DenseStudent(FittedModelMethods):
         hidden_units: int = 256,
         dropout: float = 0.2,
         learning_rate: float = 2e-3,
-        batch_size: int = 256,
+        ngram_learning_rate: float = 2e-2,
+        batch_size: int | None = None,
         max_epochs: int = 20,
         patience: int = 3,
         validation_fraction: float = 0.1,
@@ -206,6 +217,7 @@ class DenseStudent(FittedModelMethods):
         self.hidden_units = hidden_units
         self.dropout = dropout
         self.learning_rate = learning_rate
+        self.ngram_learning_rate = ngram_learning_rate
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.patience = patience
@@ -223,8 +235,13 @@ class DenseStudent(FittedModelMethods):
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
         for name in ("dim", "hidden_units", "batch_size", "max_epochs", "patience"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if (value is not None or name != "batch_size") and (
+                not isinstance(value, int) or value < 1
+            ):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("learning_rate", "ngram_learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
 
     def fit(
         self,
@@ -288,7 +305,7 @@ class DenseStudent(FittedModelMethods):
             network, history, epochs = self._train(
                 n_terms, vectors, data, train, held_out, None, progress
             )
-            self.validation_logits_ = _predict(network, data, held_out, self.batch_size)
+            self.validation_logits_ = _predict(network, data, held_out)
             answer = answers(self.validation_logits_, multilabel)
             best = history[epochs - 1]
             best["agreement"] = same_answers(answer, answers(teacher_logits[held_out], multilabel))
@@ -358,7 +375,8 @@ class DenseStudent(FittedModelMethods):
         tables = [network.linear.weight, network.embedding.weight]
         dense = [p for p in network.parameters() if all(p is not t for t in tables)]
         optimizers = [
-            torch.optim.SparseAdam(tables, lr=self.learning_rate),
+            torch.optim.SparseAdam([network.linear.weight], lr=self.ngram_learning_rate),
+            torch.optim.SparseAdam([network.embedding.weight], lr=self.learning_rate),
             torch.optim.Adam(dense, lr=self.learning_rate),
         ]
         y = torch.from_numpy(data.targets)
@@ -377,7 +395,7 @@ class DenseStudent(FittedModelMethods):
             bar.update(1)
             network.train()
             losses = []
-            for chosen in _batches(rng.permutation(train), self.batch_size):
+            for chosen in _batches(rng.permutation(train), self.rows_per_step(len(train))):
                 for optimizer in optimizers:
                     optimizer.zero_grad()
                 loss = self._loss(network(*data.batch(chosen, torch)), y[chosen], torch)
@@ -387,7 +405,7 @@ class DenseStudent(FittedModelMethods):
                 losses.append(float(loss.detach()))
             record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
             if held_out is not None:
-                predicted = _predict(network, data, held_out, self.batch_size)
+                predicted = _predict(network, data, held_out)
                 mse = float(np.mean((predicted - data.targets[held_out]) ** 2))
                 record["validation_mse"] = mse
                 bar.set_postfix(validation_mse=f"{mse:.4f}", refresh=False)
@@ -406,6 +424,13 @@ class DenseStudent(FittedModelMethods):
             return network, history, n_epochs
         network.load_state_dict(best[2])
         return network, history, best[1]
+
+    def rows_per_step(self, n_rows: int) -> int:
+        """``batch_size``, or by default a hundredth of the training rows between
+        :data:`MIN_BATCH` and :data:`MAX_BATCH`: at least about 100 steps an epoch."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return int(np.clip(n_rows // 100, MIN_BATCH, MAX_BATCH))
 
     def _loss(self, predicted: Any, target: Any, torch: Any) -> Any:
         if self.loss == "mse":
@@ -432,12 +457,9 @@ def _batches(order: np.ndarray, size: int) -> Iterator[np.ndarray]:
         yield order[start : start + size]
 
 
-def _predict(network: Any, data: _Data, rows: np.ndarray, batch_size: int) -> np.ndarray:
+def _predict(network: Any, data: _Data, rows: np.ndarray) -> np.ndarray:
     torch = _torch()
     network.eval()
     with torch.no_grad():
-        parts = [
-            network(*data.batch(chosen, torch)).numpy()
-            for chosen in _batches(rows, max(batch_size, 1024))
-        ]
+        parts = [network(*data.batch(chosen, torch)).numpy() for chosen in _batches(rows, 1024)]
     return np.concatenate(parts) if parts else np.empty((0, data.targets.shape[1]), np.float32)
