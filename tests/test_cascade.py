@@ -59,9 +59,7 @@ def test_threshold_reaches_the_teachers_expected_accuracy() -> None:
 
 
 def _inputs(tiny_bert_dir: Path, out: Path) -> tuple[TextDataset, TextDataset, RunConfig]:
-    from conftest import _make_toy_sentiment
-
-    from conftest import NEGATIVE_WORDS, POSITIVE_WORDS
+    from conftest import NEGATIVE_WORDS, POSITIVE_WORDS, _make_toy_sentiment
 
     texts, labels = _make_toy_sentiment(60, seed=3)
     # Reviews with a word of each polarity, labeled by the first: what a student is unsure
