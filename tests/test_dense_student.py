@@ -78,11 +78,11 @@ def test_words_the_transfer_set_never_had_bring_their_teacher_vectors() -> None:
 def test_refit_on_all_rows_after_choosing_the_epochs_on_held_out_ones() -> None:
     student = _fit(SentimentVectors())
     selection = student.selection_
-    assert selection["n_validation"] == 40  # a third of the 120 teacher rows (MIN_HELD_OUT)
+    assert selection["n_validation"] == 12  # a tenth of the 120 teacher rows
     assert 1 <= selection["epochs"] <= len(selection["history"])
     mses = [h["validation_mse"] for h in selection["history"]]
     assert mses[selection["epochs"] - 1] == min(mses)
-    assert student.validation_logits_.shape == (40, 2)
+    assert student.validation_logits_.shape == (12, 2)
     assert selection["validation_agreement"] == pytest.approx(1.0)
     # the artifact is the refit on every row: its logits differ from the held-out fit's
     refit = student.decision_function([_toy()[0][i] for i in student.validation_rows_])

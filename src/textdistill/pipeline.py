@@ -68,7 +68,12 @@ from textdistill.students.choice import (
 from textdistill.students.dense import DenseStudent, WordVectorSource
 from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
-from textdistill.students.targets import HOLD_OUT_RULE, MIN_HELD_OUT, source_groups
+from textdistill.students.targets import (
+    FLOOR_FROM,
+    HOLD_OUT_RULE,
+    MIN_HELD_OUT,
+    source_groups,
+)
 from textdistill.teacher import Teacher, TeacherConfig, logits_key
 from textdistill.teacher_training import PLAIN_LOOP, validation_rows
 from textdistill.thresholds import choose_thresholds
@@ -785,7 +790,7 @@ def _student_stage(
         {kind: _make_student(kind, config).get_params() for kind in kinds},
         CHOICE_RULE,
         *([HOLD_OUT_RULE] if augmented else []),  # runs without augmentation keep their keys
-        {"min_held_out": MIN_HELD_OUT},
+        {"min_held_out": MIN_HELD_OUT, "floor_from": FLOOR_FROM},
         config.seed,
     )
     cached = run.cached("student", key)

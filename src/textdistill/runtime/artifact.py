@@ -122,7 +122,9 @@ def save_artifact(
         manifest["checksum"] = _manifest_checksum(manifest)
         (tmp / MANIFEST).write_text(_json(manifest, indent=2), encoding="utf-8")
         # The model card: documentation beside the model, not listed in the manifest.
-        (tmp / CARD).write_text(render_card(manifest), encoding="utf-8")
+        # The card is for people: a label with a lone surrogate (UTF-8 cannot encode it; the
+        # JSON files escape it) is shown as its \ud800 escape rather than failing the save.
+        (tmp / CARD).write_text(render_card(manifest), encoding="utf-8", errors="backslashreplace")
 
     write_directory_atomically(Path(path), fill)
 

@@ -247,7 +247,8 @@ class NeuralStudent(FittedModelMethods):
         torch = _torch()
         torch.manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
-        held_out = held_out_rows(len(texts), self.validation_fraction, rng, groups)
+        # not refit on all rows afterwards: no floor, every held-out row is lost to training
+        held_out = held_out_rows(len(texts), self.validation_fraction, rng, groups, floor=False)
         train = np.setdiff1d(np.arange(len(texts_all)), held_out)
 
         featurizer = self._featurizer(texts_all)
