@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from textdistill.cli import main
@@ -449,6 +449,7 @@ def test_any_unicode_predicts_without_error_deterministically_and_independently(
     ),
     probes=st.lists(ANY_TEXT, max_size=5),
 )
+@example(corpus=[""], labels=["0", "\ud800"], probes=[])  # once broke the model card's write
 def test_any_corpus_and_label_names_survive_fit_save_and_load(
     tmp_path_factory: pytest.TempPathFactory,
     corpus: list[str],
