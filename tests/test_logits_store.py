@@ -176,28 +176,36 @@ def test_two_writers_on_one_store_split_the_work(tmp_path: Path) -> None:
     assert not list((tmp_path / "t" / "claims").iterdir())  # both claims removed at the end
 
 
-def test_a_live_writers_claim_is_waited_for_and_a_dead_ones_taken_over(tmp_path: Path) -> None:
+def _live_writer(root: Path, name: str, texts: list[str]) -> threading.Thread:
+    """A writer sharing the store under ``root`` while it scores ``texts``: it holds its claim
+    on them (an exclusive flock, as a live fill does), and the thread it returns stores their
+    logits 0.3 s after it starts, then lets the claim go."""
     import fcntl
 
+    claims = root / "t" / "claims"
+    claims.mkdir(parents=True, exist_ok=True)
+    holder = (claims / f"{name}.claim").open("w+b")
+    fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+    holder.write(b"".join(text_hash(t) for t in texts))
+    holder.flush()
+    writer = LogitsStore(root, fingerprint="t", n_classes=2)
+
+    def land_the_batch() -> None:
+        time.sleep(0.3)
+        writer.put(texts, np.array([_logits_of(t) for t in texts], dtype=np.float32))
+        holder.close()
+
+    return threading.Thread(target=land_the_batch)
+
+
+def test_a_live_writers_claim_is_waited_for_and_a_dead_ones_taken_over(tmp_path: Path) -> None:
     store = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
     claims = tmp_path / "t" / "claims"
     claims.mkdir()
     live, dead = TEXTS[:4], TEXTS[4:8]
     # A dead writer: its claim file is there, but nobody holds its lock.
     (claims / "dead.claim").write_bytes(b"".join(text_hash(t) for t in dead))
-    # A live writer: holds its claim's lock, and stores its batch 0.3 s later.
-    holder = (claims / "live.claim").open("w+b")
-    fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
-    holder.write(b"".join(text_hash(t) for t in live))
-    holder.flush()
-    other = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
-
-    def finish_live_batch() -> None:
-        time.sleep(0.3)
-        other.put(live, np.array([_logits_of(t) for t in live], dtype=np.float32))
-        holder.close()
-
-    thread = threading.Thread(target=finish_live_batch)
+    thread = _live_writer(tmp_path, "live", live)
     thread.start()
     calls: list[str] = []
     started = time.monotonic()
@@ -236,25 +244,9 @@ def test_logits_scored_outside_fill_wait_for_a_batch_another_writer_is_scoring(
     """One run is scoring a batch (its claim is held) that holds texts of another run's timed
     test pass: the test pass stores only the rest and waits for that batch, so no text is
     stored twice (what two runs on one cache did before put_new took claims)."""
-    import fcntl
-
     texts = [f"test text {i}" for i in range(30)]
     logits = np.array([_logits_of(t) for t in texts], dtype=np.float32)
-    in_flight = texts[:6]
-    claims = tmp_path / "t" / "claims"
-    claims.mkdir(parents=True)
-    holder = (claims / "scoring.claim").open("w+b")
-    fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
-    holder.write(b"".join(text_hash(t) for t in in_flight))
-    holder.flush()
-    scorer = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
-
-    def land_the_batch() -> None:
-        time.sleep(0.3)
-        scorer.put(in_flight, logits[:6])
-        holder.close()
-
-    thread = threading.Thread(target=land_the_batch)
+    thread = _live_writer(tmp_path, "scoring", texts[:6])
     thread.start()
     store = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
     started = time.monotonic()

@@ -369,14 +369,19 @@ class LogitsStore:
         writer.claim([key for key, _ in batch])
         return batch, n_done
 
-    def put(self, texts: Sequence[str], logits: np.ndarray) -> None:
-        """Store ``logits`` of ``texts`` as one atomically written chunk."""
+    def _checked(self, texts: Sequence[str], logits: np.ndarray) -> np.ndarray:
+        """``logits`` as float32, refused unless they are ``[len(texts), n_classes]``."""
         logits = np.asarray(logits, dtype=np.float32)
         if logits.shape != (len(texts), self.n_classes):
             raise StoreError(
                 f"logits of shape {logits.shape} for {len(texts)} texts and "
                 f"{self.n_classes} classes"
             )
+        return logits
+
+    def put(self, texts: Sequence[str], logits: np.ndarray) -> None:
+        """Store ``logits`` of ``texts`` as one atomically written chunk."""
+        logits = self._checked(texts, logits)
         # uint8 rows, not numpy's "S16": that type drops trailing zero bytes from a hash.
         hashes = np.frombuffer(b"".join(text_hash(t) for t in texts), dtype=np.uint8).reshape(
             len(texts), HASH_BYTES
@@ -401,12 +406,7 @@ class LogitsStore:
         claims: a text that a run sharing the store is scoring right now is waited for, not
         stored a second time beside that run's chunk.
         """
-        logits = np.asarray(logits, dtype=np.float32)
-        if logits.shape != (len(texts), self.n_classes):
-            raise StoreError(
-                f"logits of shape {logits.shape} for {len(texts)} texts and "
-                f"{self.n_classes} classes"
-            )
+        logits = self._checked(texts, logits)
         row_of: dict[str, int] = {}
         for i, text in enumerate(texts):
             row_of.setdefault(text, i)

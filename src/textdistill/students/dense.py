@@ -233,11 +233,10 @@ class DenseStudent(FittedModelMethods):
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
-        for name in ("dim", "hidden_units", "batch_size", "max_epochs", "patience"):
+        counts = ("dim", "hidden_units", "max_epochs", "patience")
+        for name in (*counts, *(("batch_size",) if self.batch_size is not None else ())):
             value = getattr(self, name)
-            if (value is not None or name != "batch_size") and (
-                not isinstance(value, int) or value < 1
-            ):
+            if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("learning_rate", "ngram_learning_rate"):
             if not getattr(self, name) > 0:

@@ -37,7 +37,7 @@ from textdistill.runtime.featurizer import NgramFeaturizer, ngrams, tokenize
 from textdistill.runtime.linear import LinearModel
 from textdistill.runtime.outputs import Prediction
 from textdistill.students.linear import DEFAULT_GRID, MAX_EXTENSIONS, edge_step
-from textdistill.students.targets import n_held_out
+from textdistill.students.targets import held_out_rows
 
 Chunks = Callable[[], Iterable[tuple[Sequence[str], np.ndarray]]]
 """A re-iterable source of ``(texts, teacher logits [n, k])`` chunks (read once per pass)."""
@@ -92,8 +92,7 @@ class StreamingLinearStudent:
         # The rows that choose the penalty: the very ones LinearStudent holds out (one bit a row).
         rng = np.random.default_rng(self.random_state)
         held_out = np.zeros(n_rows, dtype=bool)
-        if n_rows >= 20:
-            held_out[rng.permutation(n_rows)[: n_held_out(self.validation_fraction, n_rows)]] = 1
+        held_out[held_out_rows(n_rows, self.validation_fraction, rng)] = True
         with tempfile.TemporaryDirectory(prefix="textdistill-stream-", dir=self.workdir) as tmp:
             cache = _FeatureCache.build(
                 Path(tmp), chunks, featurizer, len(classes_), held_out, progress
