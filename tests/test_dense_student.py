@@ -89,25 +89,60 @@ def test_refit_on_all_rows_after_choosing_the_epochs_on_held_out_ones() -> None:
     assert not np.allclose(refit, student.validation_logits_)
 
 
-def test_artifact_round_trip_is_exact_and_format_3(tmp_path: Path) -> None:
-    student = _fit(SentimentVectors())
+@pytest.mark.parametrize(("max_units", "version"), [(0, 3), (8, 6)])
+def test_artifact_round_trip_is_exact_and_versioned(
+    tmp_path: Path, max_units: int, version: int
+) -> None:
+    """Format 3 without the max-pooled branch, 6 with it (what a reader of 3..5 cannot run)."""
+    student = _fit(SentimentVectors(), max_units=max_units)
     student.save(tmp_path / "dense")
     loaded = load(str(tmp_path / "dense"))
-    assert isinstance(loaded, DenseModel)
+    assert isinstance(loaded, DenseModel) and loaded.has_max_branch == bool(max_units)
     texts = ["the film was superb", "poor film", "", "unknown words only"]
     np.testing.assert_array_equal(loaded.decision_function(texts), student.decision_function(texts))
     manifest = json.loads((tmp_path / "dense" / "model.json").read_text())
-    assert manifest["format_version"] == 3 and manifest["kind"] == "dense"
+    assert manifest["format_version"] == version and manifest["kind"] == "dense"
     assert np.load(tmp_path / "dense" / "embedding.npy").dtype == np.float16
 
 
+@pytest.mark.parametrize(("max_units", "reader", "version"), [(0, 2, 3), (8, 5, 6)])
 def test_an_older_textdistill_refuses_a_dense_artifact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_units: int, reader: int, version: int
 ) -> None:
-    _fit(SentimentVectors()).save(tmp_path / "dense")
-    monkeypatch.setattr(artifact_module, "FORMAT_VERSION", 2)
-    with pytest.raises(ArtifactError, match=r"artifact format 3 .* upgrade textdistill"):
+    _fit(SentimentVectors(), max_units=max_units).save(tmp_path / "dense")
+    monkeypatch.setattr(artifact_module, "FORMAT_VERSION", reader)
+    with pytest.raises(ArtifactError, match=rf"artifact format {version} .* upgrade textdistill"):
         load(str(tmp_path / "dense"))
+
+
+def test_the_max_pooled_branch_reads_each_words_strongest_detector() -> None:
+    """The max-pooled branch is what a text's strongest word detectors say: the same word
+    twice changes nothing there, and the logits hold exactly that branch's share."""
+    from textdistill.runtime.dense import pool_rows, strongest
+
+    student = _fit(SentimentVectors(), max_units=8)
+    model = student.model_
+    assert model.detectors is not None and model.detectors.min() >= 0.0
+    rows = model.featurizer.transform(["great", "great great", "the film was great"])
+    pool = pool_rows(rows, model.weights["embedding_rows"])
+    peaks = strongest(pool, model.detectors)
+    great = model.weights["embedding_rows"][model.featurizer.vocabulary.index("great")]
+    np.testing.assert_array_equal(peaks[0], model.detectors[great])
+    np.testing.assert_array_equal(peaks[0], peaks[1])
+    assert (peaks[2] >= peaks[0]).all()
+    # without the branch, the same weights give other logits: it is read
+    weights = {k: v for k, v in model.weights.items() if not k.startswith("max_")}
+    plain = DenseModel(model.featurizer, weights, model.labels)
+    texts = ["the film was superb", "the film was dreadful"]
+    branch = strongest(
+        pool_rows(model.featurizer.transform(texts), model.weights["embedding_rows"]),
+        model.detectors,
+    )
+    np.testing.assert_allclose(
+        model.decision_function(texts) - plain.decision_function(texts),
+        branch @ model.weights["max_output"],
+        atol=1e-5,
+    )
 
 
 def test_a_damaged_dense_artifact_is_refused(tmp_path: Path) -> None:
@@ -153,6 +188,7 @@ def test_onnx_export_matches_the_numpy_runtime(tmp_path: Path) -> None:
     from textdistill.export import OnnxStudent, export_onnx
 
     student = _fit(SentimentVectors())
+    assert student.model_.has_max_branch  # the default student: both branches in the graph
     student.save(tmp_path / "dense")
     probes = [
         "the film was superb",
@@ -252,3 +288,38 @@ def test_small_transfer_sets_take_smaller_steps_and_bad_rates_are_refused() -> N
         _fit(None, ngram_learning_rate=0.0)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         _fit(None, batch_size=0)
+
+
+@pytest.mark.parametrize("max_units", [0, 8])
+def test_the_numpy_runtime_computes_what_the_torch_network_trained(max_units: int) -> None:
+    """The torch twin and the runtime, given the same (random, untrained) weights, give the
+    same logits on texts of every length, including one with no known word."""
+    import torch
+
+    from textdistill.runtime.dense import leading_terms, pool_rows
+    from textdistill.runtime.featurizer import NgramFeaturizer
+    from textdistill.students.dense import _Data, _predict, build_network, to_weights
+
+    texts, _ = _toy()
+    featurizer = NgramFeaturizer.fit(texts, max_n=2, min_df=1)
+    words = [i for i, term in enumerate(featurizer.vocabulary) if " " not in term]
+    embedding_rows = np.full(featurizer.n_features, -1, dtype=np.int32)
+    embedding_rows[words] = np.arange(len(words), dtype=np.int32)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(words), 6)).astype(np.float16).astype(np.float32)
+    torch.manual_seed(0)
+    network = build_network(featurizer.n_features, vectors, 2, 5, 0.0, max_units)
+    with torch.no_grad():  # n-gram weights start at zero: make them count
+        network.linear.weight.normal_()
+    probes = ["the film was good again", "zzz", "", "bad bad bad film", *texts[:30]]
+    rows = featurizer.transform(probes)
+    pooled = pool_rows(rows, embedding_rows)
+    data = _Data(
+        leading_terms(rows, featurizer.n_features),
+        pooled,
+        np.zeros((len(probes), 2), np.float32),
+        max_pooled=max_units > 0,
+    )
+    expected = _predict(network, data, np.arange(len(probes)))
+    model = DenseModel(featurizer, to_weights(network, embedding_rows), ["neg", "pos"])
+    np.testing.assert_allclose(model.decision_function(probes), expected, atol=1e-5)

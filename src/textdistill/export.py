@@ -62,6 +62,8 @@ from textdistill.runtime.pair_features import PairFeaturizer
 
 ONNX_HINT = f"ONNX export needs the onnx extra: {install_hint('onnx')}"
 OPSET = 17
+# ScatterElements takes reduction="max" from opset 18: a dense student's max-pooled branch.
+MAX_POOLING_OPSET = 18
 INPUTS = ("ngram_ids", "offsets")
 OUTPUTS = ("logits", "probabilities")
 # metadata_props keys
@@ -253,7 +255,9 @@ def build_onnx_model(model: Model) -> Any:
     )
     sums_f32 = node("Cast", [sums], "sums_f32", to=TensorProto.FLOAT)
     if isinstance(model, DenseModel):
-        pooled = _pooled_word_vectors(model, node, const, raw_weight, term_id, term_doc, batch)
+        pooled, safe_row = _pooled_word_vectors(
+            model, node, const, raw_weight, term_id, term_doc, batch
+        )
         hidden_pre = node("MatMul", [pooled, const("hidden", model.weights["hidden"])], "pre")
         hidden = node(
             "Relu",
@@ -267,6 +271,12 @@ def build_onnx_model(model: Model) -> Any:
             "hidden_out",
         )
         dense = node("MatMul", [hidden, const("output", model.weights["output"])], "dense")
+        if model.detectors is not None:
+            strongest = _strongest_detectors(model, node, const, safe_row, term_doc, batch)
+            max_part = node(
+                "MatMul", [strongest, const("max_output", model.weights["max_output"])], "max_part"
+            )
+            dense = node("Add", [dense, max_part], "dense_both")
         node("Add", [node("Add", [sums_f32, dense], "both"), intercept], "logits")
     elif isinstance(model, NeuralModel):
         summed = node("Add", [sums_f32, intercept], "bag_sum")
@@ -296,11 +306,13 @@ def _pooled_word_vectors(
     term_id: str,
     term_doc: str,
     batch: str,
-) -> str:
+) -> tuple[str, str]:
     """The dense student's pooled vector in the graph: the TF-IDF-weighted mean of the word
     vectors of each document's words (terms with an embedding row), as
     :func:`textdistill.runtime.dense.pool_rows` and :func:`~textdistill.runtime.dense.
-    weighted_mean` compute it. Returns the name of the ``[batch, d]`` float32 tensor."""
+    weighted_mean` compute it. Returns the names of the ``[batch, d]`` float32 tensor and of
+    each term occurrence's embedding row (the zero row after the table for a term without
+    one)."""
     from onnx import TensorProto, helper
 
     table = model.weights["embedding"]
@@ -340,7 +352,34 @@ def _pooled_word_vectors(
         "pooled0",
         value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0]),
     )
-    return node("ScatterElements", [pooled0, index, scaled], "pooled", axis=0, reduction="add")
+    pooled = node("ScatterElements", [pooled0, index, scaled], "pooled", axis=0, reduction="add")
+    return pooled, safe_row
+
+
+def _strongest_detectors(
+    model: DenseModel, node: Any, const: Any, safe_row: str, term_doc: str, batch: str
+) -> str:
+    """The max-pooled branch's ``[batch, m]`` input: per document, the column-wise maximum of
+    its words' detector outputs (:func:`textdistill.runtime.dense.strongest`), 0 where none."""
+    from onnx import TensorProto, helper
+
+    assert model.detectors is not None
+    detectors = const("detectors", model.detectors)  # its last row is the zero row
+    outputs = node("Gather", [detectors, safe_row], "word_detectors")  # [m_terms, m]
+    axis = const("max_axis_1", np.array([1], dtype=np.int64))
+    index = node(
+        "Expand",
+        [node("Unsqueeze", [term_doc, axis], "max_doc_col"), node("Shape", [outputs], "m_m")],
+        "max_index",
+    )
+    width = const("max_width", np.array([model.detectors.shape[1]], dtype=np.int64))
+    zeros = node(
+        "ConstantOfShape",
+        [node("Concat", [batch, width], "strongest_shape", axis=0)],
+        "strongest0",
+        value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0]),
+    )
+    return node("ScatterElements", [zeros, index, outputs], "strongest", axis=0, reduction="max")
 
 
 def _finish(
@@ -386,7 +425,7 @@ def _finish(
     )
     proto = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
+        opset_imports=[helper.make_opsetid("", _opset(model))],
         producer_name="textdistill",
         doc_string=(
             f"Text classifier ({architecture} student). Inputs are ids made by textdistill's "
@@ -415,6 +454,13 @@ def _finish(
     )
     onnx.checker.check_model(proto)
     return proto
+
+
+def _opset(model: Model) -> int:
+    """The oldest opset that has every operator ``model``'s graph uses."""
+    if isinstance(model, DenseModel) and model.detectors is not None:
+        return MAX_POOLING_OPSET
+    return OPSET
 
 
 def _pair_linear_model(model: LinearModel) -> Any:

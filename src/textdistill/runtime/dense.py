@@ -4,7 +4,8 @@ A linear model over n-grams cannot know a word it never saw in its transfer set,
 sentences most words are seen a handful of times: trained on all 6,920 gold SST-2 labels it
 stops near 0.81. The dense student adds what the teacher knows about words:
 
-``logits = tfidf(text) @ linear + bias + relu(pool(text) @ hidden + hidden_bias) @ output``
+``logits = tfidf(text) @ linear + bias + relu(pool(text) @ hidden + hidden_bias) @ output
++ max_w(relu(vector(w) @ max_hidden + max_hidden_bias)) @ max_output``
 
 * ``tfidf(text)`` is the very :class:`NgramFeaturizer` output the linear student reads
   (word 1..n-grams, sublinear TF-IDF, L2-normalised) on the vocabulary's first ``L`` terms,
@@ -16,7 +17,12 @@ stops near 0.81. The dense student adds what the teacher knows about words:
   the vocabulary also holds the teacher's own whole-word tokens, so a word the transfer set
   never had still brings its teacher vector;
 * a ReLU layer reads the pooled vector, because a linear map of a mean is still a bag of
-  per-word scores.
+  per-word scores;
+* the optional max-pooled branch (artifact format 6) runs detectors over each word's vector
+  alone and keeps, per detector, the strongest word of the text: one telling word ("crooner"
+  in a question about a person, "dreadful" in a review) is not diluted by the mean of the
+  other ten. A detector's output depends on the word only, so the runtime computes it once
+  per vocabulary word at load (``detectors``) and a text costs a gather and a maximum.
 
 Stored as float16 (the embedding, where the bytes are) and float32 arrays in the usual
 checksummed artifact; computed in float32. Artifact format 3: a textdistill that reads at most
@@ -25,7 +31,7 @@ format 2 refuses it with an "upgrade textdistill" message instead of misreading 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +49,8 @@ from textdistill.runtime.outputs import LabelOutputs
 KIND = "dense"
 # The artifact format that introduced dense students (runtime/artifact.py).
 DENSE_FORMAT_VERSION = 3
+# The format that introduced the max-pooled branch: older readers refuse such an artifact.
+MAX_BRANCH_FORMAT_VERSION = 6
 # The arrays and their shapes: "F" features, "L" of them n-gram terms of the linear part,
 # "V" embedding rows, "d" vector width, "h" hidden units, "k" labels.
 WEIGHTS: dict[str, tuple[str, ...]] = {
@@ -53,6 +61,12 @@ WEIGHTS: dict[str, tuple[str, ...]] = {
     "hidden": ("d", "h"),
     "hidden_bias": ("h",),
     "output": ("h", "k"),
+}
+# The optional max-pooled branch, present all together or not at all: "m" detectors.
+MAX_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "max_hidden": ("d", "m"),
+    "max_hidden_bias": ("m",),
+    "max_output": ("m", "k"),
 }
 # Texts per block in decision_function, and at most this many (text, word) slots per gather
 # in weighted_mean: small gathers of texts of about the same length waste little padding and
@@ -107,21 +121,11 @@ def pool_rows(rows: SparseRows, embedding_rows: np.ndarray) -> SparseRows:
     return SparseRows(weights.astype(np.float32), mapped[keep], indptr, n_vectors)
 
 
-def weighted_mean(pool: SparseRows, table: np.ndarray) -> np.ndarray:
-    """``pool @ table[:-1]`` for a ``table`` whose last row is zeros: float32 ``[n, d]``.
-
-    Texts are padded to the longest among similar lengths and gathered as one ``[n, L, d]``
-    block, which numpy reduces several times faster than ``np.add.reduceat`` over rows.
-
-    >>> pool = SparseRows(np.array([0.5, 0.5, 1.0], np.float32), np.array([0, 1, 1]),
-    ...                   np.array([0, 2, 2, 3]), 2)
-    >>> weighted_mean(pool, np.array([[2.0, 0.0], [0.0, 4.0], [0.0, 0.0]], np.float32))
-    array([[1., 2.],
-           [0., 0.],
-           [0., 4.]], dtype=float32)
-    """
+def _gathered(pool: SparseRows, table: np.ndarray) -> Iterator[tuple[np.ndarray, Any, Any]]:
+    """Texts of ``pool`` in groups of about the same length, each as (text positions,
+    ``[n, L]`` weights with 0 for padding, ``[n, L, d]`` rows of ``table``, the padding being its
+    last row). Texts with no entry are left out."""
     lengths = np.diff(pool.indptr)
-    out = np.zeros((pool.n_rows, table.shape[1]), dtype=np.float32)
     order = np.argsort(lengths, kind="stable")
     order = order[lengths[order] > 0]
     zero_row = table.shape[0] - 1
@@ -136,8 +140,43 @@ def weighted_mean(pool: SparseRows, table: np.ndarray) -> np.ndarray:
         where = np.where(present, pool.indptr[chosen][:, None] + slot, 0)
         ids = np.where(present, pool.indices[where], zero_row)
         weights = np.where(present, pool.data[where], 0.0).astype(np.float32)
-        out[chosen] = np.einsum("nl,nld->nd", weights, table[ids])
+        yield chosen, weights, table[ids]
         start = end
+
+
+def weighted_mean(pool: SparseRows, table: np.ndarray) -> np.ndarray:
+    """``pool @ table[:-1]`` for a ``table`` whose last row is zeros: float32 ``[n, d]``.
+
+    Texts are padded to the longest among similar lengths and gathered as one ``[n, L, d]``
+    block, which numpy reduces several times faster than ``np.add.reduceat`` over rows.
+
+    >>> pool = SparseRows(np.array([0.5, 0.5, 1.0], np.float32), np.array([0, 1, 1]),
+    ...                   np.array([0, 2, 2, 3]), 2)
+    >>> weighted_mean(pool, np.array([[2.0, 0.0], [0.0, 4.0], [0.0, 0.0]], np.float32))
+    array([[1., 2.],
+           [0., 0.],
+           [0., 4.]], dtype=float32)
+    """
+    out = np.zeros((pool.n_rows, table.shape[1]), dtype=np.float32)
+    for chosen, weights, rows in _gathered(pool, table):
+        out[chosen] = np.einsum("nl,nld->nd", weights, rows)
+    return out
+
+
+def strongest(pool: SparseRows, table: np.ndarray) -> np.ndarray:
+    """The column-wise maximum of the rows of a non-negative ``table`` (last row zeros) that
+    each text of ``pool`` holds, 0 for a text with none: float32 ``[n, m]``.
+
+    >>> pool = SparseRows(np.array([0.5, 0.5, 1.0], np.float32), np.array([0, 1, 1]),
+    ...                   np.array([0, 2, 2, 3]), 2)
+    >>> strongest(pool, np.array([[2.0, 0.0], [1.0, 4.0], [0.0, 0.0]], np.float32))
+    array([[2., 4.],
+           [0., 0.],
+           [1., 4.]], dtype=float32)
+    """
+    out = np.zeros((pool.n_rows, table.shape[1]), dtype=np.float32)
+    for chosen, _, rows in _gathered(pool, table):
+        out[chosen] = rows.max(axis=1)
     return out
 
 
@@ -171,11 +210,27 @@ class DenseModel(LabelOutputs):
         self._check_shapes()
         embedding = self.weights["embedding"]
         self._table = np.vstack([embedding, np.zeros((1, embedding.shape[1]), np.float32)])
+        # Each word's detector outputs of the max-pooled branch, computed once per model; the
+        # last row, the zero row, is what a padding slot reads (outputs are never negative).
+        self.detectors: np.ndarray | None = None
+        if self.has_max_branch:
+            w = self.weights
+            self.detectors = np.maximum(self._table @ w["max_hidden"] + w["max_hidden_bias"], 0)
+            self.detectors[-1] = 0.0
         self.metadata = dict(metadata or {})
 
+    @property
+    def has_max_branch(self) -> bool:
+        """Whether the model has the max-pooled branch (:data:`MAX_WEIGHTS`)."""
+        return "max_hidden" in self.weights
+
+    def _expected(self) -> dict[str, tuple[str, ...]]:
+        return WEIGHTS | (MAX_WEIGHTS if self.has_max_branch else {})
+
     def _check_shapes(self) -> None:
-        if set(self.weights) != set(WEIGHTS):
-            raise ValueError(f"weights {sorted(self.weights)} are not {sorted(WEIGHTS)}")
+        expected_names = self._expected()
+        if set(self.weights) != set(expected_names):
+            raise ValueError(f"weights {sorted(self.weights)} are not {sorted(expected_names)}")
         embedding = self.weights["embedding"]
         sizes = {
             "F": self.featurizer.n_features,
@@ -184,10 +239,11 @@ class DenseModel(LabelOutputs):
             "V": embedding.shape[0],
             "d": embedding.shape[1] if embedding.ndim == 2 else -1,
             "h": self.weights["hidden_bias"].shape[0],
+            "m": self.weights["max_hidden_bias"].shape[0] if self.has_max_branch else 0,
         }
         if sizes["L"] > sizes["F"]:
             raise ValueError(f"linear has {sizes['L']} rows for {sizes['F']} features")
-        for name, dims in WEIGHTS.items():
+        for name, dims in expected_names.items():
             expected = tuple(sizes[d] for d in dims)
             if self.weights[name].shape != expected:
                 raise ValueError(
@@ -212,10 +268,14 @@ class DenseModel(LabelOutputs):
 
     def _logits(self, rows: SparseRows) -> np.ndarray:
         w = self.weights
-        pooled = weighted_mean(pool_rows(rows, w["embedding_rows"]), self._table)
+        pool = pool_rows(rows, w["embedding_rows"])
+        pooled = weighted_mean(pool, self._table)
         hidden = np.maximum(pooled @ w["hidden"] + w["hidden_bias"], 0.0)
         linear = leading_terms(rows, self.n_terms).matmul(w["linear"])
-        return linear + hidden @ w["output"] + w["bias"]
+        logits = linear + hidden @ w["output"] + w["bias"]
+        if self.detectors is not None:
+            logits += strongest(pool, self.detectors) @ w["max_output"]
+        return logits
 
     @property
     def n_terms(self) -> int:
@@ -237,7 +297,9 @@ class DenseModel(LabelOutputs):
                 "featurizer": self.featurizer.spec(),
                 "metadata": self.metadata,
             },
-            format_version=DENSE_FORMAT_VERSION,
+            format_version=(
+                MAX_BRANCH_FORMAT_VERSION if self.has_max_branch else DENSE_FORMAT_VERSION
+            ),
         )
 
     @classmethod

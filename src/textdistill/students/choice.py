@@ -40,7 +40,7 @@ class BlendedStudent:
     The two read the same n-gram features (the dense student's n-gram part has the linear
     student's terms, fit on the same texts with the same options), so ``w * dense + (1 - w) *
     linear`` is itself a :class:`DenseModel`: its n-gram weights are the weighted sum of both,
-    its ReLU layer's output is scaled by ``w``. It costs no more to run than the dense student.
+    its ReLU layers' outputs are scaled by ``w``. It costs no more to run than the dense student.
     Two students that err differently average out some of their errors: measured on SST-2 with
     a 20x augmented transfer set, the blend agreed more with the teacher than either.
     """
@@ -56,7 +56,9 @@ class BlendedStudent:
         if den.n_terms != n_terms:
             raise ValueError("the linear and dense students read different n-grams")
         weights["linear"] = weight * weights["linear"] + (1.0 - weight) * lin.coef
-        weights["output"] = weight * weights["output"]
+        for layer in ("output", "max_output"):  # the dense student's output layers
+            if layer in weights:
+                weights[layer] = weight * weights[layer]
         weights["bias"] = weight * weights["bias"] + (1.0 - weight) * lin.intercept
         self.weight = weight
         self.validation_rows_ = dense.validation_rows_

@@ -6,8 +6,14 @@ teacher worth about 4 points to a dense student over random ones, and a network 
 transfer set alone overfitting. So the student keeps the n-gram weights (jointly trained, not
 replaced), adds a pooled mean of word vectors that *start* at the teacher's (each word read
 alone by the fine-tuned encoder, reduced by PCA, as model2vec does) and are then tuned, and
-reads that mean through one ReLU layer. It is meant to be trained on a large transfer set:
-the unlabeled texts and Tang et al.'s augmentation of them, all labeled by the teacher.
+reads that mean through one ReLU layer, and runs 256 ReLU detectors over each word's vector
+whose strongest activation in the text feeds a second linear output (max pooling, as SWEM's
+"max" variant does). Measured on 1,000 texts of the training files kept from every fit
+(agreement with the teacher, without -> with the max branch, 128 units after the mean):
+SST-2 0.819 -> 0.838 (x0) and 0.844/0.853 (two seeds) -> 0.870 (x20), the small SST-2 pool
+0.760-0.782 (four fits, two seeds) -> 0.814/0.822 (two seeds), TREC 0.843 -> 0.859 (x0),
+0.861 -> 0.856 (x20). It is meant to be trained on a large transfer set: the unlabeled texts
+and Tang et al.'s augmentation of them, all labeled by the teacher.
 
 Training: mean squared error to the teacher's logits (centred per row; gold rows as one-hot
 logits at the teacher's typical margin, :func:`textdistill.students.targets.regression_targets`)
@@ -116,7 +122,12 @@ def _with_words(featurizer: NgramFeaturizer, words: Sequence[str], n_docs: int) 
 
 
 def build_network(
-    n_features: int, vectors: np.ndarray, n_classes: int, hidden_units: int, dropout: float
+    n_features: int,
+    vectors: np.ndarray,
+    n_classes: int,
+    hidden_units: int,
+    dropout: float,
+    max_units: int = 0,
 ) -> Any:
     """The torch twin of :class:`DenseModel`; :func:`to_weights` reads its weights back."""
     torch = _torch()
@@ -136,13 +147,26 @@ def build_network(
             self.output = nn.Linear(hidden_units, n_classes, bias=False)
             self.bias = nn.Parameter(torch.zeros(n_classes))
             self.dropout = nn.Dropout(dropout)
+            self.max_units = max_units
+            if max_units:
+                self.max_hidden = nn.Linear(vectors.shape[1], max_units)
+                self.max_output = nn.Linear(max_units, n_classes, bias=False)
 
-        def forward(self, rows: tuple[Any, Any, Any], pooled: tuple[Any, Any, Any]) -> Any:
+        def forward(
+            self, rows: tuple[Any, Any, Any], pooled: tuple[Any, Any, Any], words: Any
+        ) -> Any:
             ids, offsets, weights = rows
             mean = self.embedding(pooled[0], pooled[1], per_sample_weights=pooled[2])
             hidden = torch.relu(self.hidden(self.dropout(mean)))
             linear = self.linear(ids, offsets, per_sample_weights=weights)
-            return linear + self.output(self.dropout(hidden)) + self.bias
+            out = linear + self.output(self.dropout(hidden)) + self.bias
+            if self.max_units:
+                word_ids, present = words
+                vectors = nn.functional.embedding(word_ids, self.embedding.weight, sparse=True)
+                detectors = torch.relu(self.max_hidden(self.dropout(vectors)))
+                strongest = (detectors * present.unsqueeze(-1)).amax(dim=1)
+                out = out + self.max_output(self.dropout(strongest))
+            return out
 
     return Dense()
 
@@ -153,7 +177,16 @@ def to_weights(network: Any, embedding_rows: np.ndarray) -> dict[str, np.ndarray
     def arr(tensor: Any) -> np.ndarray:
         return np.asarray(tensor.detach().cpu().numpy(), dtype=np.float32)
 
-    return {
+    branch = (
+        {
+            "max_hidden": arr(network.max_hidden.weight).T,
+            "max_hidden_bias": arr(network.max_hidden.bias),
+            "max_output": arr(network.max_output.weight).T,
+        }
+        if network.max_units
+        else {}
+    )
+    return branch | {
         "linear": arr(network.linear.weight),
         "bias": arr(network.bias),
         "embedding_rows": embedding_rows,
@@ -198,7 +231,8 @@ class DenseStudent(FittedModelMethods):
         min_df: int = 2,
         max_features: int | None = 200_000,
         dim: int = 256,
-        hidden_units: int = 256,
+        hidden_units: int = 128,
+        max_units: int = 256,
         dropout: float = 0.2,
         learning_rate: float = 2e-3,
         ngram_learning_rate: float = 2e-2,
@@ -215,6 +249,7 @@ class DenseStudent(FittedModelMethods):
         self.max_features = max_features
         self.dim = dim
         self.hidden_units = hidden_units
+        self.max_units = max_units
         self.dropout = dropout
         self.learning_rate = learning_rate
         self.ngram_learning_rate = ngram_learning_rate
@@ -238,6 +273,10 @@ class DenseStudent(FittedModelMethods):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.max_units, int) or self.max_units < 0:
+            raise ValueError(
+                f"max_units must be 0 (no max pooling) or more, got {self.max_units!r}"
+            )
         for name in ("learning_rate", "ngram_learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
@@ -292,7 +331,12 @@ class DenseStudent(FittedModelMethods):
         )
 
         rows = featurizer.transform(texts_all)
-        data = _Data(leading_terms(rows, n_terms), pool_rows(rows, embedding_rows), targets)
+        data = _Data(
+            leading_terms(rows, n_terms),
+            pool_rows(rows, embedding_rows),
+            targets,
+            max_pooled=self.max_units > 0,
+        )
         rng = np.random.default_rng(self.random_state)
         held_out = held_out_rows(len(texts), self.validation_fraction, rng, groups)
         train = np.setdiff1d(np.arange(len(texts_all)), held_out)
@@ -370,7 +414,9 @@ class DenseStudent(FittedModelMethods):
         torch.manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
         k = data.targets.shape[1]
-        network = build_network(n_terms, vectors, k, self.hidden_units, self.dropout)
+        network = build_network(
+            n_terms, vectors, k, self.hidden_units, self.dropout, self.max_units
+        )
         tables = [network.linear.weight, network.embedding.weight]
         dense = [p for p in network.parameters() if all(p is not t for t in tables)]
         optimizers = [
@@ -442,13 +488,27 @@ class DenseStudent(FittedModelMethods):
 class _Data:
     """Every training text featurized once: n-gram rows, pooling rows and targets."""
 
-    def __init__(self, rows: SparseRows, pooled: SparseRows, targets: np.ndarray) -> None:
+    def __init__(
+        self, rows: SparseRows, pooled: SparseRows, targets: np.ndarray, max_pooled: bool
+    ) -> None:
         self.rows = rows
         self.pooled = pooled
         self.targets = targets
+        self.max_pooled = max_pooled  # whether batches carry padded word ids for max pooling
 
-    def batch(self, chosen: np.ndarray, torch: Any) -> tuple[Any, Any]:
-        return _bag(self.rows, chosen, torch), _bag(self.pooled, chosen, torch)
+    def batch(self, chosen: np.ndarray, torch: Any) -> tuple[Any, Any, Any]:
+        words = _padded(self.pooled, chosen, torch) if self.max_pooled else None
+        return _bag(self.rows, chosen, torch), _bag(self.pooled, chosen, torch), words
+
+
+def _padded(rows: SparseRows, chosen: np.ndarray, torch: Any) -> tuple[Any, Any]:
+    """Rows ``chosen`` of a CSR matrix as a ``[n, longest]`` id matrix and its 0/1 mask."""
+    starts, lengths = rows.indptr[chosen], np.diff(rows.indptr)[chosen]
+    slot = np.arange(max(int(lengths.max(initial=0)), 1))[None, :]
+    present = slot < lengths[:, None]
+    where = np.where(present, starts[:, None] + slot, 0)
+    ids = np.where(present, rows.indices[where], 0) if len(rows.indices) else np.zeros_like(where)
+    return torch.from_numpy(ids.astype(np.int64)), torch.from_numpy(present.astype(np.float32))
 
 
 def _batches(order: np.ndarray, size: int) -> Iterator[np.ndarray]:
