@@ -37,6 +37,22 @@ def test_predict_texts_from_arguments_as_csv(
     assert float(rows[1][1]) + float(rows[1][2]) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_predict_takes_texts_after_options_and_reports_its_own_errors(
+    artifact: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Texts after the options are texts, and a stray argument gets predict's usage, not the
+    top-level one."""
+    assert main(["predict", str(artifact), "--logits", "great film", "-j", "1", "awful"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0][-1] == "logit_pos" and [row[0] for row in rows[1:]] == ["pos", "neg"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(artifact), "great", "--bogus"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: textdistill predict ")
+    assert "textdistill predict: error: unrecognized arguments: --bogus" in err
+
+
 def test_predict_streams_stdin_as_jsonl(
     artifact: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -26,6 +26,32 @@ class UsageError(Exception):
     """A mistake in the command line or the config file: printed without a traceback."""
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """A verb's parser that takes its positionals before, between or after its options.
+
+    argparse fills a ``nargs="*"`` positional with the arguments before the first option, so
+    ``predict ART --logits "great film"`` would leave the text unclaimed, and the top-level
+    parser would reject it with its own usage. Parsed intermixed, the text is a text, and an
+    argument that is still left over is reported here, with this verb's usage.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixing:  # the two passes of parse_known_intermixed_args (Python < 3.13)
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            parsed, extras = self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, []
+
+
 # ----------------------------------------------------------------------------- parsers
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group(
@@ -222,7 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     from textdistill import __version__
 
     parser.add_argument("--version", action="version", version=f"textdistill {__version__}")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbs = parser.add_subparsers(
+        dest="verb", required=True, metavar="VERB", parser_class=_IntermixedParser
+    )
 
     demo = verbs.add_parser(
         "demo",
@@ -320,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "artifact", help="student artifact directory, or hf://OWNER/NAME[@REVISION] (hub extra)"
     )
-    predict.add_argument("texts", nargs="*", help="texts to label (put them before the options)")
+    predict.add_argument("texts", nargs="*", help="texts to label")
     predict.add_argument("--input", "-i", help="file to read texts from ('-' for stdin)")
     predict.add_argument("--text-column", default="text", help="column of --input CSV/JSONL")
     predict.add_argument(
