@@ -95,6 +95,43 @@ def test_predict_reads_files_and_writes_output(artifact: Path, tmp_path: Path, s
     assert [json.loads(line)["label"] for line in out.read_text().splitlines()] == ["pos", "neg"]
 
 
+def test_predict_keeps_input_columns_to_join_on(
+    artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--keep-columns copies input columns in front of the predictions, row for row, in CSV
+    and JSONL, across chunks; a missing column is one line naming the file and the column,
+    with nothing on standard output."""
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "id,text,lang\n"
+        + "".join(f"{i},{'great' if i % 2 else 'awful'},x{i}\n" for i in range(4500))
+    )
+    assert main(["predict", str(artifact), "-i", str(source), "--keep-columns", "id", "lang"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["id", "lang", "label", "p_neg", "p_pos"]
+    assert len(rows) == 4501  # three chunks
+    assert all(
+        row[:3] == [str(i), f"x{i}", "pos" if i % 2 else "neg"] for i, row in enumerate(rows[1:])
+    )
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text('{"id": 7, "text": "great"}\n{"id": "b", "text": "awful"}\n')
+    args = ["predict", str(artifact), "-i", str(jsonl), "--keep-columns", "id", "--format", "jsonl"]
+    assert main(args) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["id"], r["label"]) for r in records] == [(7, "pos"), ("b", "neg")]
+    assert list(records[0]) == ["id", "label", "probabilities"]
+    assert main(["predict", str(artifact), "-i", str(source), "--keep-columns", "ID"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert f"{source}: no column 'ID'" in captured.err and "--keep-columns" in captured.err
+    jsonl.write_text('{"id": 7, "text": "great"}\n{"text": "awful"}\n')
+    assert main(["predict", str(artifact), "-i", str(jsonl), "--keep-columns", "id"]) == 2
+    assert f"{jsonl}: line 2: no column 'id'" in capsys.readouterr().err
+    assert main(["predict", str(artifact), "great", "--keep-columns", "id"]) == 2
+    assert "--keep-columns copies columns of --input FILE" in capsys.readouterr().err
+
+
 def test_predict_errors_are_one_clear_line(
     artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,10 +14,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from textdistill.api_keys import API_KEY_FILE_ENV
 from textdistill.extras import install_hint
+
+if TYPE_CHECKING:
+    from textdistill.batch_predict import KeptColumns
 
 TRAIN_HINT = f"this command needs the training extra: {install_hint('train')}"
 
@@ -365,6 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=["csv", "jsonl"], default="csv", help="output format (default csv)"
     )
     predict.add_argument("--logits", action="store_true", help="also write raw logits")
+    predict.add_argument(
+        "--keep-columns",
+        nargs="+",
+        default=[],
+        metavar="COLUMN",
+        help="copy these columns of the --input CSV/TSV/JSONL into the output, in front of "
+        "the predictions (e.g. an id to join on)",
+    )
     predict.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
     predict.add_argument(
         "--cascade",
@@ -513,6 +524,7 @@ def _artifact(reference: str, *, cascade: bool) -> Path:
 def _predict(args: argparse.Namespace) -> None:
     from textdistill.batch_predict import (
         InputError,
+        KeptColumns,
         Scored,
         cascade_chunks,
         score_chunks,
@@ -528,7 +540,8 @@ def _predict(args: argparse.Namespace) -> None:
         raise UsageError("--threshold goes with --cascade")
     jobs = args.jobs if args.jobs > 0 else len(os.sched_getaffinity(0))
     args.artifact = _artifact(args.artifact, cascade=args.cascade)
-    texts = _predict_inputs(args)
+    kept = KeptColumns(args.keep_columns) if args.keep_columns else None
+    texts = _predict_inputs(args, kept)
     chunks: Iterator[Scored]
     if args.cascade:
         cascade = Cascade.load(args.artifact, threshold=args.threshold)
@@ -552,20 +565,27 @@ def _predict(args: argparse.Namespace) -> None:
                 fmt=args.format,
                 with_logits=args.logits,
                 with_sources=args.cascade,
+                kept=kept,
             )
         except InputError as error:
             raise UsageError(str(error)) from None
 
 
-def _predict_inputs(args: argparse.Namespace) -> Iterator[str]:
-    """The texts (or joined text pairs) ``predict`` reads, from arguments or a file."""
-    from textdistill.batch_predict import iter_texts
+def _predict_inputs(args: argparse.Namespace, kept: KeptColumns | None) -> Iterator[str]:
+    """The texts (or joined text pairs) ``predict`` reads, from arguments or a file; the
+    ``kept`` columns of each row go to ``kept`` as its text is read."""
+    from textdistill.batch_predict import iter_rows, iter_texts
     from textdistill.runtime.pairs import as_pair_texts
 
     if args.text_pair and not args.texts:
         raise UsageError("--text-pair gives the second text of text arguments: give those too")
     if args.text_pair_column and args.texts:
         raise UsageError("--text-pair-column reads --input; give text arguments with --text-pair")
+    if kept is not None and not args.input:
+        raise UsageError("--keep-columns copies columns of --input FILE: give one")
+    if kept is not None:
+        rows = iter_rows(args.input, args.text_column, args.text_pair_column, kept.names)
+        return kept.texts(rows)
     if not args.texts:
         return iter_texts(args.input or "-", args.text_column, args.text_pair_column)
     if not args.text_pair:
