@@ -132,6 +132,29 @@ def test_predict_keeps_input_columns_to_join_on(
     assert "--keep-columns copies columns of --input FILE" in capsys.readouterr().err
 
 
+def test_predict_skips_blank_lines_as_training_does(
+    artifact: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A blank or whitespace-only line of a .txt file or of standard input is no text, as
+    read_unlabeled reads the same file: one prediction per document, not per line."""
+    from textdistill.data import read_unlabeled
+
+    lines = "great film\n\n  \nawful plot\r\n\n"
+    source = tmp_path / "in.txt"
+    source.write_text(lines)
+    assert read_unlabeled(str(source)).texts == ["great film", "awful plot"]
+    assert main(["predict", str(artifact), "-i", str(source)]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert [row[0] for row in rows[1:]] == ["pos", "neg"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert main(["predict", str(artifact)]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert [row[0] for row in rows[1:]] == ["pos", "neg"]
+
+
 def test_predict_errors_are_one_clear_line(
     artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -38,10 +38,10 @@ class InputError(ValueError):
 def iter_texts(
     source: str, text_column: str = "text", text_pair_column: str | None = None
 ) -> Iterator[str]:
-    """Texts of ``source`` one by one: ``-`` (stdin, one per line), ``.csv``/``.tsv``/``.jsonl``
-    (the ``text_column``), or any other file (one per line). With ``text_pair_column`` (a
-    ``.csv``/``.tsv``/``.jsonl`` file), each row is a text pair, joined as
-    :mod:`textdistill.runtime.pairs` joins it.
+    """Texts of ``source`` one by one: ``-`` (stdin) or any file but ``.csv``/``.tsv``/
+    ``.jsonl``, one per line with blank lines skipped; those three, the ``text_column``. With
+    ``text_pair_column`` (a ``.csv``/``.tsv``/``.jsonl`` file), each row is a text pair,
+    joined as :mod:`textdistill.runtime.pairs` joins it.
 
     Input is strict UTF-8: a bad byte, a malformed CSV row or a JSON line without a string
     text stops with an :class:`InputError` naming the line, rather than predicting something
@@ -72,8 +72,7 @@ def iter_rows(
     if source == "-":
         binary = getattr(sys.stdin, "buffer", None)
         lines = _decoded(binary, "standard input") if binary is not None else iter(sys.stdin)
-        for line in lines:
-            yield line.rstrip("\r\n"), []
+        yield from _line_texts(lines)
         return
     path = Path(source)
     if not path.is_file():
@@ -117,8 +116,16 @@ def iter_rows(
                     texts = _json_texts(record, columns, where)
                     yield _joined(texts, where), _json_kept(record, keep_columns, where)
         else:
-            for line in lines:
-                yield line.rstrip("\r\n"), []
+            yield from _line_texts(lines)
+
+
+def _line_texts(lines: Iterable[str]) -> Iterator[tuple[str, list[Any]]]:
+    """One text per line. A blank (or whitespace-only) line is no text, as training reads a
+    ``.txt`` file: the empty line a file ends with, or between paragraphs, would otherwise
+    be labeled like a document."""
+    for line in lines:
+        if line.strip():
+            yield line.rstrip("\r\n"), []
 
 
 # A 10 MB document must fit in one CSV field; the standard library allows 128 KiB.

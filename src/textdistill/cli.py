@@ -345,8 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="label texts with a student artifact (numpy only)",
         description="Predict with a student artifact. Texts come from arguments, --input FILE "
-        "(.txt: one per line; .csv/.tsv/.jsonl: the --text-column) or standard "
-        "input (one per line), read in chunks so any size fits in memory.",
+        "(.txt: one per line, blank lines skipped; .csv/.tsv/.jsonl: the --text-column) or "
+        "standard input (the same as .txt), read in chunks so any size fits in memory.",
     )
     predict.add_argument(
         "artifact", help="student artifact directory, or hf://OWNER/NAME[@REVISION] (hub extra)"
