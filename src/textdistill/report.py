@@ -312,18 +312,28 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         "gold labels.",
         *_augment_line(metrics.get("augment", {})),
         "",
+        *_epoch_table(teacher["history"]),
+    ]
+    if "calibration" in metrics:
+        lines += _reliability_sections(metrics)
+    return "\n".join(lines)
+
+
+def _epoch_table(history: list[dict[str, Any]]) -> list[str]:
+    """The teacher's fine-tuning epochs; nothing for a teacher that was not fine-tuned here
+    (precomputed logits), rather than a table of headers only."""
+    if not history:
+        return []
+    return [
         "| epoch | train loss | val accuracy | val loss | seconds |",
         "| ---: | ---: | ---: | ---: | ---: |",
         *(
             f"| {h['epoch']} | {_fmt(h.get('train_loss'))} | {_fmt(h.get('val_accuracy'))} | "
             f"{_fmt(h.get('val_loss'))} | {_fmt(h.get('seconds'), '.0f')} |"
-            for h in teacher["history"]
+            for h in history
         ),
         "",
     ]
-    if "calibration" in metrics:
-        lines += _reliability_sections(metrics)
-    return "\n".join(lines)
 
 
 def _student_line(facts: dict[str, Any]) -> str:
