@@ -10,6 +10,7 @@ import pytest
 
 from textdistill.report import (
     PLOT_NAME,
+    accuracy_throughput_figure,
     per_class_table,
     render_markdown,
     summary_table,
@@ -90,6 +91,32 @@ def test_write_report_makes_markdown_and_plot(tmp_path: Path, capsys) -> None:  
     assert "| 2 | 0.4000 | - | - | 5 |" in report
     assert (tmp_path / PLOT_NAME).read_bytes()[:4] == b"\x89PNG"
     assert "| student |" in capsys.readouterr().out
+
+
+def test_throughput_plot_legend_hides_no_point_and_the_axis_names_each_system() -> None:
+    """The legend sits outside the axes, inside the figure, clear of every point (the
+    teacher's above all); the axis says the baseline, like the student, ran on one core."""
+    import matplotlib.pyplot as plt
+
+    for teacher_accuracy in (0.95, 0.70):  # the teacher above and below the students
+        systems = copy.deepcopy(METRICS["systems"])
+        systems["teacher"]["accuracy"] = teacher_accuracy
+        fig = accuracy_throughput_figure(systems)
+        try:
+            fig.canvas.draw()
+            ax = fig.axes[0]
+            legend = ax.get_legend().get_window_extent()
+            assert legend.x0 > ax.get_window_extent().x1
+            assert fig.bbox.contains(legend.x0, legend.y0) and fig.bbox.contains(
+                legend.x1, legend.y1
+            )
+            for row in systems.values():
+                point = ax.transData.transform((row["docs_per_s"], row["accuracy"]))
+                assert not legend.contains(*point)
+            label = ax.get_xlabel()
+            assert "baseline and student on one" in label and "students" not in label
+        finally:
+            plt.close(fig)
 
 
 def _multilabel_system(micro_f1: float, docs_per_s: float | None, cores: int = 1) -> dict:
