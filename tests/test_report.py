@@ -12,6 +12,7 @@ from textdistill.report import (
     PLOT_NAME,
     accuracy_throughput_figure,
     per_class_table,
+    reliability_figure,
     render_markdown,
     summary_table,
     write_report,
@@ -117,6 +118,44 @@ def test_throughput_plot_legend_hides_no_point_and_the_axis_names_each_system() 
             assert "baseline and student on one" in label and "students" not in label
         finally:
             plt.close(fig)
+
+
+def test_reliability_diagram_marks_each_bin_with_its_count() -> None:
+    """Every non-empty bin, before and after scaling, of teacher and student, is labeled
+    with its number of documents at its point; an empty bin has no point and no label."""
+    import matplotlib.pyplot as plt
+
+    def bins(counts: list[int], shift: float) -> list[dict[str, float]]:
+        return [
+            {
+                "count": count,
+                "confidence": 0.55 + 0.1 * i + shift,
+                "accuracy": 0.5 + 0.1 * i if count else float("nan"),
+            }
+            for i, count in enumerate(counts)
+        ]
+
+    calibration = {
+        name: {
+            "temperature": 1.5,
+            "ece_before": 0.1,
+            "ece_after": 0.05,
+            "reliability_before": bins([11, 0, 23, 37, 412], 0.0),
+            "reliability_after": bins([13, 29, 0, 41, 398], 0.01),
+        }
+        for name in ("teacher", "student")
+    }
+    fig = reliability_figure(calibration)
+    try:
+        for ax in fig.axes:
+            marked = {(text.get_text(), *text.xy) for text in ax.texts if hasattr(text, "xy")}
+            for when in ("before", "after"):
+                for b in calibration["teacher"][f"reliability_{when}"]:
+                    if b["count"]:
+                        assert (str(b["count"]), b["confidence"], b["accuracy"]) in marked
+            assert len(marked) == 8 and "0" not in {text for text, _, _ in marked}
+    finally:
+        plt.close(fig)
 
 
 def _multilabel_system(micro_f1: float, docs_per_s: float | None, cores: int = 1) -> dict:

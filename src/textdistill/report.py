@@ -544,6 +544,16 @@ def _cell(text: str) -> str:
 
 
 def plot_reliability(calibration: dict[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = reliability_figure(calibration)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def reliability_figure(calibration: dict[str, Any]) -> Figure:
+    """The reliability diagrams of teacher and student, each bin marked with its count: a
+    bin of 3 documents far from the diagonal says little, one of 300 says a lot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -553,24 +563,35 @@ def plot_reliability(calibration: dict[str, Any], path: Path) -> None:
     for ax, name in zip(axes, ("teacher", "student"), strict=True):
         report = calibration[name]
         ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label="perfect")
-        for when, style in (("before", "o--"), ("after", "s-")):
+        for when, style, offset in (("before", "o--", -10), ("after", "s-", 6)):
             bins = [b for b in report[f"reliability_{when}"] if b["count"]]
-            ax.plot(
+            (line,) = ax.plot(
                 [b["confidence"] for b in bins],
                 [b["accuracy"] for b in bins],
                 style,
-                label=f"{when} (ECE {report[f'ece_{when}']:.3f})",
+                label=f"{when} (ECE {report[f'ece_{when}']:.3f}; documents per bin)",
             )
+            for b in bins:
+                ax.annotate(
+                    str(b["count"]),
+                    (b["confidence"], b["accuracy"]),
+                    textcoords="offset points",
+                    xytext=(0, offset),
+                    ha="center",
+                    fontsize=6,
+                    color=line.get_color(),
+                )
         ax.set_title(f"{name} (T = {report['temperature']:.2f})")
         ax.set_xlabel("confidence")
         ax.set_xlim(0.45, 1.01)
+        ax.set_ylim(top=1.1)  # room for the counts of bins at accuracy 1
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
+        # Low accuracy at high confidence: the corner no well-trained model's bins reach.
+        ax.legend(fontsize=7, loc="lower right")
     axes[0].set_ylabel("accuracy")
     fig.suptitle("Reliability on the test set, before and after temperature scaling")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 def plot_cascade(cascade: dict[str, Any], path: Path) -> None:
