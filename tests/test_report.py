@@ -158,6 +158,39 @@ def test_reliability_diagram_marks_each_bin_with_its_count() -> None:
         plt.close(fig)
 
 
+def test_report_names_the_gold_share_and_the_ridge_penalty_apart() -> None:
+    """--alpha is the gold share and the ridge penalty is the ridge alpha: the report never
+    says "alpha" alone for either, and an mse student (no temperature) shows no T=None."""
+    import re
+
+    metrics = copy.deepcopy(METRICS)
+    mse = {"loss": "mse", "penalty_name": "alpha", "penalty": 1.0, "n_validation": 50}
+    soft = {**mse, "loss": "soft_ce", "penalty_name": "C", "temperature": 2.0}
+    metrics["student"] = {
+        "kind": "linear",
+        "kept_because": "it agrees more with the teacher",
+        "candidates": {
+            "linear": {
+                "kind": "linear",
+                "selection": {**mse, "alpha": 0.1, "temperature": None},
+                "n_features": 1234,
+                "fit_seconds": 1.5,
+            },
+            "soft": {
+                "kind": "linear",
+                "selection": {**soft, "alpha": 0.2},
+                "n_features": 99,
+                "fit_seconds": 0.5,
+            },
+        },
+    }
+    report = render_markdown(metrics)
+    assert "ridge alpha=1.0, gold share 0.1 (by agreement)" in report
+    assert "C=1.0, gold share 0.2, T=2.0" in report
+    assert "T=None" not in report
+    assert re.search(r"(?<!ridge )\balpha\b", report) is None, report
+
+
 def _multilabel_system(micro_f1: float, docs_per_s: float | None, cores: int = 1) -> dict:
     return {
         "subset_accuracy": micro_f1 - 0.2,

@@ -351,6 +351,11 @@ def _epoch_table(history: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+# A selection's "alpha" is the ridge penalty; the report says so, because "alpha" alone
+# reads as the gold share (--alpha), which the report calls "gold share".
+PENALTY_NAMES = {"alpha": "ridge alpha"}
+
+
 def _student_line(facts: dict[str, Any]) -> str:
     """What one student chose on its held-out rows, in a sentence."""
     selection = facts["selection"]
@@ -372,8 +377,9 @@ def _student_line(facts: dict[str, Any]) -> str:
         chosen = f"loss `{selection.get('loss', 'mse')}`, best epoch {selection.get('epoch')}"
     else:
         gold_share = selection.get("alpha")
+        penalty_name = PENALTY_NAMES.get(selection["penalty_name"], selection["penalty_name"])
         chosen = (
-            f"loss `{selection['loss']}`, {selection['penalty_name']}={selection['penalty']}"
+            f"loss `{selection['loss']}`, {penalty_name}={selection['penalty']}"
             + (f", gold share {gold_share}" if gold_share is not None else "")
             + (
                 f", T={selection['temperature']}"
