@@ -251,6 +251,27 @@ def test_cli_reference_documents_every_option() -> None:
                 assert f"`{flag}`" in section, f"{name}: {flag} missing from the reference"
 
 
+def test_api_reference_shows_every_runtime_model_with_what_it_inherits() -> None:
+    """Each model class that load() returns is in the API reference with the members it
+    inherits (predict, push_to_hub, classes_): mkdocstrings shows a class's own members
+    unless told otherwise, and a member without a docstring not at all."""
+    import inspect
+    import typing
+
+    from textdistill.runtime import Model
+    from textdistill.runtime.outputs import LabelOutputs
+
+    api = (DOCS / "api.md").read_text(encoding="utf-8")
+    for cls in typing.get_args(Model):
+        block = re.search(
+            rf"^::: textdistill\.runtime\.{cls.__name__}\n((?: {{4}}.*\n)+)", api, re.M
+        )
+        assert block is not None, f"{cls.__name__} is not in docs/api.md"
+        assert "inherited_members: true" in block.group(1), cls.__name__
+    for name in ("predict", "predict_proba", "push_to_hub", "classes_"):
+        assert inspect.getdoc(getattr(LabelOutputs, name)), name
+
+
 def test_cli_reference_escapes_help_text() -> None:
     import argparse
 
