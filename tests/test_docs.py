@@ -82,6 +82,19 @@ def test_readme_is_a_front_page() -> None:
     assert size <= 12_000, f"README.md is {size:,} bytes; the limit is 12,000 (move it to docs/)"
 
 
+def test_pages_speak_to_a_user_not_of_how_the_numbers_were_planned() -> None:
+    """No page speaks of an issue's targets or of a lent machine (words of the notes the
+    work was planned in, which a reader has not seen), and the README's install lines name
+    the hub extra beside the other verbs' extras."""
+    leaked = re.compile(r"\bissue's|\bthe [\w-]+ issue\b|\blent\b", re.IGNORECASE)
+    for path in _documents():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not leaked.search(line), f"{path.name}:{number}: {line}"
+    install = README.read_text(encoding="utf-8").split("## Install", 1)[1].split("##", 1)[0]
+    for extra in ("train", "serve", "onnx", "hub"):
+        assert f'pip install "textdistill[{extra}]"' in install, extra
+
+
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     readme = README.read_text(encoding="utf-8")
     test_commands = [
