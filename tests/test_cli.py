@@ -132,6 +132,34 @@ def test_predict_keeps_input_columns_to_join_on(
     assert "--keep-columns copies columns of --input FILE" in capsys.readouterr().err
 
 
+def test_predict_reads_parquet_and_keeps_its_columns(
+    artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Parquet input is read a batch at a time; kept columns keep their types in JSONL (a
+    date, which JSON lacks, as text); a null text is named by its row."""
+    import datetime
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    day = datetime.date(2024, 5, 1)
+    source = tmp_path / "in.parquet"
+    table = {"id": [1, 2], "text": ["great film", "awful plot"], "day": [day, day]}
+    pq.write_table(pa.table(table), source)
+    args = ["predict", str(artifact), "-i", str(source), "--keep-columns", "id", "day"]
+    assert main([*args, "--format", "jsonl"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["id"], r["day"], r["label"]) for r in records] == [
+        (1, "2024-05-01", "pos"),
+        (2, "2024-05-01", "neg"),
+    ]
+    assert main(args) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0][:3] == ["id", "day", "label"] and rows[1][:3] == ["1", "2024-05-01", "pos"]
+    pq.write_table(pa.table({"id": [1, 2], "text": ["great", None]}), source)
+    assert main(["predict", str(artifact), "-i", str(source)]) == 2
+    assert f"{source}: row 2: expected 'text' to be a string, found null" in capsys.readouterr().err
+
+
 def test_predict_skips_blank_lines_as_training_does(
     artifact: Path,
     tmp_path: Path,

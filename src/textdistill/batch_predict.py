@@ -39,8 +39,8 @@ def iter_texts(
     source: str, text_column: str = "text", text_pair_column: str | None = None
 ) -> Iterator[str]:
     """Texts of ``source`` one by one: ``-`` (stdin) or any file but ``.csv``/``.tsv``/
-    ``.jsonl``, one per line with blank lines skipped; those three, the ``text_column``. With
-    ``text_pair_column`` (a ``.csv``/``.tsv``/``.jsonl`` file), each row is a text pair,
+    ``.jsonl``/``.parquet``, one per line with blank lines skipped; those four, the
+    ``text_column``. With ``text_pair_column`` (one of those four), each row is a text pair,
     joined as :mod:`textdistill.runtime.pairs` joins it.
 
     Input is strict UTF-8: a bad byte, a malformed CSV row or a JSON line without a string
@@ -57,18 +57,21 @@ def iter_rows(
     keep_columns: Sequence[str] = (),
 ) -> Iterator[tuple[str, list[Any]]]:
     """The rows of :func:`iter_texts`, each with the values of its ``keep_columns`` (strings
-    of a CSV/TSV file, JSON values of a JSONL file), so an output row can carry the input's
-    id; only a ``.csv``/``.tsv``/``.jsonl`` file has columns to keep."""
+    of a CSV/TSV file, JSON or Parquet values otherwise), so an output row can carry the
+    input's id; only a ``.csv``/``.tsv``/``.jsonl``/``.parquet`` file has columns to keep."""
     columns = [text_column] if text_pair_column is None else [text_column, text_pair_column]
     suffix = Path(source).suffix.lower()
-    tabular = source != "-" and suffix in {".csv", ".tsv", ".jsonl"}
+    tabular = source != "-" and suffix in {".csv", ".tsv", ".jsonl", ".parquet"}
     if text_pair_column is not None and not tabular:
         raise InputError(
-            f"{source}: text pairs are read from a .csv, .tsv or .jsonl file with both columns"
+            f"{source}: text pairs are read from a .csv, .tsv, .jsonl or .parquet file with both "
+            "columns"
         )
     if keep_columns and not tabular:
         name = "standard input" if source == "-" else source
-        raise InputError(f"{name}: --keep-columns needs a .csv, .tsv or .jsonl file with columns")
+        raise InputError(
+            f"{name}: --keep-columns needs a .csv, .tsv, .jsonl or .parquet file with columns"
+        )
     if source == "-":
         binary = getattr(sys.stdin, "buffer", None)
         lines = _decoded(binary, "standard input") if binary is not None else iter(sys.stdin)
@@ -77,6 +80,9 @@ def iter_rows(
     path = Path(source)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    if suffix == ".parquet":
+        yield from _parquet_rows(path, columns, keep_columns)
+        return
     with path.open("rb") as handle:
         lines = _decoded(handle, str(path))
         if suffix in {".csv", ".tsv"}:
@@ -119,6 +125,43 @@ def iter_rows(
             yield from _line_texts(lines)
 
 
+def _parquet_rows(
+    path: Path, columns: list[str], keep_columns: Sequence[str]
+) -> Iterator[tuple[str, list[Any]]]:
+    """Rows of a Parquet file, read a batch at a time so that any size fits in memory."""
+    try:
+        import pyarrow
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(
+            f"{path}: reading Parquet needs pyarrow (pip install pyarrow, or the train extra)"
+        ) from None
+    wanted = list(dict.fromkeys([*columns, *keep_columns]))
+    try:
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        for column in wanted:
+            if column not in names:
+                hint = (
+                    "check --keep-columns"
+                    if column in keep_columns
+                    else "pass --text-column/--text-pair-column"
+                )
+                raise InputError(f"{path}: no column {column!r} (columns: {names}); {hint}")
+        number = 0
+        for batch in parquet.iter_batches(batch_size=CHUNK, columns=wanted):
+            values = {name: batch.column(name).to_pylist() for name in wanted}
+            for i in range(batch.num_rows):
+                number += 1
+                where = f"{path}: row {number}"
+                texts = _json_texts({c: values[c][i] for c in columns}, columns, where)
+                yield _joined(texts, where), [values[c][i] for c in keep_columns]
+    except (pyarrow.ArrowException, OSError) as error:
+        raise InputError(
+            f"{path}: expected a Parquet file, found unreadable data ({error})"
+        ) from None
+
+
 def _line_texts(lines: Iterable[str]) -> Iterator[tuple[str, list[Any]]]:
     """One text per line. A blank (or whitespace-only) line is no text, as training reads a
     ``.txt`` file: the empty line a file ends with, or between paragraphs, would otherwise
@@ -155,6 +198,7 @@ def _json_object(line: str, where: str) -> dict[str, Any]:
 
 
 def _json_texts(record: dict[str, Any], columns: list[str], where: str) -> list[str]:
+    """The text columns of one record (a JSON object or a Parquet row): each a string."""
     texts = []
     for column in columns:
         if column not in record:
@@ -353,11 +397,16 @@ def write_predictions(
                     record["logits"] = dict(zip(labels, map(float, row_logits), strict=True))
                 if with_sources:
                     record["source"] = source
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
             rows += 1
     return rows
 
 
 def _cell(value: Any) -> str:
-    """A kept value as a CSV cell: a string as it is, a JSONL number, list or null as JSON."""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    """A kept value as a CSV cell: a string as it is, a number, list or null as JSON, and
+    what JSON has no form for (a Parquet date or decimal) as its ``str``."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool | int | float | list | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)

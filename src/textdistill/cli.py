@@ -345,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="label texts with a student artifact (numpy only)",
         description="Predict with a student artifact. Texts come from arguments, --input FILE "
-        "(.txt: one per line, blank lines skipped; .csv/.tsv/.jsonl: the --text-column) or "
+        "(.txt: one per line, blank lines skipped; .csv/.tsv/.jsonl/.parquet: the "
+        "--text-column) or "
         "standard input (the same as .txt), read in chunks so any size fits in memory.",
     )
     predict.add_argument(
@@ -353,7 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("texts", nargs="*", help="texts to label")
     predict.add_argument("--input", "-i", help="file to read texts from ('-' for stdin)")
-    predict.add_argument("--text-column", default="text", help="column of --input CSV/JSONL")
+    predict.add_argument(
+        "--text-column", default="text", help="column of --input CSV/TSV/JSONL/Parquet"
+    )
     predict.add_argument(
         "--text-pair-column",
         help="a model of text pairs: the column of each pair's second text in --input",
@@ -373,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="COLUMN",
-        help="copy these columns of the --input CSV/TSV/JSONL into the output, in front of "
+        help="copy these columns of the --input CSV/TSV/JSONL/Parquet into the output, in front of "
         "the predictions (e.g. an id to join on)",
     )
     predict.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
