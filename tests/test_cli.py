@@ -37,6 +37,22 @@ def test_predict_texts_from_arguments_as_csv(
     assert float(rows[1][1]) + float(rows[1][2]) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_predict_takes_texts_after_options_and_reports_its_own_errors(
+    artifact: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Texts after the options are texts, and a stray argument gets predict's usage, not the
+    top-level one."""
+    assert main(["predict", str(artifact), "--logits", "great film", "-j", "1", "awful"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0][-1] == "logit_pos" and [row[0] for row in rows[1:]] == ["pos", "neg"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(artifact), "great", "--bogus"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: textdistill predict ")
+    assert "textdistill predict: error: unrecognized arguments: --bogus" in err
+
+
 def test_predict_streams_stdin_as_jsonl(
     artifact: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -77,6 +93,94 @@ def test_predict_reads_files_and_writes_output(artifact: Path, tmp_path: Path, s
         == 0
     )
     assert [json.loads(line)["label"] for line in out.read_text().splitlines()] == ["pos", "neg"]
+
+
+def test_predict_keeps_input_columns_to_join_on(
+    artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--keep-columns copies input columns in front of the predictions, row for row, in CSV
+    and JSONL, across chunks; a missing column is one line naming the file and the column,
+    with nothing on standard output."""
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "id,text,lang\n"
+        + "".join(f"{i},{'great' if i % 2 else 'awful'},x{i}\n" for i in range(4500))
+    )
+    assert main(["predict", str(artifact), "-i", str(source), "--keep-columns", "id", "lang"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["id", "lang", "label", "p_neg", "p_pos"]
+    assert len(rows) == 4501  # three chunks
+    assert all(
+        row[:3] == [str(i), f"x{i}", "pos" if i % 2 else "neg"] for i, row in enumerate(rows[1:])
+    )
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text('{"id": 7, "text": "great"}\n{"id": "b", "text": "awful"}\n')
+    args = ["predict", str(artifact), "-i", str(jsonl), "--keep-columns", "id", "--format", "jsonl"]
+    assert main(args) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["id"], r["label"]) for r in records] == [(7, "pos"), ("b", "neg")]
+    assert list(records[0]) == ["id", "label", "probabilities"]
+    assert main(["predict", str(artifact), "-i", str(source), "--keep-columns", "ID"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert f"{source}: no column 'ID'" in captured.err and "--keep-columns" in captured.err
+    jsonl.write_text('{"id": 7, "text": "great"}\n{"text": "awful"}\n')
+    assert main(["predict", str(artifact), "-i", str(jsonl), "--keep-columns", "id"]) == 2
+    assert f"{jsonl}: line 2: no column 'id'" in capsys.readouterr().err
+    assert main(["predict", str(artifact), "great", "--keep-columns", "id"]) == 2
+    assert "--keep-columns copies columns of --input FILE" in capsys.readouterr().err
+
+
+def test_predict_reads_parquet_and_keeps_its_columns(
+    artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Parquet input is read a batch at a time; kept columns keep their types in JSONL (a
+    date, which JSON lacks, as text); a null text is named by its row."""
+    import datetime
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    day = datetime.date(2024, 5, 1)
+    source = tmp_path / "in.parquet"
+    table = {"id": [1, 2], "text": ["great film", "awful plot"], "day": [day, day]}
+    pq.write_table(pa.table(table), source)
+    args = ["predict", str(artifact), "-i", str(source), "--keep-columns", "id", "day"]
+    assert main([*args, "--format", "jsonl"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["id"], r["day"], r["label"]) for r in records] == [
+        (1, "2024-05-01", "pos"),
+        (2, "2024-05-01", "neg"),
+    ]
+    assert main(args) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0][:3] == ["id", "day", "label"] and rows[1][:3] == ["1", "2024-05-01", "pos"]
+    pq.write_table(pa.table({"id": [1, 2], "text": ["great", None]}), source)
+    assert main(["predict", str(artifact), "-i", str(source)]) == 2
+    assert f"{source}: row 2: expected 'text' to be a string, found null" in capsys.readouterr().err
+
+
+def test_predict_skips_blank_lines_as_training_does(
+    artifact: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A blank or whitespace-only line of a .txt file or of standard input is no text, as
+    read_unlabeled reads the same file: one prediction per document, not per line."""
+    from textdistill.data import read_unlabeled
+
+    lines = "great film\n\n  \nawful plot\r\n\n"
+    source = tmp_path / "in.txt"
+    source.write_text(lines)
+    assert read_unlabeled(str(source)).texts == ["great film", "awful plot"]
+    assert main(["predict", str(artifact), "-i", str(source)]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert [row[0] for row in rows[1:]] == ["pos", "neg"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert main(["predict", str(artifact)]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert [row[0] for row in rows[1:]] == ["pos", "neg"]
 
 
 def test_predict_errors_are_one_clear_line(

@@ -82,6 +82,19 @@ def test_readme_is_a_front_page() -> None:
     assert size <= 12_000, f"README.md is {size:,} bytes; the limit is 12,000 (move it to docs/)"
 
 
+def test_pages_speak_to_a_user_not_of_how_the_numbers_were_planned() -> None:
+    """No page speaks of an issue's targets or of a lent machine (words of the notes the
+    work was planned in, which a reader has not seen), and the README's install lines name
+    the hub extra beside the other verbs' extras."""
+    leaked = re.compile(r"\bissue's|\bthe [\w-]+ issue\b|\blent\b", re.IGNORECASE)
+    for path in _documents():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not leaked.search(line), f"{path.name}:{number}: {line}"
+    install = README.read_text(encoding="utf-8").split("## Install", 1)[1].split("##", 1)[0]
+    for extra in ("train", "serve", "onnx", "hub"):
+        assert f'pip install "textdistill[{extra}]"' in install, extra
+
+
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     readme = README.read_text(encoding="utf-8")
     test_commands = [
@@ -249,6 +262,27 @@ def test_cli_reference_documents_every_option() -> None:
                 continue
             for flag in action.option_strings or [action.metavar or action.dest]:
                 assert f"`{flag}`" in section, f"{name}: {flag} missing from the reference"
+
+
+def test_api_reference_shows_every_runtime_model_with_what_it_inherits() -> None:
+    """Each model class that load() returns is in the API reference with the members it
+    inherits (predict, push_to_hub, classes_): mkdocstrings shows a class's own members
+    unless told otherwise, and a member without a docstring not at all."""
+    import inspect
+    import typing
+
+    from textdistill.runtime import Model
+    from textdistill.runtime.outputs import LabelOutputs
+
+    api = (DOCS / "api.md").read_text(encoding="utf-8")
+    for cls in typing.get_args(Model):
+        block = re.search(
+            rf"^::: textdistill\.runtime\.{cls.__name__}\n((?: {{4}}.*\n)+)", api, re.M
+        )
+        assert block is not None, f"{cls.__name__} is not in docs/api.md"
+        assert "inherited_members: true" in block.group(1), cls.__name__
+    for name in ("predict", "predict_proba", "push_to_hub", "classes_"):
+        assert inspect.getdoc(getattr(LabelOutputs, name)), name
 
 
 def test_cli_reference_escapes_help_text() -> None:

@@ -41,7 +41,7 @@ from conftest import _make_toy_sentiment
 from textdistill.cli import main
 from textdistill.logits_store import LogitsStore
 from textdistill.pipeline import TEACHER_CHECKPOINT
-from textdistill.run_directory import RunDirectory
+from textdistill.run_directory import RunDirectory, RunDirectoryError
 from textdistill.runtime import load
 
 N_UNLABELED = 2000
@@ -912,6 +912,41 @@ def test_temporary_files_of_dead_writers_are_removed_and_nothing_else(tmp_path: 
     LogitsStore(tmp_path / "logits", fingerprint="t", n_classes=2)
     # Only an old file of a dead process goes: a fresh one may be another machine's writer.
     assert (old.exists(), fresh.exists(), alive.exists()) == (False, True, True)
+
+
+def test_a_closed_run_directory_leaves_no_lock_file_and_the_lock_still_excludes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished or failed run removes its .lock; while one holds the directory another is
+    refused; and a run that opened .lock just before the holder removed it does not end up
+    holding a lock on the removed file (a third run would then get in beside it)."""
+    from textdistill import run_directory
+
+    with RunDirectory(tmp_path):
+        assert (tmp_path / ".lock").is_file()
+        with pytest.raises(RunDirectoryError, match="in use by another textdistill run"):
+            RunDirectory(tmp_path)
+    assert not (tmp_path / ".lock").exists()
+    with pytest.raises(RuntimeError), RunDirectory(tmp_path):
+        raise RuntimeError("a stage failed")
+    assert not (tmp_path / ".lock").exists()
+
+    first = RunDirectory(tmp_path)
+    real_flock = run_directory.fcntl.flock
+
+    def flock_once_the_first_has_closed(fd: int, operation: int) -> None:
+        first.close()  # the holder finishes between the second's open and its flock
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(run_directory.fcntl, "flock", flock_once_the_first_has_closed)
+    second = RunDirectory(tmp_path)
+    monkeypatch.setattr(run_directory.fcntl, "flock", real_flock)
+    try:
+        with pytest.raises(RunDirectoryError, match="in use by another textdistill run"):
+            RunDirectory(tmp_path)
+    finally:
+        second.close()
+    assert not (tmp_path / ".lock").exists()
 
 
 def test_a_stage_computed_by_an_older_textdistill_is_recomputed_and_said(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,10 @@ def test_a_run_from_a_logits_file_needs_no_teacher_model(
     assert metrics["systems"]["student"]["agreement_with_teacher"] > 0.7
     report = (tmp_path / "run" / "report.md").read_text()
     assert "precomputed logits" in report and "| n/a |" in report
+    # No teacher model was configured or fine-tuned: none is recorded, no epoch table shown.
+    recorded = json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]["teacher"]
+    assert recorded == {"precomputed": True, "logits": str(tmp_path / "l.csv")}
+    assert "| epoch |" not in report
     assert "cascade" not in metrics
     # Nothing to defer to, and nothing held back: every unlabeled text is a teacher row of the
     # student that was kept (its own held-out tenth is refit on afterwards).

@@ -10,7 +10,9 @@ import pytest
 
 from textdistill.report import (
     PLOT_NAME,
+    accuracy_throughput_figure,
     per_class_table,
+    reliability_figure,
     render_markdown,
     summary_table,
     write_report,
@@ -90,6 +92,103 @@ def test_write_report_makes_markdown_and_plot(tmp_path: Path, capsys) -> None:  
     assert "| 2 | 0.4000 | - | - | 5 |" in report
     assert (tmp_path / PLOT_NAME).read_bytes()[:4] == b"\x89PNG"
     assert "| student |" in capsys.readouterr().out
+
+
+def test_throughput_plot_legend_hides_no_point_and_the_axis_names_each_system() -> None:
+    """The legend sits outside the axes, inside the figure, clear of every point (the
+    teacher's above all); the axis says the baseline, like the student, ran on one core."""
+    import matplotlib.pyplot as plt
+
+    for teacher_accuracy in (0.95, 0.70):  # the teacher above and below the students
+        systems = copy.deepcopy(METRICS["systems"])
+        systems["teacher"]["accuracy"] = teacher_accuracy
+        fig = accuracy_throughput_figure(systems)
+        try:
+            fig.canvas.draw()
+            ax = fig.axes[0]
+            legend = ax.get_legend().get_window_extent()
+            assert legend.x0 > ax.get_window_extent().x1
+            assert fig.bbox.contains(legend.x0, legend.y0) and fig.bbox.contains(
+                legend.x1, legend.y1
+            )
+            for row in systems.values():
+                point = ax.transData.transform((row["docs_per_s"], row["accuracy"]))
+                assert not legend.contains(*point)
+            label = ax.get_xlabel()
+            assert "baseline and student on one" in label and "students" not in label
+        finally:
+            plt.close(fig)
+
+
+def test_reliability_diagram_marks_each_bin_with_its_count() -> None:
+    """Every non-empty bin, before and after scaling, of teacher and student, is labeled
+    with its number of documents at its point; an empty bin has no point and no label."""
+    import matplotlib.pyplot as plt
+
+    def bins(counts: list[int], shift: float) -> list[dict[str, float]]:
+        return [
+            {
+                "count": count,
+                "confidence": 0.55 + 0.1 * i + shift,
+                "accuracy": 0.5 + 0.1 * i if count else float("nan"),
+            }
+            for i, count in enumerate(counts)
+        ]
+
+    calibration = {
+        name: {
+            "temperature": 1.5,
+            "ece_before": 0.1,
+            "ece_after": 0.05,
+            "reliability_before": bins([11, 0, 23, 37, 412], 0.0),
+            "reliability_after": bins([13, 29, 0, 41, 398], 0.01),
+        }
+        for name in ("teacher", "student")
+    }
+    fig = reliability_figure(calibration)
+    try:
+        for ax in fig.axes:
+            marked = {(text.get_text(), *text.xy) for text in ax.texts if hasattr(text, "xy")}
+            for when in ("before", "after"):
+                for b in calibration["teacher"][f"reliability_{when}"]:
+                    if b["count"]:
+                        assert (str(b["count"]), b["confidence"], b["accuracy"]) in marked
+            assert len(marked) == 8 and "0" not in {text for text, _, _ in marked}
+    finally:
+        plt.close(fig)
+
+
+def test_report_names_the_gold_share_and_the_ridge_penalty_apart() -> None:
+    """--alpha is the gold share and the ridge penalty is the ridge alpha: the report never
+    says "alpha" alone for either, and an mse student (no temperature) shows no T=None."""
+    import re
+
+    metrics = copy.deepcopy(METRICS)
+    mse = {"loss": "mse", "penalty_name": "alpha", "penalty": 1.0, "n_validation": 50}
+    soft = {**mse, "loss": "soft_ce", "penalty_name": "C", "temperature": 2.0}
+    metrics["student"] = {
+        "kind": "linear",
+        "kept_because": "it agrees more with the teacher",
+        "candidates": {
+            "linear": {
+                "kind": "linear",
+                "selection": {**mse, "alpha": 0.1, "temperature": None},
+                "n_features": 1234,
+                "fit_seconds": 1.5,
+            },
+            "soft": {
+                "kind": "linear",
+                "selection": {**soft, "alpha": 0.2},
+                "n_features": 99,
+                "fit_seconds": 0.5,
+            },
+        },
+    }
+    report = render_markdown(metrics)
+    assert "ridge alpha=1.0, gold share 0.1 (by agreement)" in report
+    assert "C=1.0, gold share 0.2, T=2.0" in report
+    assert "T=None" not in report
+    assert re.search(r"(?<!ridge )\balpha\b", report) is None, report
 
 
 def _multilabel_system(micro_f1: float, docs_per_s: float | None, cores: int = 1) -> dict:

@@ -14,16 +14,45 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from textdistill.api_keys import API_KEY_FILE_ENV
 from textdistill.extras import install_hint
+
+if TYPE_CHECKING:
+    from textdistill.batch_predict import KeptColumns
 
 TRAIN_HINT = f"this command needs the training extra: {install_hint('train')}"
 
 
 class UsageError(Exception):
     """A mistake in the command line or the config file: printed without a traceback."""
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """A verb's parser that takes its positionals before, between or after its options.
+
+    argparse fills a ``nargs="*"`` positional with the arguments before the first option, so
+    ``predict ART --logits "great film"`` would leave the text unclaimed, and the top-level
+    parser would reject it with its own usage. Parsed intermixed, the text is a text, and an
+    argument that is still left over is reported here, with this verb's usage.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixing:  # the two passes of parse_known_intermixed_args (Python < 3.13)
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            parsed, extras = self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, []
 
 
 # ----------------------------------------------------------------------------- parsers
@@ -222,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     from textdistill import __version__
 
     parser.add_argument("--version", action="version", version=f"textdistill {__version__}")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbs = parser.add_subparsers(
+        dest="verb", required=True, metavar="VERB", parser_class=_IntermixedParser
+    )
 
     demo = verbs.add_parser(
         "demo",
@@ -314,15 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="label texts with a student artifact (numpy only)",
         description="Predict with a student artifact. Texts come from arguments, --input FILE "
-        "(.txt: one per line; .csv/.tsv/.jsonl: the --text-column) or standard "
-        "input (one per line), read in chunks so any size fits in memory.",
+        "(.txt: one per line, blank lines skipped; .csv/.tsv/.jsonl/.parquet: the "
+        "--text-column) or "
+        "standard input (the same as .txt), read in chunks so any size fits in memory.",
     )
     predict.add_argument(
         "artifact", help="student artifact directory, or hf://OWNER/NAME[@REVISION] (hub extra)"
     )
-    predict.add_argument("texts", nargs="*", help="texts to label (put them before the options)")
+    predict.add_argument("texts", nargs="*", help="texts to label")
     predict.add_argument("--input", "-i", help="file to read texts from ('-' for stdin)")
-    predict.add_argument("--text-column", default="text", help="column of --input CSV/JSONL")
+    predict.add_argument(
+        "--text-column", default="text", help="column of --input CSV/TSV/JSONL/Parquet"
+    )
     predict.add_argument(
         "--text-pair-column",
         help="a model of text pairs: the column of each pair's second text in --input",
@@ -337,6 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=["csv", "jsonl"], default="csv", help="output format (default csv)"
     )
     predict.add_argument("--logits", action="store_true", help="also write raw logits")
+    predict.add_argument(
+        "--keep-columns",
+        nargs="+",
+        default=[],
+        metavar="COLUMN",
+        help="copy these columns of the --input CSV/TSV/JSONL/Parquet into the output, in front of "
+        "the predictions (e.g. an id to join on)",
+    )
     predict.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
     predict.add_argument(
         "--cascade",
@@ -485,6 +527,7 @@ def _artifact(reference: str, *, cascade: bool) -> Path:
 def _predict(args: argparse.Namespace) -> None:
     from textdistill.batch_predict import (
         InputError,
+        KeptColumns,
         Scored,
         cascade_chunks,
         score_chunks,
@@ -500,7 +543,8 @@ def _predict(args: argparse.Namespace) -> None:
         raise UsageError("--threshold goes with --cascade")
     jobs = args.jobs if args.jobs > 0 else len(os.sched_getaffinity(0))
     args.artifact = _artifact(args.artifact, cascade=args.cascade)
-    texts = _predict_inputs(args)
+    kept = KeptColumns(args.keep_columns) if args.keep_columns else None
+    texts = _predict_inputs(args, kept)
     chunks: Iterator[Scored]
     if args.cascade:
         cascade = Cascade.load(args.artifact, threshold=args.threshold)
@@ -524,20 +568,27 @@ def _predict(args: argparse.Namespace) -> None:
                 fmt=args.format,
                 with_logits=args.logits,
                 with_sources=args.cascade,
+                kept=kept,
             )
         except InputError as error:
             raise UsageError(str(error)) from None
 
 
-def _predict_inputs(args: argparse.Namespace) -> Iterator[str]:
-    """The texts (or joined text pairs) ``predict`` reads, from arguments or a file."""
-    from textdistill.batch_predict import iter_texts
+def _predict_inputs(args: argparse.Namespace, kept: KeptColumns | None) -> Iterator[str]:
+    """The texts (or joined text pairs) ``predict`` reads, from arguments or a file; the
+    ``kept`` columns of each row go to ``kept`` as its text is read."""
+    from textdistill.batch_predict import iter_rows, iter_texts
     from textdistill.runtime.pairs import as_pair_texts
 
     if args.text_pair and not args.texts:
         raise UsageError("--text-pair gives the second text of text arguments: give those too")
     if args.text_pair_column and args.texts:
         raise UsageError("--text-pair-column reads --input; give text arguments with --text-pair")
+    if kept is not None and not args.input:
+        raise UsageError("--keep-columns copies columns of --input FILE: give one")
+    if kept is not None:
+        rows = iter_rows(args.input, args.text_column, args.text_pair_column, kept.names)
+        return kept.texts(rows)
     if not args.texts:
         return iter_texts(args.input or "-", args.text_column, args.text_pair_column)
     if not args.text_pair:

@@ -413,7 +413,7 @@ def _run_stages(
         "textdistill_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **provenance(load_at_start),
-        "config": asdict(config),
+        "config": _recorded_config(config),
         "task": "multilabel" if multilabel else "multiclass",
         "data": data_summary,
         "notes": list(splits.notes),
@@ -429,6 +429,16 @@ def _run_stages(
     write_card(run.path("student"), metrics)  # the card gains the test set's numbers
     write_report(run.root, metrics)
     return metrics
+
+
+def _recorded_config(config: RunConfig) -> dict[str, Any]:
+    """The configuration as metrics.json records it. With precomputed teacher logits no
+    teacher model is fine-tuned or run, so the teacher options (the default model, 512
+    tokens) would describe a teacher that never existed: the logits file stands in for it."""
+    record = asdict(config)
+    if config.teacher_logits is not None:
+        record["teacher"] = {"precomputed": True, "logits": str(config.teacher_logits)}
+    return record
 
 
 def _baseline_stage(run: RunDirectory, splits: Splits, config: RunConfig) -> dict[str, Any]:

@@ -12,12 +12,14 @@ a rerun that finds one knows the previous attempt was interrupted and says so, i
 silently starting over.
 
 Only one process may use a run directory at a time (an exclusive ``flock`` on ``.lock``, which
-the kernel releases even when the holder is killed): two nightly jobs that overlap must not
-write the same stage outputs. Leftover temporary files of a killed run are removed on open.
+the kernel releases even when the holder is killed, and which the holder removes when it closes
+the directory): two nightly jobs that overlap must not write the same stage outputs. Leftover
+temporary files of a killed run are removed on open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -109,23 +111,35 @@ class RunDirectory:
     def _acquire(self) -> IO[str] | None:
         if fcntl is None:  # pragma: no cover - Windows
             return None
-        try:
-            handle = (self.root / LOCK_FILE).open("a+", encoding="utf-8")
-        except OSError as error:  # a read-only directory fails here, before any work
-            raise WriteError(error.errno, error.strerror, str(self.root / LOCK_FILE)) from error
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
+        lock_path = self.root / LOCK_FILE
+        while True:
+            try:
+                handle = lock_path.open("a+", encoding="utf-8")
+            except OSError as error:  # a read-only directory fails here, before any work
+                raise WriteError(error.errno, error.strerror, str(lock_path)) from error
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                raise RunDirectoryError(
+                    f"{self.root} is in use by another textdistill run ({holder}); wait for it "
+                    "to finish or choose another --out directory"
+                ) from None
+            except BaseException:
+                handle.close()
+                raise
+            # The holder removes the file on close (see close()); if that happened between our
+            # open and our lock, ours is a lock on a file no other run can find: take the one
+            # now at the path instead, so that two runs never both believe they hold it.
+            try:
+                current = lock_path.stat()
+            except FileNotFoundError:
+                current = None
+            if current is not None and os.path.samestat(os.fstat(handle.fileno()), current):
+                break
             handle.close()
-            raise RunDirectoryError(
-                f"{self.root} is in use by another textdistill run ({holder}); wait for it to "
-                "finish or choose another --out directory"
-            ) from None
-        except BaseException:
-            handle.close()
-            raise
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}, since {_now()}\n")
@@ -133,8 +147,16 @@ class RunDirectory:
         return handle
 
     def close(self) -> None:
-        """Release the directory (the lock); the instance must not be used afterwards."""
+        """Release the directory (the lock); the instance must not be used afterwards.
+
+        The lock file is removed first, while the lock is still held, so a finished or failed
+        run leaves no ``.lock`` behind (only a killed one does, and its lock is free); a run
+        that opened the file just before is refused, or retries on a fresh file.
+        """
         if self._lock is not None:
+            # A directory made read-only meanwhile keeps the file: harmless, its lock is free.
+            with contextlib.suppress(OSError):
+                (self.root / LOCK_FILE).unlink(missing_ok=True)
             self._lock.close()  # closing the descriptor releases the flock
             self._lock = None
 

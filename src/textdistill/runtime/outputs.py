@@ -124,6 +124,7 @@ class LabelOutputs:
 
     @property
     def task(self) -> str:
+        """``"multilabel"`` (any number of labels per text) or ``"multiclass"`` (one)."""
         return MULTILABEL if self.multilabel else MULTICLASS
 
     @property
@@ -144,6 +145,7 @@ class LabelOutputs:
         return softmax(logits, self.temperature)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities of ``texts``, one row per text, columns as ``labels``."""
         return self.probabilities(self.decision_function(texts))
 
     def labels_of(self, logits: np.ndarray) -> list[Prediction]:
@@ -156,6 +158,7 @@ class LabelOutputs:
         return [tuple(self.labels[j] for j in np.flatnonzero(row)) for row in chosen]
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """The label of each text (for a multilabel model, the tuple of its labels)."""
         return self.labels_of(self.decision_function(texts))
 
     @property
