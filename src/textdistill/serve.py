@@ -401,8 +401,11 @@ def load_served(artifact: str | Path, *, cascade: bool, limits: Limits) -> Serve
 
 
 def log(message: str) -> None:
-    """One line on stderr, naming the process (several workers write to one log)."""
-    print(f"[textdistill] worker {os.getpid()}: {message}", file=sys.stderr, flush=True)
+    """One line on stderr, naming the process (several workers write to one log). The line and
+    its newline go in one write: ``print`` writes them apart, and two workers' lines then
+    interleaved as one ("...model 71fb[textdistill] worker 2894: ...")."""
+    sys.stderr.write(f"[textdistill] worker {os.getpid()}: {message}\n")
+    sys.stderr.flush()
 
 
 class ReloadRefused(RuntimeError):
