@@ -256,3 +256,41 @@ def test_logits_scored_outside_fill_wait_for_a_batch_another_writer_is_scoring(
     rows = _stored_rows(tmp_path / "t")
     assert len(rows) == len(set(rows)) == len(texts)
     np.testing.assert_array_equal(store.get(texts), logits)
+
+
+def test_a_batch_landing_while_another_writer_looks_is_not_scored_twice(
+    tmp_path: Path,
+) -> None:
+    """A writer stores its last batch and drops its claim without the store's lock. Another
+    writer, under the lock, reads both the stored chunks and the live claims: a batch that
+    lands between those two reads must be seen by one of them (two runs sharing a cache
+    once stored 16 texts twice this way)."""
+    texts = [f"shared text {i}" for i in range(8)]
+    first = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
+    second = LogitsStore(tmp_path, fingerprint="t", n_classes=2)
+    scoring, may_land = threading.Event(), threading.Event()
+
+    def held_teacher(batch: list[str]) -> np.ndarray:
+        scoring.set()
+        may_land.wait(10)
+        return np.array([_logits_of(t) for t in batch], dtype=np.float32)
+
+    lander = threading.Thread(
+        target=lambda: first.fill(texts, held_teacher, batch_size=8, progress=False)
+    )
+    lander.start()
+    assert scoring.wait(10)  # the first writer holds its claim on every text
+    read_chunks = second._load_chunks
+
+    def read_then_let_the_batch_land() -> None:
+        read_chunks()
+        if lander.is_alive():  # the first read under the lock: now the batch lands
+            may_land.set()
+            lander.join(10)
+
+    second._load_chunks = read_then_let_the_batch_land  # type: ignore[method-assign]
+    calls: list[str] = []
+    stats = second.fill(texts, _slow_teacher(calls, pause=0.0), batch_size=8, progress=False)
+    assert calls == [] and stats.n_scored == 0 and stats.n_by_others == len(texts)
+    rows = _stored_rows(tmp_path / "t")
+    assert len(rows) == len(set(rows)) == len(texts)

@@ -318,8 +318,12 @@ class LogitsStore:
                 pause = _WAIT_S[0]
                 while queue:
                     with writer.locked():
+                        # Claims first, chunks second: a writer stores its last batch and
+                        # drops its claim without the lock, so read in the other order, a
+                        # batch landing between the two reads would be in neither.
+                        taken = writer.claimed_by_others()
                         self._load_chunks()
-                        batch, n_done = self._claim_batch(queue, writer, batch_size)
+                        batch, n_done = self._claim_batch(queue, writer, taken, batch_size)
                     n_by_others += n_done
                     if bar is not None and n_done:
                         bar.update(n_done)
@@ -348,13 +352,12 @@ class LogitsStore:
         )
 
     def _claim_batch(
-        self, queue: deque[tuple[bytes, str]], writer: _Writer, size: int
+        self, queue: deque[tuple[bytes, str]], writer: _Writer, taken: set[bytes], size: int
     ) -> tuple[list[tuple[bytes, str]], int]:
-        """Take up to ``size`` texts from ``queue`` that are neither stored nor claimed, and
-        claim them; drop those stored meanwhile (their number is returned too). Texts other
-        writers claimed go to the back of the queue, for when their batch lands (or their
-        writer dies)."""
-        taken = writer.claimed_by_others()
+        """Take up to ``size`` texts from ``queue`` that are neither stored nor ``taken`` (in
+        other writers' claims), and claim them; drop those stored meanwhile (their number is
+        returned too). Texts other writers claimed go to the back of the queue, for when their
+        batch lands (or their writer dies)."""
         batch: list[tuple[bytes, str]] = []
         n_done = rotated = 0
         while queue and len(batch) < size and rotated < len(queue):
