@@ -316,10 +316,134 @@ def test_the_numpy_runtime_computes_what_the_torch_network_trained(max_units: in
     pooled = pool_rows(rows, embedding_rows)
     data = _Data(
         leading_terms(rows, featurizer.n_features),
-        pooled,
+        [pooled],
         np.zeros((len(probes), 2), np.float32),
         max_pooled=max_units > 0,
     )
     expected = _predict(network, data, np.arange(len(probes)))
     model = DenseModel(featurizer, to_weights(network, embedding_rows), ["neg", "pos"])
     np.testing.assert_allclose(model.decision_function(probes), expected, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------- text pairs
+def _toy_pairs(n: int = 160) -> tuple[list[str], np.ndarray]:
+    """Two reviews per row, "same" when they agree in polarity: a pair question that neither
+    side answers alone, nor the words they share ("the film was")."""
+    from textdistill.runtime.pairs import join_pair
+
+    rng = np.random.default_rng(2)
+    texts, logits = [], []
+    for _ in range(n):
+        polarities = rng.integers(0, 2, size=2)
+        sides = [
+            f"the film was {rng.choice(sorted(SEEN & set(POSITIVE if p else NEGATIVE)))}"
+            for p in polarities
+        ]
+        texts.append(join_pair(*sides))
+        logits.append([-2.5, 2.5] if polarities[0] == polarities[1] else [2.5, -2.5])
+    return texts, np.array(logits)
+
+
+def _fit_pairs(**options: object) -> DenseStudent:
+    texts, logits = _toy_pairs()
+    params = {"min_df": 1, "dim": 8, "hidden_units": 16, "max_epochs": 60, "batch_size": 16}
+    params.update(options)
+    return DenseStudent(**params).fit(  # type: ignore[arg-type]
+        texts, logits, classes=["different", "same"], word_vectors=SentimentVectors()
+    )
+
+
+def test_a_dense_pair_student_compares_the_sides_words_it_never_saw_included() -> None:
+    """The layer over both sides' pooled vectors: two words of the same polarity agree even
+    when no training pair held either of them; the n-gram part alone could not say so."""
+    student = _fit_pairs()
+    assert student.model_.pairs and not student.model_.has_max_branch
+    assert student.selection_["pairs"] and not student.selection_["max_pooling"]
+    unseen = [
+        ("the film was superb", "the film was splendid"),
+        ("the film was dreadful", "the film was abysmal"),
+        ("the film was superb", "the film was abysmal"),
+        ("the film was dreadful", "the film was splendid"),
+    ]
+    assert student.predict(unseen) == ["same", "same", "different", "different"]
+
+
+def test_a_dense_pair_artifact_round_trips_and_older_readers_refuse_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    student = _fit_pairs(max_epochs=3)
+    student.save(tmp_path / "pairs")
+    manifest = json.loads((tmp_path / "pairs" / "model.json").read_text())
+    assert manifest["format_version"] == 7 and manifest["featurizer"]["type"] == "text_pair"
+    loaded = load(str(tmp_path / "pairs"))
+    probes = [("the film was good", "the film was superb"), ("", "zzz"), ("bad", "bad")]
+    assert isinstance(loaded, DenseModel) and loaded.pairs
+    np.testing.assert_array_equal(
+        loaded.decision_function(probes), student.decision_function(probes)
+    )
+    with pytest.raises(ValueError, match="text pair"):
+        loaded.predict(["a single text"])
+    monkeypatch.setattr(artifact_module, "FORMAT_VERSION", 6)
+    with pytest.raises(ArtifactError, match=r"artifact format 7 .* upgrade textdistill"):
+        load(str(tmp_path / "pairs"))
+
+
+def test_the_numpy_runtime_computes_what_the_torch_network_trained_on_pairs() -> None:
+    """Random weights, the same in both: the runtime's siamese pooling is the network's, on
+    pairs with an empty side, no known word, or the same text twice."""
+    import torch
+
+    from textdistill.runtime.dense import pool_rows
+    from textdistill.runtime.pair_features import PairFeaturizer
+    from textdistill.runtime.pairs import join_pair
+    from textdistill.students.dense import _Data, _predict, build_network, to_weights
+
+    texts, _ = _toy_pairs()
+    featurizer = PairFeaturizer.fit(texts, max_n=2, min_df=1)
+    side = featurizer.side
+    words = [i for i, term in enumerate(side.vocabulary) if " " not in term]
+    embedding_rows = np.full(side.n_features, -1, dtype=np.int32)
+    embedding_rows[words] = np.arange(len(words), dtype=np.int32)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(words), 6)).astype(np.float16).astype(np.float32)
+    torch.manual_seed(0)
+    network = build_network(featurizer.n_features, vectors, 2, 5, 0.0, pairs=True)
+    with torch.no_grad():
+        network.linear.weight.normal_()
+    probes = [
+        join_pair("the film was good", "the film was bad"),
+        join_pair("", "the film"),
+        join_pair("zzz", "qqq"),
+        join_pair("bad bad film", "bad bad film"),
+        *texts[:30],
+    ]
+    rows, first, second = featurizer.transform_with_sides(probes)
+    data = _Data(
+        rows,
+        [pool_rows(first, embedding_rows), pool_rows(second, embedding_rows)],
+        np.zeros((len(probes), 2), np.float32),
+        max_pooled=False,
+    )
+    expected = _predict(network, data, np.arange(len(probes)))
+    model = DenseModel(featurizer, to_weights(network, embedding_rows), ["no", "yes"])
+    np.testing.assert_allclose(model.decision_function(probes), expected, atol=1e-5)
+
+
+def test_onnx_export_of_a_dense_pair_student_matches_the_numpy_runtime(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from textdistill.export import OnnxStudent, export_onnx
+
+    student = _fit_pairs(max_epochs=3)
+    student.save(tmp_path / "pairs")
+    probes = [
+        ("the film was superb", "the film was awful"),
+        ("", "the film was good"),
+        ("zzz", "qqq"),
+        ("Ünïcödé wörds, naïve café: great?", "great"),
+        *[tuple(t.split("\x1f")) for t in _toy_pairs()[0][:20]],
+    ]
+    onnx_student = OnnxStudent(export_onnx(tmp_path / "pairs", tmp_path / "pairs.onnx"))
+    logits, probabilities = onnx_student.run(probes)  # type: ignore[arg-type]
+    expected = student.decision_function(probes)  # type: ignore[arg-type]
+    assert np.abs(logits - expected).max() <= 1e-5
+    np.testing.assert_allclose(probabilities, student.predict_proba(probes), atol=1e-6)  # type: ignore[arg-type]

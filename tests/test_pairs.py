@@ -19,7 +19,7 @@ from textdistill.augment import augment
 from textdistill.cli import main
 from textdistill.data import DataError, read_labeled, read_unlabeled
 from textdistill.pair_encoding import encode_pairs, share_budget
-from textdistill.runtime import load
+from textdistill.runtime import DenseModel, load
 from textdistill.runtime.featurizer import NgramFeaturizer
 from textdistill.runtime.linear import LinearModel
 from textdistill.runtime.pair_features import STATS, PairFeaturizer
@@ -365,11 +365,16 @@ min_df = 1
     assert main(["run", "--config", str(config), "--out", str(out), "--no-progress",
                  "--augment", "1", "--augment-tagger", "shape"]) == 0  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["student"]["kind"] == "linear"
+    # auto fits both students that read pairs, and keeps one
+    assert {"linear", "dense"} <= set(metrics["student"]["candidates"])
+    assert metrics["student"]["kind"] in metrics["student"]["candidates"]
     assert metrics["systems"]["student"]["accuracy"] is not None
     assert metrics["augment"]["n_synthetic"] > 0
     model = load(str(out / "student"))
     assert isinstance(model.featurizer, PairFeaturizer)
+    dense = load(str(out / "candidates" / "dense"))
+    assert isinstance(dense, DenseModel) and dense.pairs
+    assert dense.metadata["selection"]["word_vectors"] == "teacher"
     baseline = load(str(out / "baseline"))
     assert isinstance(baseline.featurizer, PairFeaturizer)
     capsys.readouterr()
@@ -390,6 +395,12 @@ min_df = 1
     assert "one --text-pair per text" in capsys.readouterr().err
     assert main(["predict", str(out / "student"), "only one text"]) == 1
     assert "expected a text pair" in capsys.readouterr().err
+    # the dense pair student predicts from the CLI, with processes too
+    assert main(["predict", str(out / "candidates" / "dense"), "-i", str(unlabeled),
+                 "--text-column", "q1", "--text-pair-column", "q2", "--format", "jsonl",
+                 "--jobs", "2"]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["label"] for line in lines] == dense.predict(more.texts)
 
     # the cascade defers pairs to the pair teacher
     assert main(["predict", str(out / "cascade"), "the movie was good .", "--cascade",

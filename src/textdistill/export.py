@@ -54,7 +54,12 @@ from textdistill.extras import install_hint
 from textdistill.runtime import Model, load
 from textdistill.runtime.atomic import write_file_atomically
 from textdistill.runtime.dense import DenseModel
-from textdistill.runtime.featurizer import TOKEN_PATTERN, TOKEN_PATTERNS, NgramFeaturizer
+from textdistill.runtime.featurizer import (
+    TOKEN_PATTERN,
+    TOKEN_PATTERNS,
+    NgramFeaturizer,
+    SparseRows,
+)
 from textdistill.runtime.linear import LinearModel, _as_texts
 from textdistill.runtime.neural import NeuralModel, TokenSequencer
 from textdistill.runtime.outputs import LabelOutputs
@@ -77,6 +82,9 @@ META_IDF = "textdistill.idf"  # pair exports: the sides' idf, which their featur
 FORMAT = "ngram_ids+offsets/1"
 FORMAT_SEQUENCE = "token_ids+lengths/1"
 FORMAT_PAIRS = "pair_features/1"
+# A dense pair student's: the pair features and each side's n-gram rows.
+FORMAT_DENSE_PAIRS = "pair_features+sides/1"
+PAIR_SIDES = ("first", "second")
 # ONNX orders an LSTM's gates input, output, forget, cell; torch (and the runtime) input,
 # forget, cell, output.
 _ONNX_GATES = (0, 3, 1, 2)
@@ -116,8 +124,10 @@ def build_onnx_model(model: Model) -> Any:
 
     if isinstance(model, NeuralModel) and model.architecture == "bilstm":
         return _bilstm_model(model)
-    if isinstance(model, LinearModel) and isinstance(model.featurizer, PairFeaturizer):
-        return _pair_linear_model(model)
+    if isinstance(model, (LinearModel, DenseModel)) and isinstance(
+        model.featurizer, PairFeaturizer
+    ):
+        return _pair_model(model)
     table: np.ndarray
     bias: np.ndarray
     if isinstance(model, NeuralModel):  # the bag: embeddings in the linear layer's place
@@ -258,19 +268,7 @@ def build_onnx_model(model: Model) -> Any:
         pooled, safe_row = _pooled_word_vectors(
             model, node, const, raw_weight, term_id, term_doc, batch
         )
-        hidden_pre = node("MatMul", [pooled, const("hidden", model.weights["hidden"])], "pre")
-        hidden = node(
-            "Relu",
-            [
-                node(
-                    "Add",
-                    [hidden_pre, const("hidden_bias", model.weights["hidden_bias"])],
-                    "hidden_sum",
-                )
-            ],
-            "hidden_out",
-        )
-        dense = node("MatMul", [hidden, const("output", model.weights["output"])], "dense")
+        dense = _hidden_layer(model, node, const, pooled)
         if model.detectors is not None:
             strongest = _strongest_detectors(model, node, const, safe_row, term_doc, batch)
             max_part = node(
@@ -463,73 +461,67 @@ def _opset(model: Model) -> int:
     return OPSET
 
 
-def _pair_linear_model(model: LinearModel) -> Any:
-    """A pair student's linear layer over the sparse rows the runtime computes: a gather of
-    the weight rows, a segment sum in float64 (as numpy's) and the intercept."""
+def _pair_model(model: LinearModel | DenseModel) -> Any:
+    """A pair student over the sparse rows the runtime computes: the linear layer as a gather
+    of weight rows and a segment sum in float64 (as numpy's); for a dense student also each
+    side's pooled word vectors, read as ``[u, v, u * v, |u - v|]`` by its ReLU layer."""
     from onnx import TensorProto, helper, numpy_helper
 
     initializers: list[Any] = []
+    nodes: list[Any] = []
+    made: set[str] = set()
 
-    def const(name: str, value: np.ndarray) -> str:
-        initializers.append(numpy_helper.from_array(np.asarray(value), name))
+    def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    def const(name: str, value: np.ndarray) -> str:  # shared by both sides' pooling
+        if name not in made:
+            made.add(name)
+            initializers.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
-    const("coef", model.coef.astype(np.float32))
-    const("intercept", model.intercept.astype(np.float32))
-    const("one_i64", np.array([1], dtype=np.int64))
-    const("k_shape", np.array([model.coef.shape[1]], dtype=np.int64))
-    const("axis_1", np.array([1], dtype=np.int64))
-    step = helper.make_node
-    nodes = [
-        step("Shape", ["offsets"], ["offsets_len"]),
-        step("Sub", ["offsets_len", "one_i64"], ["batch"]),
-        # the row of every stored value: +1 at each inner row boundary, then a running sum
-        step("Slice", ["offsets", "one_i64", "minus_one_i64", "zero_i64"], ["inner"]),
-        step("Shape", ["feature_ids"], ["nnz"]),
-        step("Add", ["nnz", "one_i64"], ["marks_len"]),
-        step(
-            "ConstantOfShape",
-            ["marks_len"],
-            ["marks0"],
-            value=helper.make_tensor("v", TensorProto.INT64, [1], [0]),
-        ),
-        step("Shape", ["inner"], ["inner_shape"]),
-        step("Expand", ["one_i64", "inner_shape"], ["ones_inner"]),
-        step(
-            "ScatterElements",
-            ["marks0", "inner", "ones_inner"],
-            ["marks"],
-            axis=0,
-            reduction="add",
-        ),
-        step("CumSum", ["marks", "zero_i64"], ["running"]),
-        step("Slice", ["running", "zero_i64", "nnz", "zero_i64"], ["row_of_value"]),
-        step("Gather", ["coef", "feature_ids"], ["coef_rows"]),  # [nnz, k]
-        step("Unsqueeze", ["feature_values", "axis_1"], ["values_col"]),
-        step("Mul", ["coef_rows", "values_col"], ["contrib"]),
-        step("Cast", ["contrib"], ["contrib_f64"], to=TensorProto.DOUBLE),
-        step("Unsqueeze", ["row_of_value", "axis_1"], ["row_col"]),
-        step("Shape", ["contrib"], ["contrib_shape"]),
-        step("Expand", ["row_col", "contrib_shape"], ["row_index"]),
-        step("Concat", ["batch", "k_shape"], ["logits_shape"], axis=0),
-        step(
-            "ConstantOfShape",
-            ["logits_shape"],
-            ["logits0"],
-            value=helper.make_tensor("v", TensorProto.DOUBLE, [1], [0.0]),
-        ),
-        step(
-            "ScatterElements",
-            ["logits0", "row_index", "contrib_f64"],
-            ["sums"],
-            axis=0,
-            reduction="add",
-        ),
-        step("Cast", ["sums"], ["sums_f32"], to=TensorProto.FLOAT),
-        step("Add", ["sums_f32", "intercept"], ["logits"]),
-    ]
-    const("zero_i64", np.array([0], dtype=np.int64))
-    const("minus_one_i64", np.array([-1], dtype=np.int64))
+    dense = isinstance(model, DenseModel)
+    coef = model.weights["linear"] if isinstance(model, DenseModel) else model.coef
+    intercept = model.weights["bias"] if isinstance(model, DenseModel) else model.intercept
+    one = const("one_i64", np.array([1], dtype=np.int64))
+    batch = node("Sub", [node("Shape", ["offsets"], "offsets_len"), one], "batch")
+    k_shape = const("k_shape", np.array([coef.shape[1]], dtype=np.int64))
+    contrib = node(
+        "Mul",
+        [
+            node("Gather", [const("coef", coef.astype(np.float32)), "feature_ids"], "coef_rows"),
+            node(
+                "Unsqueeze",
+                ["feature_values", const("axis_1", np.array([1], dtype=np.int64))],
+                "values_col",
+            ),
+        ],
+        "contrib",
+    )  # [nnz, k]
+    contrib_f64 = node("Cast", [contrib], "contrib_f64", to=TensorProto.DOUBLE)
+    row_index = node(
+        "Expand",
+        [
+            node(
+                "Unsqueeze",
+                [_rows_of_values(node, const, "feature", "offsets"), "axis_1"],
+                "row_col",
+            ),
+            node("Shape", [contrib], "contrib_shape"),
+        ],
+        "row_index",
+    )
+    logits0 = node(
+        "ConstantOfShape",
+        [node("Concat", [batch, k_shape], "logits_shape", axis=0)],
+        "logits0",
+        value=helper.make_tensor("v", TensorProto.DOUBLE, [1], [0.0]),
+    )
+    sums = node(
+        "ScatterElements", [logits0, row_index, contrib_f64], "sums", axis=0, reduction="add"
+    )
+    linear = node("Cast", [sums], "sums_f32", to=TensorProto.FLOAT)
     inputs = [
         helper.make_tensor_value_info("feature_ids", TensorProto.INT64, ["nnz"]),
         helper.make_tensor_value_info("feature_values", TensorProto.FLOAT, ["nnz"]),
@@ -540,7 +532,40 @@ def _pair_linear_model(model: LinearModel) -> Any:
         "int64 [nnz] and feature_values float32 [nnz] of row d at offsets[d]:offsets[d+1] "
         "(offsets int64 [batch+1])"
     )
-    proto = _finish(model, nodes, initializers, inputs, FORMAT_PAIRS, description)
+    if isinstance(model, DenseModel):
+        pooled = []
+        for side in PAIR_SIDES:
+            ids, values, offsets = (f"{side}_{name}" for name in ("ids", "values", "offsets"))
+            doc = _rows_of_values(node, const, side, offsets)
+            pooled.append(
+                _pooled_word_vectors(model, _prefixed(node, side), const, values, ids, doc, batch)[
+                    0
+                ]
+            )
+            inputs += [
+                helper.make_tensor_value_info(ids, TensorProto.INT64, [f"{side}_nnz"]),
+                helper.make_tensor_value_info(values, TensorProto.FLOAT, [f"{side}_nnz"]),
+                helper.make_tensor_value_info(offsets, TensorProto.INT64, ["batch_plus_1"]),
+            ]
+        u, v = pooled
+        product = node("Mul", [u, v], "siamese_product")
+        distance = node("Abs", [node("Sub", [u, v], "siamese_difference")], "siamese_distance")
+        both = node("Concat", [u, v, product, distance], "siamese", axis=1)
+        linear = node("Add", [linear, _hidden_layer(model, node, const, both)], "both")
+        description += (
+            "; each side's n-gram rows (NgramFeaturizer.transform of the sides) likewise: "
+            "first_ids, first_values, first_offsets and second_ids, second_values, "
+            "second_offsets"
+        )
+    node("Add", [linear, const("intercept", intercept.astype(np.float32))], "logits")
+    proto = _finish(
+        model,
+        nodes,
+        initializers,
+        inputs,
+        FORMAT_DENSE_PAIRS if dense else FORMAT_PAIRS,
+        description,
+    )
     helper.set_model_props(
         proto,
         {
@@ -549,6 +574,55 @@ def _pair_linear_model(model: LinearModel) -> Any:
         },
     )
     return proto
+
+
+def _prefixed(node: Any, prefix: str) -> Any:
+    """``node`` naming its outputs ``PREFIX_name``: one sub-graph built once per side."""
+
+    def prefixed(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        return str(node(op, inputs, f"{prefix}_{output}", **attrs))
+
+    return prefixed
+
+
+def _rows_of_values(node: Any, const: Any, prefix: str, offsets: str) -> str:
+    """The row of every stored value of a CSR matrix, from its ``offsets``: +1 at each inner
+    row boundary, then a running sum."""
+    from onnx import TensorProto, helper
+
+    zero = const("zero_i64", np.array([0], dtype=np.int64))
+    one = const("one_i64", np.array([1], dtype=np.int64))
+    minus_one = const("minus_one_i64", np.array([-1], dtype=np.int64))
+    inner = node("Slice", [offsets, one, minus_one, zero], f"{prefix}_inner")
+    nnz = node(
+        "Slice",
+        [
+            offsets,
+            minus_one,
+            const("int64_max", np.array([np.iinfo(np.int64).max], dtype=np.int64)),
+        ],
+        f"{prefix}_nnz",
+    )
+    marks0 = node(
+        "ConstantOfShape",
+        [node("Add", [nnz, one], f"{prefix}_marks_len")],
+        f"{prefix}_marks0",
+        value=helper.make_tensor("v", TensorProto.INT64, [1], [0]),
+    )
+    ones = node("Expand", [one, node("Shape", [inner], f"{prefix}_inner_shape")], f"{prefix}_ones")
+    marks = node(
+        "ScatterElements", [marks0, inner, ones], f"{prefix}_marks", axis=0, reduction="add"
+    )
+    running = node("CumSum", [marks, zero], f"{prefix}_running")
+    return node("Slice", [running, zero, nnz, zero], f"{prefix}_row_of_value")
+
+
+def _hidden_layer(model: DenseModel, node: Any, const: Any, pooled: str) -> str:
+    """The dense student's ReLU layer over its pooled input, then its output layer."""
+    pre = node("MatMul", [pooled, const("hidden", model.weights["hidden"])], "pre")
+    summed = node("Add", [pre, const("hidden_bias", model.weights["hidden_bias"])], "hidden_sum")
+    hidden = node("Relu", [summed], "hidden_out")
+    return node("MatMul", [hidden, const("output", model.weights["output"])], "dense")
 
 
 def _bilstm_model(model: NeuralModel) -> Any:
@@ -630,10 +704,11 @@ class OnnxStudent(LabelOutputs):
         )
         meta = self.session.get_modelmeta().custom_metadata_map
         self.format = meta.get(META_FORMAT)
-        if self.format not in (FORMAT, FORMAT_SEQUENCE, FORMAT_PAIRS):
+        known = (FORMAT, FORMAT_SEQUENCE, FORMAT_PAIRS, FORMAT_DENSE_PAIRS)
+        if self.format not in known:
             raise ValueError(
-                f"{self.path}: not a textdistill ONNX export of format {FORMAT!r}, "
-                f"{FORMAT_SEQUENCE!r} or {FORMAT_PAIRS!r} (found {self.format!r})"
+                f"{self.path}: not a textdistill ONNX export of a format in {known} (found "
+                f"{self.format!r})"
             )
         labels = json.loads(meta[META_LABELS])
         # Exports made before META_OUTPUTS are single-label at temperature 1 in their labels.
@@ -647,7 +722,7 @@ class OnnxStudent(LabelOutputs):
             )
         vocabulary = json.loads(meta[META_VOCABULARY])
         self.featurizer: NgramFeaturizer | TokenSequencer | PairFeaturizer
-        if self.format == FORMAT_PAIRS:
+        if self.format in (FORMAT_PAIRS, FORMAT_DENSE_PAIRS):
             idf = np.array(json.loads(meta[META_IDF]), dtype=np.float32)
             self.featurizer = PairFeaturizer.from_spec(spec, vocabulary, idf)
         elif self.format == FORMAT_SEQUENCE:
@@ -661,12 +736,11 @@ class OnnxStudent(LabelOutputs):
         """``(logits, probabilities)``, float32 ``[n, k]`` each."""
         texts = _as_texts(texts)
         if isinstance(self.featurizer, PairFeaturizer):
-            rows = self.featurizer.transform(texts)
-            feed = {
-                "feature_ids": rows.indices.astype(np.int64),
-                "feature_values": rows.data,
-                "offsets": rows.indptr,
-            }
+            rows, *sides = self.featurizer.transform_with_sides(texts)
+            feed = _csr_feed("feature", rows)
+            if self.format == FORMAT_DENSE_PAIRS:
+                for name, side in zip(PAIR_SIDES, sides, strict=True):
+                    feed |= _csr_feed(name, side)
         elif isinstance(self.featurizer, TokenSequencer):
             ids, lengths = self.featurizer.encode(texts)
             feed = {"token_ids": ids, "lengths": lengths}
@@ -682,3 +756,13 @@ class OnnxStudent(LabelOutputs):
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self.run(texts)[1]
+
+
+def _csr_feed(name: str, rows: SparseRows) -> dict[str, np.ndarray]:
+    """A CSR input of a pair graph: ``NAME_ids``, ``NAME_values`` and ``NAME_offsets`` (the
+    pair features' are ``feature_ids``, ``feature_values`` and ``offsets``)."""
+    return {
+        f"{name}_ids": rows.indices.astype(np.int64),
+        f"{name}_values": rows.data,
+        "offsets" if name == "feature" else f"{name}_offsets": rows.indptr,
+    }

@@ -874,15 +874,15 @@ def _student_stage(
 
 
 def _student_kinds(kind: str, pairs: bool) -> tuple[str, ...]:
-    """The student kinds to fit; for text pairs the linear student, the one that reads
-    pairs (its pair features, :mod:`textdistill.runtime.pair_features`)."""
+    """The student kinds to fit; for text pairs those that read pairs: the linear student (its
+    pair features, :mod:`textdistill.runtime.pair_features`) and the dense one (those
+    features beside a siamese layer over both sides' word vectors)."""
     kinds = candidate_kinds(kind)
-    if not pairs or kinds == ("linear",):
+    if not pairs or "neural" not in kinds:
         return kinds
-    if kind == "auto":
-        log("student: text pairs: fitting the linear student (the one kind that reads pairs)")
-        return ("linear",)
-    raise ValueError(f"[student] kind {kind!r} does not read text pairs; use 'linear' or 'auto'")
+    raise ValueError(
+        f"[student] kind {kind!r} does not read text pairs; use 'auto', 'linear' or 'dense'"
+    )
 
 
 def _make_student(kind: str, config: RunConfig) -> Fittable:

@@ -24,9 +24,17 @@ stops near 0.81. The dense student adds what the teacher knows about words:
   other ten. A detector's output depends on the word only, so the runtime computes it once
   per vocabulary word at load (``detectors``) and a text costs a gather and a maximum.
 
+A dense student of text pairs compares the two sides as Tang et al.'s siamese BiLSTM does:
+``u`` and ``v``, the pooled vectors of each side, are read together as ``[u, v, u * v,
+|u - v|]`` (what each side says, where they agree, how far apart they are) by the ReLU layer,
+beside the pair features of :mod:`textdistill.runtime.pair_features` in the n-gram part's
+place. Its featurizer's sides hold the teacher's words, so ``embedding_rows`` indexes the
+sides' vocabulary. It has no max-pooled branch: the siamese layer is where the sides meet.
+
 Stored as float16 (the embedding, where the bytes are) and float32 arrays in the usual
-checksummed artifact; computed in float32. Artifact format 3: a textdistill that reads at most
-format 2 refuses it with an "upgrade textdistill" message instead of misreading it.
+checksummed artifact; computed in float32. Artifact format 3 (6 with the max-pooled branch, 7
+for pairs): a textdistill that reads only older formats refuses it with an "upgrade
+textdistill" message instead of misreading it.
 """
 
 from __future__ import annotations
@@ -45,20 +53,25 @@ from textdistill.runtime.artifact import (
 from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
 from textdistill.runtime.linear import _as_texts
 from textdistill.runtime.outputs import LabelOutputs
+from textdistill.runtime.pair_features import PairFeaturizer, featurizer_from_spec
 
 KIND = "dense"
 # The artifact format that introduced dense students (runtime/artifact.py).
 DENSE_FORMAT_VERSION = 3
 # The format that introduced the max-pooled branch: older readers refuse such an artifact.
 MAX_BRANCH_FORMAT_VERSION = 6
+# The format that introduced dense students of text pairs.
+PAIR_DENSE_FORMAT_VERSION = 7
 # The arrays and their shapes: "F" features, "L" of them n-gram terms of the linear part,
-# "V" embedding rows, "d" vector width, "h" hidden units, "k" labels.
+# "W" terms that may own a word vector (the features, or for pairs the sides' terms), "V"
+# embedding rows, "d" vector width, "c" the ReLU layer's input (d, or 4 d for a pair's
+# [u, v, u * v, |u - v|]), "h" hidden units, "k" labels.
 WEIGHTS: dict[str, tuple[str, ...]] = {
     "linear": ("L", "k"),
     "bias": ("k",),
-    "embedding_rows": ("F",),
+    "embedding_rows": ("W",),
     "embedding": ("V", "d"),
-    "hidden": ("d", "h"),
+    "hidden": ("c", "h"),
     "hidden_bias": ("h",),
     "output": ("h", "k"),
 }
@@ -163,6 +176,19 @@ def weighted_mean(pool: SparseRows, table: np.ndarray) -> np.ndarray:
     return out
 
 
+def siamese(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The pair's pooled vectors side by side with their product and distance, ``[u, v,
+    u * v, |u - v|]``: float32 ``[n, 4 d]``. A layer reading only ``u`` and ``v`` would have to
+    learn their comparison from few pairs; the product and the distance hand it over.
+
+    >>> siamese(np.array([[1.0, 2.0]]), np.array([[3.0, 2.0]])).tolist()
+    [[1.0, 2.0, 3.0, 2.0, 3.0, 4.0, 2.0, 0.0]]
+    """
+    return np.concatenate([first, second, first * second, np.abs(first - second)], axis=1).astype(
+        np.float32
+    )
+
+
 def strongest(pool: SparseRows, table: np.ndarray) -> np.ndarray:
     """The column-wise maximum of the rows of a non-negative ``table`` (last row zeros) that
     each text of ``pool`` holds, 0 for a text with none: float32 ``[n, m]``.
@@ -184,11 +210,12 @@ class DenseModel(LabelOutputs):
     """A trained dense student: the same interface as :class:`LinearModel` (``predict``,
     ``predict_proba``, ``decision_function``, ``probabilities``, ``labels``, ``temperature``,
     ``multilabel``, ``thresholds``, ``featurizer``), so ``predict``, ``serve``, calibration
-    and the cascade use it unchanged."""
+    and the cascade use it unchanged. With a :class:`PairFeaturizer` it reads text pairs
+    (joined pairs or ``(text, text_pair)`` tuples), as :class:`LinearModel` does."""
 
     def __init__(
         self,
-        featurizer: NgramFeaturizer,
+        featurizer: NgramFeaturizer | PairFeaturizer,
         weights: dict[str, np.ndarray],
         labels: Sequence[str],
         *,
@@ -199,14 +226,20 @@ class DenseModel(LabelOutputs):
     ) -> None:
         self.featurizer = featurizer
         self._set_outputs(labels, temperature, multilabel, thresholds)
+        # C order, as a loaded artifact's arrays are: BLAS sums a transposed view (what
+        # training hands over) in another order, and the model must compute what it saves.
         self.weights = {
-            name: np.asarray(w, dtype=np.int32 if name == "embedding_rows" else np.float32)
+            name: np.ascontiguousarray(
+                w, dtype=np.int32 if name == "embedding_rows" else np.float32
+            )
             for name, w in weights.items()
         }
         if "embedding" in self.weights:  # what is computed here is what is stored (float16)
             self.weights["embedding"] = (
                 self.weights["embedding"].astype(np.float16).astype(np.float32)
             )
+        if self.pairs and self.has_max_branch:
+            raise ValueError("a dense student of text pairs has no max-pooled branch")
         self._check_shapes()
         embedding = self.weights["embedding"]
         self._table = np.vstack([embedding, np.zeros((1, embedding.shape[1]), np.float32)])
@@ -218,6 +251,19 @@ class DenseModel(LabelOutputs):
             self.detectors = np.maximum(self._table @ w["max_hidden"] + w["max_hidden_bias"], 0)
             self.detectors[-1] = 0.0
         self.metadata = dict(metadata or {})
+
+    @property
+    def pairs(self) -> bool:
+        """Whether the model reads text pairs."""
+        return isinstance(self.featurizer, PairFeaturizer)
+
+    @property
+    def _word_terms(self) -> NgramFeaturizer:
+        """The featurizer whose terms ``embedding_rows`` indexes: the pair featurizer's sides,
+        or the featurizer itself."""
+        if isinstance(self.featurizer, PairFeaturizer):
+            return self.featurizer.side
+        return self.featurizer
 
     @property
     def has_max_branch(self) -> bool:
@@ -232,12 +278,15 @@ class DenseModel(LabelOutputs):
         if set(self.weights) != set(expected_names):
             raise ValueError(f"weights {sorted(self.weights)} are not {sorted(expected_names)}")
         embedding = self.weights["embedding"]
+        width = embedding.shape[1] if embedding.ndim == 2 else -1
         sizes = {
             "F": self.featurizer.n_features,
             "L": self.weights["linear"].shape[0],
+            "W": self._word_terms.n_features,
             "k": len(self.labels),
             "V": embedding.shape[0],
-            "d": embedding.shape[1] if embedding.ndim == 2 else -1,
+            "d": width,
+            "c": 4 * width if self.pairs else width,
             "h": self.weights["hidden_bias"].shape[0],
             "m": self.weights["max_hidden_bias"].shape[0] if self.has_max_branch else 0,
         }
@@ -263,19 +312,29 @@ class DenseModel(LabelOutputs):
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         for start in range(0, len(texts), _BLOCK):
             block = texts[start : start + _BLOCK]
-            out[start : start + len(block)] = self._logits(self.featurizer.transform(block))
+            out[start : start + len(block)] = self._block_logits(block)
         return out
 
-    def _logits(self, rows: SparseRows) -> np.ndarray:
+    def _block_logits(self, texts: Sequence[str]) -> np.ndarray:
         w = self.weights
-        pool = pool_rows(rows, w["embedding_rows"])
-        pooled = weighted_mean(pool, self._table)
+        strongest_words: np.ndarray = np.zeros((len(texts), len(self.labels)), np.float32)
+        if isinstance(self.featurizer, PairFeaturizer):
+            rows, first, second = self.featurizer.transform_with_sides(texts)
+            pooled = siamese(self.pooled(first), self.pooled(second))
+        else:
+            rows = self.featurizer.transform(texts)
+            pool = pool_rows(rows, w["embedding_rows"])
+            pooled = weighted_mean(pool, self._table)
+            if self.detectors is not None:
+                strongest_words = strongest(pool, self.detectors) @ w["max_output"]
         hidden = np.maximum(pooled @ w["hidden"] + w["hidden_bias"], 0.0)
         linear = leading_terms(rows, self.n_terms).matmul(w["linear"])
-        logits = linear + hidden @ w["output"] + w["bias"]
-        if self.detectors is not None:
-            logits += strongest(pool, self.detectors) @ w["max_output"]
-        return logits
+        return linear + hidden @ w["output"] + w["bias"] + strongest_words
+
+    def pooled(self, rows: SparseRows) -> np.ndarray:
+        """The TF-IDF-weighted mean word vector of each row of ``rows`` (terms of
+        :attr:`featurizer`, or for pairs of one side): float32 ``[n, d]``."""
+        return weighted_mean(pool_rows(rows, self.weights["embedding_rows"]), self._table)
 
     @property
     def n_terms(self) -> int:
@@ -298,7 +357,11 @@ class DenseModel(LabelOutputs):
                 "metadata": self.metadata,
             },
             format_version=(
-                MAX_BRANCH_FORMAT_VERSION if self.has_max_branch else DENSE_FORMAT_VERSION
+                PAIR_DENSE_FORMAT_VERSION
+                if self.pairs
+                else MAX_BRANCH_FORMAT_VERSION
+                if self.has_max_branch
+                else DENSE_FORMAT_VERSION
             ),
         )
 
@@ -308,7 +371,7 @@ class DenseModel(LabelOutputs):
         if manifest.get("kind") != KIND:
             raise ArtifactError(f"{path}: a {manifest.get('kind')!r} artifact, not {KIND!r}")
         try:
-            featurizer = NgramFeaturizer.from_spec(
+            featurizer = featurizer_from_spec(
                 manifest["featurizer"], documents["vocabulary"], arrays.pop("idf")
             )
             return cls(

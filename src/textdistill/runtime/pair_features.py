@@ -163,6 +163,14 @@ class PairFeaturizer:
 
     def transform(self, texts: Sequence[str] | Sequence[Sequence[str]]) -> SparseRows:
         """Features of joined pairs (or ``(text, text_pair)`` tuples), sorted columns per row."""
+        return self.transform_with_sides(texts)[0]
+
+    def transform_with_sides(
+        self, texts: Sequence[str] | Sequence[Sequence[str]]
+    ) -> tuple[SparseRows, SparseRows, SparseRows]:
+        """The pairs' features and each side's own n-gram rows (the ``first`` and ``second``
+        blocks before their offsets), for a model that also reads each side on its own (the
+        dense student pools each side's word vectors) without tokenizing the sides twice."""
         if isinstance(texts, str):
             raise TypeError("expected a sequence of text pairs, got one str: wrap it in a list")
         firsts, seconds = split_pairs(as_pair_texts(texts))
@@ -199,7 +207,7 @@ class PairFeaturizer:
         values = np.concatenate([block[2].astype(np.float32) for block in blocks])[order]
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-        return SparseRows(values, columns.astype(np.int32), indptr, self.n_features)
+        return SparseRows(values, columns.astype(np.int32), indptr, self.n_features), xa, xb
 
     def linear(self, texts: Sequence[str], weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
         """``transform(texts).matmul(weights) + bias``, float32 ``[n, k]``: a linear model's

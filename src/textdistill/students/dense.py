@@ -27,6 +27,13 @@ held-out teacher rows (:func:`~textdistill.students.targets.held_out_rows`; lowe
 a patience), then the student is **refit on all rows** for that many epochs, so no row is
 lost to the choice. The held-out rows' logits from the first fit are kept
 (``validation_logits_``): honest confidences for a cascade threshold.
+
+Text pairs: the n-gram part reads the pair features (:mod:`textdistill.runtime.
+pair_features`), each side's words are pooled on their own and the ReLU layer reads the two
+pooled vectors as ``[u, v, u * v, |u - v|]`` (:func:`textdistill.runtime.dense.siamese`),
+Tang et al.'s siamese combination. The sides share one vocabulary and one embedding, so a word
+means the same on either side. There is no max-pooled branch for pairs (``max_units`` is not
+used): the layer that compares the sides reads their means.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ import numpy as np
 
 from textdistill.runtime.dense import DenseModel, leading_terms, pool_rows
 from textdistill.runtime.featurizer import CHAR_PREFIX, TOKEN_PATTERN, NgramFeaturizer, SparseRows
+from textdistill.runtime.pair_features import PairFeaturizer, fit_featurizer
+from textdistill.runtime.pairs import as_pair_texts
 from textdistill.students.fitted import FittedModelMethods
 from textdistill.students.targets import (
     answers,
@@ -121,6 +130,20 @@ def _with_words(featurizer: NgramFeaturizer, words: Sequence[str], n_docs: int) 
     )
 
 
+def _with_teacher_words(
+    featurizer: NgramFeaturizer | PairFeaturizer, words: Sequence[str], n_docs: int
+) -> NgramFeaturizer | PairFeaturizer:
+    """``featurizer`` with the teacher's ``words`` it lacks (for pairs, in its sides, whose
+    blocks then move: a pair's cross-word buckets stay as fit)."""
+    if isinstance(featurizer, PairFeaturizer):
+        return PairFeaturizer(
+            _with_words(featurizer.side, words, 2 * n_docs),
+            cross_buckets=featurizer.cross_buckets,
+            cross_words=featurizer.cross_words,
+        )
+    return _with_words(featurizer, words, n_docs)
+
+
 def build_network(
     n_features: int,
     vectors: np.ndarray,
@@ -128,8 +151,11 @@ def build_network(
     hidden_units: int,
     dropout: float,
     max_units: int = 0,
+    pairs: bool = False,
 ) -> Any:
-    """The torch twin of :class:`DenseModel`; :func:`to_weights` reads its weights back."""
+    """The torch twin of :class:`DenseModel`; :func:`to_weights` reads its weights back. With
+    ``pairs``, ``forward`` takes each side's pooling bag and the ReLU layer reads the siamese
+    ``[u, v, u * v, |u - v|]``."""
     torch = _torch()
     nn = torch.nn
 
@@ -143,7 +169,8 @@ def build_network(
             self.embedding = nn.EmbeddingBag(*vectors.shape, mode="sum", sparse=True)
             with torch.no_grad():
                 self.embedding.weight.copy_(torch.from_numpy(vectors))
-            self.hidden = nn.Linear(vectors.shape[1], hidden_units)
+            self.pairs = pairs
+            self.hidden = nn.Linear(vectors.shape[1] * (4 if pairs else 1), hidden_units)
             self.output = nn.Linear(hidden_units, n_classes, bias=False)
             self.bias = nn.Parameter(torch.zeros(n_classes))
             self.dropout = nn.Dropout(dropout)
@@ -153,10 +180,15 @@ def build_network(
                 self.max_output = nn.Linear(max_units, n_classes, bias=False)
 
         def forward(
-            self, rows: tuple[Any, Any, Any], pooled: tuple[Any, Any, Any], words: Any
+            self, rows: tuple[Any, Any, Any], pooled: list[tuple[Any, Any, Any]], words: Any
         ) -> Any:
             ids, offsets, weights = rows
-            mean = self.embedding(pooled[0], pooled[1], per_sample_weights=pooled[2])
+            means = [self.embedding(i, o, per_sample_weights=w) for i, o, w in pooled]
+            if self.pairs:
+                u, v = means
+                mean = torch.cat([u, v, u * v, (u - v).abs()], dim=1)
+            else:
+                [mean] = means
             hidden = torch.relu(self.hidden(self.dropout(mean)))
             linear = self.linear(ids, offsets, per_sample_weights=weights)
             out = linear + self.output(self.dropout(hidden)) + self.bias
@@ -314,28 +346,38 @@ class DenseStudent(FittedModelMethods):
         if multilabel and self.loss != "mse":
             raise ValueError("a multilabel dense student is trained with loss='mse'")
         gold = encode_labels(gold_labels, classes_, multilabel)
-        texts_all = [*texts, *gold_texts]
+        texts_all = as_pair_texts([*texts, *gold_texts])
         targets = regression_targets(teacher_logits, gold, len(classes_)).astype(np.float32)
 
-        featurizer = NgramFeaturizer.fit(
+        featurizer = fit_featurizer(
             texts_all, max_n=self.max_n, min_df=self.min_df, max_features=self.max_features
         )
         n_terms = featurizer.n_features  # the n-gram part's; the teacher's words follow them
         if word_vectors is not None:
-            featurizer = _with_words(featurizer, word_vectors.vocabulary_words(), len(texts_all))
-        words = [i for i, term in enumerate(featurizer.vocabulary) if is_word(term)]
-        embedding_rows = np.full(featurizer.n_features, -1, dtype=np.int32)
+            featurizer = _with_teacher_words(
+                featurizer, word_vectors.vocabulary_words(), len(texts_all)
+            )
+        pairs = isinstance(featurizer, PairFeaturizer)
+        if pairs:  # the sides' new words move the blocks: the n-gram part reads them all
+            n_terms = featurizer.n_features
+        word_terms = featurizer.side if isinstance(featurizer, PairFeaturizer) else featurizer
+        words = [i for i, term in enumerate(word_terms.vocabulary) if is_word(term)]
+        embedding_rows = np.full(word_terms.n_features, -1, dtype=np.int32)
         embedding_rows[words] = np.arange(len(words), dtype=np.int32)
         vectors = self._starting_vectors(
-            [featurizer.vocabulary[i] for i in words], word_vectors, progress
+            [word_terms.vocabulary[i] for i in words], word_vectors, progress
         )
 
-        rows = featurizer.transform(texts_all)
+        if isinstance(featurizer, PairFeaturizer):
+            rows, *sides = featurizer.transform_with_sides(texts_all)
+        else:
+            rows = featurizer.transform(texts_all)
+            sides = [rows]
         data = _Data(
             leading_terms(rows, n_terms),
-            pool_rows(rows, embedding_rows),
+            [pool_rows(side, embedding_rows) for side in sides],
             targets,
-            max_pooled=self.max_units > 0,
+            max_pooled=self.max_units > 0 and not pairs,
         )
         rng = np.random.default_rng(self.random_state)
         held_out = held_out_rows(len(texts), self.validation_fraction, rng, groups)
@@ -365,6 +407,8 @@ class DenseStudent(FittedModelMethods):
             "validation_agreement": history[epochs - 1]["agreement"] if history else None,
             "validation_mse": history[epochs - 1]["validation_mse"] if history else None,
             "word_vectors": "teacher" if word_vectors is not None else "random",
+            "pairs": pairs,
+            "max_pooling": data.max_pooled,
             "n_word_vectors": len(words),
             "multilabel": multilabel,
         }
@@ -415,7 +459,13 @@ class DenseStudent(FittedModelMethods):
         rng = np.random.default_rng(self.random_state)
         k = data.targets.shape[1]
         network = build_network(
-            n_terms, vectors, k, self.hidden_units, self.dropout, self.max_units
+            n_terms,
+            vectors,
+            k,
+            self.hidden_units,
+            self.dropout,
+            self.max_units if data.max_pooled else 0,
+            pairs=len(data.pooled) == 2,
         )
         tables = [network.linear.weight, network.embedding.weight]
         dense = [p for p in network.parameters() if all(p is not t for t in tables)]
@@ -486,10 +536,11 @@ class DenseStudent(FittedModelMethods):
 
 
 class _Data:
-    """Every training text featurized once: n-gram rows, pooling rows and targets."""
+    """Every training text featurized once: n-gram rows, pooling rows (one per side of a
+    pair) and targets."""
 
     def __init__(
-        self, rows: SparseRows, pooled: SparseRows, targets: np.ndarray, max_pooled: bool
+        self, rows: SparseRows, pooled: list[SparseRows], targets: np.ndarray, max_pooled: bool
     ) -> None:
         self.rows = rows
         self.pooled = pooled
@@ -497,8 +548,9 @@ class _Data:
         self.max_pooled = max_pooled  # whether batches carry padded word ids for max pooling
 
     def batch(self, chosen: np.ndarray, torch: Any) -> tuple[Any, Any, Any]:
-        words = _padded(self.pooled, chosen, torch) if self.max_pooled else None
-        return _bag(self.rows, chosen, torch), _bag(self.pooled, chosen, torch), words
+        words = _padded(self.pooled[0], chosen, torch) if self.max_pooled else None
+        bags = [_bag(side, chosen, torch) for side in self.pooled]
+        return _bag(self.rows, chosen, torch), bags, words
 
 
 def _padded(rows: SparseRows, chosen: np.ndarray, torch: Any) -> tuple[Any, Any]:
