@@ -8,7 +8,8 @@ The protocol of issue 14, on each of msrp_train.csv.gz (2 classes) and sick_trai
 * the teacher ``textdistill run`` fine-tunes (default model and options), reading each pair
   through its tokenizer's pair encoding; the baseline is TF-IDF + logistic regression over
   the same pair features (:mod:`textdistill.runtime.pair_features`), its C tuned on held-out
-  gold labels; the student is what ``--student auto`` keeps for pairs (the linear one);
+  gold labels; the student is what ``--student auto`` keeps for pairs (the linear student,
+  the dense one with its siamese layer, or their blend), and each candidate is a row too;
 * each augmentation level (``--augment``, Tang et al.'s, both sides perturbed) is one run.
 
 Each (dataset, augment) is one run directory under ``--work``, ``DATASET-auto-xN``; a
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from results_file import write_results, write_table_into
-from short_text import _first_run, _seed_from
+from short_text import _first_run, _rows, _seed_from
 from textdistill.data import TextDataset, read_labeled, stratified_split
 from textdistill.pipeline import AugmentConfig, RunConfig, StudentConfig, run_pipeline
 
@@ -48,53 +49,37 @@ def protocol(data: Path, dataset: str) -> tuple[TextDataset, TextDataset, TextDa
     return labeled, unlabeled.without_labels(), test
 
 
-def rows_of(dataset: str, augment: int, metrics: dict[str, Any]) -> dict[str, Any]:
-    """The issue's fields (and a few more) of one finished run."""
-    systems, info = metrics["systems"], metrics["student"]
-    return {
-        "dataset": dataset,
-        "student": info["kind"],
-        "augment": augment,
-        "n_labeled": metrics["data"]["labeled"]["rows"],
-        "n_unlabeled": metrics["data"]["unlabeled"]["rows"],
-        "n_transfer": info["n_teacher_rows"],
-        "n_test": metrics["data"]["test"]["rows"],
-        "majority_accuracy": max(metrics["data"]["test"]["classes"].values())
-        / metrics["data"]["test"]["rows"],
-        "baseline_accuracy": systems["baseline"]["accuracy"],
-        "baseline_macro_f1": systems["baseline"]["macro_f1"],
-        "teacher_accuracy": systems["teacher"]["accuracy"],
-        "teacher_macro_f1": systems["teacher"]["macro_f1"],
+def rows_of(dataset: str, augment: int, metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of one finished run, as benchmarks/short_text.py writes them (the kept
+    student as ``auto``, then each candidate ``auto`` tried), with a pair task's extra facts."""
+    test = metrics["data"]["test"]
+    extra = {
+        "majority_accuracy": max(test["classes"].values()) / test["rows"],
         "teacher_best_epoch": metrics["teacher"]["best_epoch"],
-        "teacher_docs_per_s": systems["teacher"]["docs_per_s"],
-        "student_accuracy": systems["student"]["accuracy"],
-        "student_macro_f1": systems["student"]["macro_f1"],
-        "student_teacher_agreement": systems["student"]["agreement_with_teacher"],
-        "docs_per_s": systems["student"]["docs_per_s"],
-        "baseline_docs_per_s": systems["baseline"]["docs_per_s"],
-        "size_bytes": systems["student"]["size_bytes"],
-        "student_fit_seconds": info["fit_seconds"],
-        "n_features": info["n_features"],
-        "run": {
-            "created": metrics["created"],
-            "source": metrics["source"],
-            "load_average_at_start": metrics["machine"]["load_average_at_start"],
-            "seconds": metrics["seconds"],
-        },
+        "run_seconds": metrics["seconds"],
     }
+    rows = _rows(dataset, "auto", augment, metrics)
+    for row in rows:
+        kind = row["student_kind"]
+        facts = metrics["student"]["candidates"].get(kind, metrics["student"])
+        row.update(extra, n_features=facts["n_features"])
+    return rows
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The docs table, rendered from the results so it cannot drift."""
     lines = [
-        "| dataset | augment | teacher-labeled pairs | majority | baseline | teacher | student "
-        "| under the teacher | agreement with teacher | student macro-F1 | pairs/s (1 core) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| dataset | augment | teacher-labeled pairs | student | majority | baseline | teacher "
+        "| student | under the teacher | agreement with teacher | student macro-F1 "
+        "| pairs/s (1 core) |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         gap = 100 * (row["teacher_accuracy"] - row["student_accuracy"])
+        kept = row["student"] == "auto"
+        name = f"**auto: {row['student_kind']}**" if kept else row["student"]
         lines.append(
-            f"| {row['dataset']} | x{row['augment']} | {row['n_transfer']:,} | "
+            f"| {row['dataset']} | x{row['augment']} | {row['n_transfer']:,} | {name} | "
             f"{row['majority_accuracy']:.3f} | {row['baseline_accuracy']:.3f} | "
             f"{row['teacher_accuracy']:.3f} | {row['student_accuracy']:.3f} | {gap:.1f} pts | "
             f"{row['student_teacher_agreement']:.3f} | {row['student_macro_f1']:.3f} | "
@@ -136,11 +121,15 @@ def write(work: Path) -> None:
     """The JSON (and the docs table) of every finished run under ``work``."""
     rows = sorted(
         (
-            rows_of(path.parent.name.split("-")[0], int(path.parent.name.rsplit("-x", 1)[1]), m)
+            row
             for path in sorted(work.glob("*-auto-x*/metrics.json"))
-            for m in [json.loads(path.read_text())]
+            for row in rows_of(
+                path.parent.name.split("-")[0],
+                int(path.parent.name.rsplit("-x", 1)[1]),
+                json.loads(path.read_text()),
+            )
         ),
-        key=lambda row: (row["dataset"], row["augment"]),
+        key=lambda row: (row["dataset"], row["augment"], row["student"]),
     )
     write_results("pairs", rows, protocol={"n_test": N_TEST, "n_labeled": N_LABELED, "seed": 0})
     if DOCS_PAGE.exists():
