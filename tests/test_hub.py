@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 import textdistill
+from conftest import build_toy_artifact
 from textdistill.cli import main
 from textdistill.hub import parse_repo
-from textdistill.runtime import ArtifactError, LinearModel, NgramFeaturizer, load
+from textdistill.runtime import ArtifactError, LinearModel, NgramFeaturizer, load, read_manifest
 from textdistill.runtime.model_card import CARD, render, write_card
 
 DOCS = ["charged twice", "refund missing", "app crashes", "blank screen", "charged again"]
@@ -169,6 +170,35 @@ def test_the_pushed_card_of_a_run_states_its_test_metrics_and_names_the_reposito
     _model().save(tmp_path / "run" / "student")
     assert main(["push", str(tmp_path / "run" / "student"), "acme/retrained"]) == 0
     assert "Evaluation" not in (hub.root / "acme" / "retrained" / "main" / CARD).read_text()
+
+
+def test_cli_serves_a_model_from_the_hub(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``textdistill serve hf://...``: the repository is downloaded and its model served.
+    uvicorn stands aside: the app it would run answers a test client instead of a socket
+    (tests/test_serve.py serves over a real one)."""
+    pytest.importorskip("fastapi")
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    build_toy_artifact(tmp_path / "model")
+    assert main(["push", str(tmp_path / "model"), "acme/reviews@v2"]) == 0
+    answers: list[Any] = []
+
+    def run(app: Any, **options: Any) -> None:
+        with TestClient(app) as client:
+            answers.append(client.get("/metadata").json())
+            answers.append(client.post("/predict", json={"texts": ["a great film", "awful"]}))
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    assert main(["serve", "hf://acme/reviews@v2", "--workers", "1"]) == 0
+    metadata, response = answers
+    download = dict(hub.calls)["snapshot_download"]
+    assert download["repo_id"] == "acme/reviews" and download["revision"] == "v2"
+    assert metadata["id"] == read_manifest(tmp_path / "model")["checksum"][:12]  # that model
+    assert response.status_code == 200
+    assert [p["label"] for p in response.json()["predictions"]] == ["pos", "neg"]
 
 
 def test_push_refuses_an_artifact_that_does_not_load(hub: FakeHub, tmp_path: Path) -> None:
