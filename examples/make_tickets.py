@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -154,6 +155,60 @@ def main() -> None:
                 writer.writerow([f"t{i}", text, label])
     unlabeled = [message(rng.choice(labels), rng) for _ in range(1500)]
     (HERE / "tickets_unlabeled.txt").write_text("\n".join(unlabeled) + "\n", encoding="utf-8")
+    write_topic_files(labels)
+
+
+def topics(text: str) -> tuple[str, ...]:
+    """The classes a message is about, read back from the phrase lists it was composed of:
+    its problem's class, then the class of its aside if it has one (none for a message
+    with no problem in it)."""
+    found = [label for label, pattern in PATTERNS.items() if pattern.search(text)]
+    found += [label for label, aside in ASIDES.items() if aside in text]
+    return tuple(found)
+
+
+# Each problem as a pattern over messages: its placeholders stand for any words.
+PATTERNS = {
+    label: re.compile(
+        "|".join(".+?".join(map(re.escape, re.split(r"\{\w+\}", p))) for p in problems),
+        re.IGNORECASE,
+    )
+    for label, problems in PROBLEMS.items()
+}
+
+
+def write_topic_files(labels: list[str]) -> None:
+    """Two files for the pages that need more than the tutorial's: the labeled messages
+    tagged with every class they are about, and 20 messages about nothing with no tags
+    (``tickets_multilabel.csv``, for ``--multilabel``); and the logits of an imaginary
+    teacher that knows the phrase lists, one row per text of every file (``tickets_logits.csv``,
+    for ``run --teacher-logits``: 4 for a message's problem, 1 for its aside, -2 otherwise),
+    so that those runs need no teacher model and take seconds."""
+    with (HERE / "tickets.csv").open(newline="", encoding="utf-8") as f:
+        labeled = [row["text"] for row in csv.DictReader(f)]
+    with (HERE / "tickets_test.csv").open(newline="", encoding="utf-8") as f:
+        test = [row["text"] for row in csv.DictReader(f)]
+    unlabeled = (HERE / "tickets_unlabeled.txt").read_text(encoding="utf-8").splitlines()
+    rng = random.Random(16)
+    about_nothing = [
+        " ".join(p for p in (rng.choice(OPENINGS), _fill(rng.choice(DETAILS[:10]), rng)) if p)
+        for _ in range(20)
+    ]
+    with (HERE / "tickets_logits.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", *labels])
+        for text in dict.fromkeys(unlabeled + test + labeled + about_nothing):
+            about = topics(text)
+            writer.writerow(
+                [text, *(4 if about[:1] == (c,) else 1 if c in about else -2 for c in labels)]
+            )
+    rows = [(text, topics(text)) for text in labeled] + [(text, ()) for text in about_nothing]
+    rng.shuffle(rows)
+    with (HERE / "tickets_multilabel.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "text", "tags"])
+        for i, (text, tags) in enumerate(rows, start=1):
+            writer.writerow([f"m{i}", text, "|".join(tags)])
 
 
 if __name__ == "__main__":

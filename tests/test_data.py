@@ -668,11 +668,13 @@ def test_multilabel_csv_cells_with_json_arrays_through_gzip(tmp_path: Path) -> N
 
 
 def test_multilabel_csv_with_a_separator(tmp_path: Path) -> None:
-    path = write(tmp_path / "d.csv", "text,label\na,sports| politics\nb,news||sports |\nc,news\n")
+    content = "text,label\na,sports| politics\nb,news||sports |\nc,news\nd,\ne, \n"
+    path = write(tmp_path / "d.csv", content)
     data = read_labeled(path, multilabel=True, label_separator="|")
-    assert data.label_sets == [("politics", "sports"), ("news", "sports"), ("news",)]
-    # Without a separator the whole cell is one label name.
-    assert read_labeled(path, multilabel=True).label_sets == [
+    # An empty cell splits into no labels: a text about none of them, as a JSON [] is.
+    assert data.label_sets == [("politics", "sports"), ("news", "sports"), ("news",), (), ()]
+    # Without a separator the whole cell is one label name, and an empty one is missing.
+    assert read_labeled(path, multilabel=True, on_bad_row="skip").label_sets == [
         ("sports| politics",),
         ("news||sports |",),
         ("news",),

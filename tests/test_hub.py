@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 import textdistill
+from conftest import build_toy_artifact
 from textdistill.cli import main
 from textdistill.hub import parse_repo
-from textdistill.runtime import ArtifactError, LinearModel, NgramFeaturizer, load
+from textdistill.runtime import ArtifactError, LinearModel, NgramFeaturizer, load, read_manifest
 from textdistill.runtime.model_card import CARD, render, write_card
 
 DOCS = ["charged twice", "refund missing", "app crashes", "blank screen", "charged again"]
@@ -123,6 +124,81 @@ def test_cli_push_predict_and_revision(
     assert out[0].startswith("label,p_billing,p_technical")
     assert main(["predict", "hf://acme/missing", "x"]) == 1
     assert "404" in capsys.readouterr().err
+
+
+def test_the_pushed_card_of_a_run_states_its_test_metrics_and_names_the_repository(
+    hub: FakeHub, tmp_path: Path, toy_sentiment: tuple[list[str], list[str]]
+) -> None:
+    from textdistill.data import TextDataset
+    from textdistill.pipeline import RunConfig, StudentConfig, run_pipeline
+
+    texts, labels = toy_sentiment  # a run without a teacher model: its logits are a rule
+    every = texts + [t + " again" for t in texts]
+    score = [1.0 if any(w in t for w in ("great", "good", "superb")) else -1.0 for t in every]
+    with open(tmp_path / "logits.csv", "w", encoding="utf-8") as handle:
+        handle.write("text,neg,pos\n")
+        handle.writelines(f'"{t}",{-z},{z}\n' for t, z in zip(every, score, strict=True))
+    config = RunConfig(
+        out=tmp_path / "run",
+        progress=False,
+        test_size=0.25,
+        teacher_logits=tmp_path / "logits.csv",
+        student=StudentConfig(min_df=1),
+    )
+    labeled = TextDataset(texts=texts, labels=labels, source="toy")
+    unlabeled = TextDataset(texts=every[len(texts) :], labels=None, source="toy-u")
+    metrics = run_pipeline(labeled, unlabeled, None, config)
+    student_row = f"| student | {metrics['systems']['student']['accuracy']:.4g} |"
+    local_card = (tmp_path / "run" / "student" / CARD).read_text()
+
+    assert main(["push", str(tmp_path / "run" / "student"), "acme/tickets@v2"]) == 0
+    card = (hub.root / "acme" / "tickets" / "v2" / CARD).read_text()
+    assert "## Evaluation on the held-out test set" in card and student_row in card
+    assert 'textdistill.load("hf://acme/tickets@v2")' in card
+    assert 'textdistill predict hf://acme/tickets@v2 "' in card and "OWNER/NAME" not in card
+    assert (tmp_path / "run" / "student" / CARD).read_text() == local_card  # left as it was
+
+    # In Python: the model loaded from the run is the student it scored, so the same numbers.
+    model = textdistill.load(str(tmp_path / "run" / "student"))
+    model.push_to_hub("acme/loaded")
+    card = (hub.root / "acme" / "loaded" / "main" / CARD).read_text()
+    assert student_row in card and 'textdistill.load("hf://acme/loaded")' in card
+    # A model changed since, or a student the run did not score, gets no numbers of the run.
+    model.temperature = 2.0
+    model.push_to_hub("acme/changed")
+    assert "Evaluation" not in (hub.root / "acme" / "changed" / "main" / CARD).read_text()
+    _model().save(tmp_path / "run" / "student")
+    assert main(["push", str(tmp_path / "run" / "student"), "acme/retrained"]) == 0
+    assert "Evaluation" not in (hub.root / "acme" / "retrained" / "main" / CARD).read_text()
+
+
+def test_cli_serves_a_model_from_the_hub(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``textdistill serve hf://...``: the repository is downloaded and its model served.
+    uvicorn stands aside: the app it would run answers a test client instead of a socket
+    (tests/test_serve.py serves over a real one)."""
+    pytest.importorskip("fastapi")
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    build_toy_artifact(tmp_path / "model")
+    assert main(["push", str(tmp_path / "model"), "acme/reviews@v2"]) == 0
+    answers: list[Any] = []
+
+    def run(app: Any, **options: Any) -> None:
+        with TestClient(app) as client:
+            answers.append(client.get("/metadata").json())
+            answers.append(client.post("/predict", json={"texts": ["a great film", "awful"]}))
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    assert main(["serve", "hf://acme/reviews@v2", "--workers", "1"]) == 0
+    metadata, response = answers
+    download = dict(hub.calls)["snapshot_download"]
+    assert download["repo_id"] == "acme/reviews" and download["revision"] == "v2"
+    assert metadata["id"] == read_manifest(tmp_path / "model")["checksum"][:12]  # that model
+    assert response.status_code == 200
+    assert [p["label"] for p in response.json()["predictions"]] == ["pos", "neg"]
 
 
 def test_push_refuses_an_artifact_that_does_not_load(hub: FakeHub, tmp_path: Path) -> None:

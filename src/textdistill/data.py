@@ -816,6 +816,9 @@ def _check_row(
     if label_column is None:
         return row
     label = row.values.get(label_column)
+    if multilabel and label_separator is not None and isinstance(label, str) and not label.strip():
+        # Split on the separator, an empty cell is an empty list: a text with no labels.
+        return _Row(row.where, {**{c: row.values[c] for c in text_columns}, label_column: ()})
     if label is None or _is_nan(label) or not str(label).strip():
         found = _describe_missing(row, label_column)
         return _BadRow(row.where, "missing label", label_column, "a label", found)

@@ -12,8 +12,11 @@ module only for ``hf://`` paths, so the base install stays numpy-only.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +72,25 @@ def download(reference: str) -> Path:
     return Path(folder)
 
 
+def run_metrics(artifact: str | Path, checksum: str) -> dict[str, Any] | None:
+    """The ``metrics.json`` of the run that scored this artifact, or None.
+
+    ``textdistill run`` writes its student to ``RUN/student`` and the test set's numbers to
+    ``RUN/metrics.json``, with the student's manifest checksum. The numbers are used only
+    when that checksum is ``checksum``: a student retrained by a later, unfinished run, or a
+    model changed after loading, is not the one they measured.
+    """
+    path = Path(artifact).parent / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    student = metrics.get("student") if isinstance(metrics, dict) else None
+    if isinstance(student, dict) and student.get("checksum") == checksum:
+        return metrics
+    return None
+
+
 def push(
     artifact: str | Path,
     repo_id: str,
@@ -77,24 +99,40 @@ def push(
     token: str | None = None,
     revision: str | None = None,
     commit_message: str | None = None,
+    metrics: dict[str, Any] | None = None,
 ) -> str:
     """Upload the artifact folder to the model repository ``repo_id``; return its URL.
 
     The repository is created when it does not exist (``private`` then applies). The folder
     is loaded first, so an artifact that would not load is refused with the loader's error.
+
+    The model card is written for the upload: it names ``repo_id`` in its usage lines and,
+    when the artifact is a run's scored student (or ``metrics``, a run's ``metrics.json``,
+    is given), states the test set's numbers. The folder itself is left as it is.
     """
-    from textdistill.runtime import load
+    from textdistill.runtime import load, read_manifest
+    from textdistill.runtime.model_card import CARD, render
 
     repo, branch = parse_repo(repo_id)
-    load(str(artifact))
+    load(str(artifact))  # an artifact that would not load is refused before any upload
+    manifest = read_manifest(artifact)
+    if metrics is None:
+        metrics = run_metrics(artifact, manifest["checksum"])
+    reference = f"{repo}@{revision or branch}" if revision or branch else repo
     hub = _hub()
     api = hub.HfApi(token=token)
     url = api.create_repo(repo_id=repo, repo_type="model", private=private, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo,
-        repo_type="model",
-        folder_path=str(artifact),
-        revision=revision or branch,
-        commit_message=commit_message or "Upload a textdistill student",
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        upload = Path(tmp) / "artifact"
+        shutil.copytree(artifact, upload)
+        (upload / CARD).write_text(
+            render(manifest, metrics, reference), encoding="utf-8", errors="backslashreplace"
+        )
+        api.upload_folder(
+            repo_id=repo,
+            repo_type="model",
+            folder_path=str(upload),
+            revision=revision or branch,
+            commit_message=commit_message or "Upload a textdistill student",
+        )
     return str(url)

@@ -400,6 +400,9 @@ def _run_stages(
         augment_info.get("mask_token"),
     )
     systems, student_info["test"] = _evaluate(run, splits, config, store, teacher, teacher_info)
+    # Which artifact these numbers are of: `textdistill push` puts them on its model card
+    # only when the student it uploads is this one.
+    student_info["checksum"] = read_manifest(run.path("student"))["checksum"]
     if multilabel:
         log("cascade and calibration report: single-label runs only; skipped for multilabel data")
     # Without a teacher model there is nothing to defer to: no calibration and cascade stage.

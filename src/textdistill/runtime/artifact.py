@@ -131,11 +131,15 @@ def save_artifact(
     write_directory_atomically(Path(path), fill)
 
 
+def artifact_root(path: str | Path) -> Path:
+    """The artifact directory named by ``path``: the directory itself or its model.json."""
+    root = Path(path)
+    return root.parent if root.name == MANIFEST else root
+
+
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The verified manifest of the artifact at ``path`` (the directory or its model.json)."""
-    root = Path(path)
-    if root.name == MANIFEST:
-        root = root.parent
+    root = artifact_root(path)
     manifest_path = root / MANIFEST
     if not root.is_dir():
         raise ArtifactError(f"{root}: no such artifact directory")
@@ -166,9 +170,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 
 def load_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
     """Verify and read an artifact: ``(manifest, arrays, documents)``. Never unpickles."""
-    root = Path(path)
-    if root.name == MANIFEST:
-        root = root.parent
+    root = artifact_root(path)
     manifest = read_manifest(root)
     arrays: dict[str, np.ndarray] = {}
     documents: dict[str, Any] = {}

@@ -47,6 +47,7 @@ import numpy as np
 
 from textdistill.runtime.artifact import (
     ArtifactError,
+    artifact_root,
     load_artifact,
     save_artifact,
 )
@@ -374,7 +375,7 @@ class DenseModel(LabelOutputs):
             featurizer = featurizer_from_spec(
                 manifest["featurizer"], documents["vocabulary"], arrays.pop("idf")
             )
-            return cls(
+            model = cls(
                 featurizer,
                 arrays,
                 manifest["labels"],
@@ -383,3 +384,5 @@ class DenseModel(LabelOutputs):
             )
         except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise ArtifactError(f"{path}: inconsistent artifact ({error!r})") from None
+        model.source = artifact_root(path)
+        return model

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from textdistill.runtime.artifact import ArtifactError, load_artifact, save_artifact
+from textdistill.runtime.artifact import ArtifactError, artifact_root, load_artifact, save_artifact
 from textdistill.runtime.featurizer import NgramFeaturizer
 from textdistill.runtime.outputs import LabelOutputs
 from textdistill.runtime.pair_features import PairFeaturizer, featurizer_from_spec
@@ -88,7 +88,7 @@ class LinearModel(LabelOutputs):
             featurizer = featurizer_from_spec(
                 manifest["featurizer"], documents["vocabulary"], arrays["idf"]
             )
-            return cls(
+            model = cls(
                 featurizer,
                 arrays["coef"],
                 arrays["intercept"],
@@ -98,6 +98,8 @@ class LinearModel(LabelOutputs):
             )
         except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise ArtifactError(f"{path}: inconsistent artifact ({error!r})") from None
+        model.source = artifact_root(path)
+        return model
 
 
 def _as_texts(texts: Sequence[str]) -> Sequence[str]:

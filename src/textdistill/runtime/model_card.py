@@ -94,8 +94,17 @@ def _evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(manifest: dict[str, Any], evaluation: dict[str, Any] | None = None) -> str:
-    """The card's Markdown from an artifact's manifest and, after a run, its metrics."""
+def render(
+    manifest: dict[str, Any],
+    evaluation: dict[str, Any] | None = None,
+    repo: str | None = None,
+) -> str:
+    """The card's Markdown from an artifact's manifest and, after a run, its metrics.
+
+    ``repo`` (``OWNER/NAME[@REVISION]``) is the Hub repository the card is pushed to: its
+    usage lines then name it, ready to copy. A card saved on disk cannot know where it will
+    be pushed, so without ``repo`` they show ``OWNER/NAME`` and say to replace it.
+    """
     labels = [str(label) for label in manifest.get("labels", [])]
     task = manifest.get("task", "multiclass")
     kind = manifest.get("kind", "?")
@@ -107,6 +116,15 @@ def render(manifest: dict[str, Any], evaluation: dict[str, Any] | None = None) -
         "any number of labels per text (multilabel)"
         if task == "multilabel"
         else "one label per text"
+    )
+    where = repo or "OWNER/NAME"
+    placeholder = (
+        []
+        if repo
+        else [
+            "Replace `OWNER/NAME` with the repository's name (or the whole `hf://` reference with",
+            "a local folder).",
+        ]
     )
     lines = [
         "---",
@@ -123,19 +141,19 @@ def render(manifest: dict[str, Any], evaluation: dict[str, Any] | None = None) -
         "## How to use it",
         "",
         "```bash",
-        "pip install textdistill",
-        'textdistill predict hf://OWNER/NAME "a text to label"   # or a local folder',
+        'pip install "textdistill[hub]"',
+        f'textdistill predict hf://{where} "a text to label"',
         "```",
         "",
         "```python",
         "import textdistill",
         "",
-        'model = textdistill.load("hf://OWNER/NAME")  # needs pip install "textdistill[hub]"',
+        f'model = textdistill.load("hf://{where}")',
         'model.predict(["a text to label"])',
         "```",
         "",
-        "Replace `OWNER/NAME` with this repository's name. Loading checks the sha256 of every",
-        "file against `model.json`.",
+        *placeholder,
+        "Loading checks the sha256 of every file against `model.json`.",
         "",
         "## Intended use",
         "",

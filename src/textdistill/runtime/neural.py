@@ -25,7 +25,7 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-from textdistill.runtime.artifact import ArtifactError, load_artifact, save_artifact
+from textdistill.runtime.artifact import ArtifactError, artifact_root, load_artifact, save_artifact
 from textdistill.runtime.featurizer import TOKEN_PATTERN, NgramFeaturizer, SparseRows, tokenize
 from textdistill.runtime.linear import _as_texts
 from textdistill.runtime.outputs import LabelOutputs
@@ -301,7 +301,7 @@ class NeuralModel(LabelOutputs):
                 featurizer = NgramFeaturizer.from_spec(spec, vocabulary, arrays.pop("idf"))
             else:
                 featurizer = TokenSequencer(vocabulary, max_length=spec["max_length"])
-            return cls(
+            model = cls(
                 architecture,
                 featurizer,
                 arrays,
@@ -311,3 +311,5 @@ class NeuralModel(LabelOutputs):
             )
         except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise ArtifactError(f"{path}: inconsistent artifact ({error!r})") from None
+        model.source = artifact_root(path)
+        return model

@@ -68,6 +68,9 @@ class LabelOutputs:
     temperature: float
     multilabel: bool
     thresholds: np.ndarray
+    source: Path | None = None
+    """The artifact folder the model was loaded from (None when built in memory): a run's
+    metrics lie beside it, for :meth:`push_to_hub`'s model card."""
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         raise NotImplementedError
@@ -82,21 +85,32 @@ class LabelOutputs:
         private: bool = False,
         token: str | None = None,
         commit_message: str | None = None,
+        metrics: dict[str, Any] | None = None,
     ) -> str:
         """Save this model and upload it to the Hugging Face Hub model repository
-        ``repo_id`` (``OWNER/NAME``); return the repository's URL. Needs the hub extra."""
+        ``repo_id`` (``OWNER/NAME``); return the repository's URL. Needs the hub extra.
+
+        The model card states the test set's numbers of ``metrics`` (a run's parsed
+        ``metrics.json``), by default those of the run this model was loaded from when it is
+        still the student that run scored.
+        """
         import tempfile
 
-        from textdistill.hub import push
+        from textdistill.hub import push, run_metrics
+        from textdistill.runtime.artifact import read_manifest
 
         with tempfile.TemporaryDirectory() as tmp:
-            self.save(Path(tmp) / "artifact")
+            artifact = Path(tmp) / "artifact"
+            self.save(artifact)
+            if metrics is None and self.source is not None:
+                metrics = run_metrics(self.source, read_manifest(artifact)["checksum"])
             return push(
-                Path(tmp) / "artifact",
+                artifact,
                 repo_id,
                 private=private,
                 token=token,
                 commit_message=commit_message,
+                metrics=metrics,
             )
 
     def _set_outputs(
