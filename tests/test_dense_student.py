@@ -447,3 +447,23 @@ def test_onnx_export_of_a_dense_pair_student_matches_the_numpy_runtime(tmp_path:
     expected = student.decision_function(probes)  # type: ignore[arg-type]
     assert np.abs(logits - expected).max() <= 1e-5
     np.testing.assert_allclose(probabilities, student.predict_proba(probes), atol=1e-6)  # type: ignore[arg-type]
+
+
+def test_the_teachers_word_vectors_are_embedded_once_and_read_back(tmp_path: Path) -> None:
+    """A second fit of the same teacher's student reads every word vector from the store:
+    nothing is embedded again, and the student is the same."""
+    from textdistill.students.dense import is_word
+    from textdistill.word_vectors import CachedWordVectors
+
+    source = SentimentVectors()
+    first = _fit(CachedWordVectors(lambda: source, tmp_path, "teacher"))
+    embedded = [word for call in source.calls for word in call]
+    assert len(embedded) == len(set(embedded))  # no word twice ...
+    words = [t for t in first.model_.featurizer.vocabulary if is_word(t)]
+    assert set(words) <= set(embedded)  # ... and every word of the student
+    calls = len(source.calls)
+    second = _fit(CachedWordVectors(lambda: source, tmp_path, "teacher"))
+    assert len(source.calls) == calls  # read back, not embedded
+    probes = ["the film was superb", "poor film", ""]
+    np.testing.assert_array_equal(second.decision_function(probes), first.decision_function(probes))
+    assert (tmp_path / "teacher-word-vectors" / "store.json").is_file()

@@ -77,6 +77,7 @@ from textdistill.students.targets import (
 from textdistill.teacher import Teacher, TeacherConfig, logits_key
 from textdistill.teacher_training import PLAIN_LOOP, validation_rows
 from textdistill.thresholds import choose_thresholds
+from textdistill.word_vectors import CachedWordVectors
 
 # Texts on which the labeling precision is checked against fp32: enough that one flipped label
 # in 200 (the 99.5% bar) is visible, few enough to cost well under a minute on a CPU.
@@ -380,9 +381,14 @@ def _run_stages(
         )
     labeling["precision"] = precision
     augmented, augmented_sources, augment_info = _augment(run, splits, config)
-    # The dense student's word vectors start from the fine-tuned teacher's encoder (fp32).
+    # The dense student's word vectors start from the fine-tuned teacher's encoder (fp32),
+    # each word embedded once per teacher and kept in the logits cache.
     word_vectors: Callable[[], WordVectorSource | None] = (
-        (lambda: None) if config.teacher_logits is not None else fitted_teacher
+        (lambda: None)
+        if config.teacher_logits is not None
+        else lambda: CachedWordVectors(
+            fitted_teacher, store.directory.parent, teacher_info["fingerprint"]
+        )
     )
     if augmented:
         augment_info["labeling"] = _label(
