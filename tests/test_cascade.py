@@ -163,6 +163,37 @@ def test_the_stored_threshold_defers_the_unsure_and_its_speed_is_measured(
     assert "docs/s (computed)" in report
 
 
+def test_the_threshold_is_chosen_on_texts_no_fit_read_and_none_tested(
+    run_dir: Path, tiny_bert_dir: Path
+) -> None:
+    """The texts the stored threshold was chosen on are held-out transfer texts that the
+    student's fit never read under another row (a repeat, a gold text) and that are not test
+    texts. The toy unlabeled set repeats texts, as real ones do, so that this can fail."""
+    from collections import Counter
+
+    from textdistill.runtime import load, softmax
+    from textdistill.teacher import Teacher
+
+    labeled, unlabeled, config = _inputs(tiny_bert_dir, run_dir)
+    splits = prepare_splits(labeled, unlabeled, None, config)
+    held_out = json.loads((run_dir / "student-validation.json").read_text())
+    sample = held_out["texts"]
+    transfer = Counter(splits.unlabeled.texts)
+    assert max(transfer.values()) > 1, "the toy transfer set should repeat a text"
+    assert len(sample) >= 10
+    assert set(sample).isdisjoint(splits.test.texts)
+    assert set(sample).isdisjoint(splits.teacher_train.texts)
+    # every row of a sample text was held out, so none trained the fit that scored it
+    assert all(transfer[text] == n for text, n in Counter(sample).items())
+    # and the stored threshold is the one these texts give
+    spec = json.loads((run_dir / "cascade" / CASCADE_FILE).read_text())
+    student = load(str(run_dir / "student"))
+    confidence = student.probabilities(np.asarray(held_out["logits"])).max(axis=1)
+    teacher = Teacher.load(run_dir / "teacher").logits(sample)
+    expected = choose_threshold(confidence, softmax(teacher, spec["teacher_temperature"]).max(1))
+    assert spec["threshold"] == pytest.approx(expected)
+
+
 def test_cascade_speed_is_timed_not_computed() -> None:
     """A teacher that takes 20 ms a text: the measured rate falls with what is deferred,
     whatever the rates the curve is computed from would say."""

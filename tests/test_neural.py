@@ -225,9 +225,14 @@ def test_run_with_a_neural_student_then_predict_export_and_cascade(
     config = tmp_path / "run.toml"
     config.write_text(f"""
 [teacher]
+# settings at which the tiny random BERT learns the toy task (at 1 epoch it stays at chance);
+# one thread, so the accuracy floors below hold on any core count
 model = "{tiny_bert_dir}"
-epochs = 1
+epochs = 10
+learning_rate = 3e-3
+batch_size = 8
 max_length = 32
+num_threads = 1
 
 [student]
 kind = "neural"
@@ -242,7 +247,13 @@ min_df = 1
     assert metrics["student"]["selection"]["architecture"] == "bilstm"
     model = load(str(out / "student"))
     assert isinstance(model, NeuralModel) and model.architecture == "bilstm"
-    assert 0.0 <= metrics["systems"]["student"]["accuracy"] <= 1.0
+    # On these 16 balanced test rows the teacher and the student both get 0.9375 and agree on
+    # 0.875 (seeds 1 and 2: 0.875 and 0.75 for the teacher, 0.875 and 0.6875 for the student).
+    # A model answering one class gets 0.5.
+    systems = metrics["systems"]
+    assert systems["teacher"]["accuracy"] >= 0.8, metrics["teacher"]["history"]
+    assert systems["student"]["accuracy"] >= 0.8
+    assert systems["student"]["agreement_with_teacher"] >= 0.8
     capsys.readouterr()
     assert main(["predict", str(out / "student"), "what a superb film", "--format", "jsonl"]) == 0
     assert json.loads(capsys.readouterr().out)["label"] in {"neg", "pos"}

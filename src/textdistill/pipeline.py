@@ -90,6 +90,10 @@ TEACHER_CHECKPOINT = "teacher-checkpoint.safetensors"
 # Folds of the out-of-fold logits on which a multilabel baseline's thresholds are chosen.
 BASELINE_FOLDS = 5
 
+# Which held-out texts the cascade threshold is chosen on; part of the student stage's key
+# where it drops any (a repeated transfer text, or one that is also a gold or test text).
+THRESHOLD_SAMPLE_RULE = "held-out texts that no training row, gold row or test row repeats"
+
 
 class Scorer(Protocol):
     """What the stages need of a teacher: logits for texts (a model, or precomputed ones)."""
@@ -810,6 +814,8 @@ def _student_stage(
         CHOICE_RULE,
         *([HOLD_OUT_RULE] if augmented else []),  # runs without augmentation keep their keys
         {"min_held_out": MIN_HELD_OUT, "floor_from": FLOOR_FROM},
+        # runs whose transfer texts are all distinct and neither gold nor test keep their keys
+        *([THRESHOLD_SAMPLE_RULE] if _repeats_a_text(splits, augmented) else []),
         config.seed,
     )
     cached = run.cached("student", key)
@@ -927,16 +933,35 @@ def _make_student(kind: str, config: RunConfig) -> Fittable:
     )
 
 
+def _repeats_a_text(splits: Splits, augmented: list[str]) -> bool:
+    """Whether a transfer text occurs twice, or also as a gold or a test text: only then can
+    :func:`_validation_logits` drop a held-out text."""
+    transfer = [*splits.unlabeled.texts, *augmented]
+    distinct = set(transfer)
+    return len(distinct) < len(transfer) or not distinct.isdisjoint(
+        [*splits.teacher_train.texts, *splits.test.texts]
+    )
+
+
 def _validation_logits(student: Student, transfer: list[str], splits: Splits) -> dict[str, Any]:
     """The kept student's logits on the held-out rows of its own fit that are real unlabeled
     texts (synthetic ones are not what the cascade will see): honest confidences, since that
-    fit never trained on them."""
+    fit never trained on them.
+
+    A held-out text that the fit read all the same is left out: one repeated by a training
+    row (rows are held out one by one unless augmented), or one that is also a gold text. So
+    is a test text, on which the threshold would be chosen on what it is measured on.
+    """
     rows = np.asarray(getattr(student, "validation_rows_", []), dtype=np.int64)
     logits = np.asarray(getattr(student, "validation_logits_", np.empty((0, 0))))
-    real = rows < len(splits.unlabeled)
+    trained = np.ones(len(transfer), dtype=bool)
+    trained[rows] = False
+    seen = {transfer[i] for i in np.flatnonzero(trained)}
+    seen.update(splits.teacher_train.texts, splits.test.texts)
+    kept = [j for j, i in enumerate(rows) if i < len(splits.unlabeled) and transfer[i] not in seen]
     return {
-        "texts": [transfer[i] for i in rows[real]],
-        "logits": logits[real].tolist() if len(rows) else [],
+        "texts": [transfer[rows[j]] for j in kept],
+        "logits": logits[kept].tolist(),
     }
 
 
