@@ -233,6 +233,16 @@ def _paraphrase_toy(n: int, seed: int) -> tuple[list[str], list[str]]:
     return pairs, labels
 
 
+def test_the_students_that_read_pairs_are_fit_for_pairs() -> None:
+    from textdistill.pipeline import _student_kinds
+
+    assert _student_kinds("auto", pairs=True) == ("linear", "dense")
+    assert _student_kinds("dense", pairs=True) == ("dense",)
+    with pytest.raises(ValueError, match="'neural' does not read text pairs"):
+        _student_kinds("neural", pairs=True)
+    assert _student_kinds("neural", pairs=False) == ("neural",)
+
+
 def test_pair_features_have_each_block() -> None:
     pairs, _ = _paraphrase_toy(20, 0)
     featurizer = PairFeaturizer.fit(pairs, min_df=1, cross_buckets=64)
@@ -410,15 +420,27 @@ min_df = 1
     assert metrics["calibration"]["teacher"] and metrics["calibration"]["student"]
 
 
-def test_serve_takes_text_pairs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["linear", "dense"])
+def test_serve_takes_text_pairs(tmp_path: Path, kind: str) -> None:
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
     from textdistill.serve import create_app
 
     train, labels = _paraphrase_toy(40, 6)
-    LinearStudent(loss="soft_ce", min_df=1).fit(train, labels).save(tmp_path / "model")
+    if kind == "dense":
+        pytest.importorskip("torch")
+        from textdistill.students.dense import DenseStudent
+
+        logits = np.array([[2.0, -2.0] if y == "different" else [-2.0, 2.0] for y in labels])
+        student = DenseStudent(min_df=1, dim=8, hidden_units=8, max_epochs=3).fit(
+            train, logits, classes=["different", "same"]
+        )
+    else:
+        student = LinearStudent(loss="soft_ce", min_df=1).fit(train, labels)
+    student.save(tmp_path / "model")
     model = load(str(tmp_path / "model"))
+    assert getattr(model, "pairs", False)
     with TestClient(create_app(tmp_path / "model")) as client:
         one = client.post("/predict", json={"text": "a b", "text_pair": "a b"})
         assert one.status_code == 200, one.text
