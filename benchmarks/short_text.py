@@ -45,8 +45,7 @@ from textdistill.teacher_training import PLAIN_LOOP
 # which commit it was evaluated); then --write-only wrote the file.
 INVOCATIONS = [
     "python benchmarks/short_text.py --data ../shared/data --datasets sst2 --augment 0 20",
-    "python benchmarks/short_text.py --data ../shared/data --datasets sst2_small_pool "
-    "--augment 0",
+    "python benchmarks/short_text.py --data ../shared/data --datasets sst2_small_pool --augment 0",
     "python benchmarks/short_text.py --data ../shared/data --datasets trec --augment 0",
     "python benchmarks/short_text.py --data ../shared/data --datasets demo --augment 0",
 ]
