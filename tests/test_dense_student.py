@@ -290,27 +290,39 @@ def test_small_transfer_sets_take_smaller_steps_and_bad_rates_are_refused() -> N
         _fit(None, batch_size=0)
 
 
-@pytest.mark.parametrize("max_units", [0, 8])
-def test_the_numpy_runtime_computes_what_the_torch_network_trained(max_units: int) -> None:
-    """The torch twin and the runtime, given the same (random, untrained) weights, give the
-    same logits on texts of every length, including one with no known word."""
+def _random_twin(word_terms: Sequence[str], n_features: int, **options: object) -> tuple:
+    """The torch twin with random weights (n-gram ones too, which start at zero in training)
+    over ``word_terms`` (the featurizer's, or a pair featurizer's sides'), and the row of
+    each term in its word vectors (-1 for an n-gram of several words)."""
     import torch
 
-    from textdistill.runtime.dense import leading_terms, pool_rows
-    from textdistill.runtime.featurizer import NgramFeaturizer
-    from textdistill.students.dense import _Data, _predict, build_network, to_weights
+    from textdistill.students.dense import build_network
 
-    texts, _ = _toy()
-    featurizer = NgramFeaturizer.fit(texts, max_n=2, min_df=1)
-    words = [i for i, term in enumerate(featurizer.vocabulary) if " " not in term]
-    embedding_rows = np.full(featurizer.n_features, -1, dtype=np.int32)
+    words = [i for i, term in enumerate(word_terms) if " " not in term]
+    embedding_rows = np.full(len(word_terms), -1, dtype=np.int32)
     embedding_rows[words] = np.arange(len(words), dtype=np.int32)
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(len(words), 6)).astype(np.float16).astype(np.float32)
     torch.manual_seed(0)
-    network = build_network(featurizer.n_features, vectors, 2, 5, 0.0, max_units)
+    network = build_network(n_features, vectors, 2, 5, 0.0, **options)  # type: ignore[arg-type]
     with torch.no_grad():  # n-gram weights start at zero: make them count
         network.linear.weight.normal_()
+    return network, embedding_rows
+
+
+@pytest.mark.parametrize("max_units", [0, 8])
+def test_the_numpy_runtime_computes_what_the_torch_network_trained(max_units: int) -> None:
+    """The torch twin and the runtime, given the same (random, untrained) weights, give the
+    same logits on texts of every length, including one with no known word."""
+    from textdistill.runtime.dense import leading_terms, pool_rows
+    from textdistill.runtime.featurizer import NgramFeaturizer
+    from textdistill.students.dense import _Data, _predict, to_weights
+
+    texts, _ = _toy()
+    featurizer = NgramFeaturizer.fit(texts, max_n=2, min_df=1)
+    network, embedding_rows = _random_twin(
+        featurizer.vocabulary, featurizer.n_features, max_units=max_units
+    )
     probes = ["the film was good again", "zzz", "", "bad bad bad film", *texts[:30]]
     rows = featurizer.transform(probes)
     pooled = pool_rows(rows, embedding_rows)
@@ -391,25 +403,16 @@ def test_a_dense_pair_artifact_round_trips_and_older_readers_refuse_it(
 def test_the_numpy_runtime_computes_what_the_torch_network_trained_on_pairs() -> None:
     """Random weights, the same in both: the runtime's siamese pooling is the network's, on
     pairs with an empty side, no known word, or the same text twice."""
-    import torch
-
     from textdistill.runtime.dense import pool_rows
     from textdistill.runtime.pair_features import PairFeaturizer
     from textdistill.runtime.pairs import join_pair
-    from textdistill.students.dense import _Data, _predict, build_network, to_weights
+    from textdistill.students.dense import _Data, _predict, to_weights
 
     texts, _ = _toy_pairs()
     featurizer = PairFeaturizer.fit(texts, max_n=2, min_df=1)
-    side = featurizer.side
-    words = [i for i, term in enumerate(side.vocabulary) if " " not in term]
-    embedding_rows = np.full(side.n_features, -1, dtype=np.int32)
-    embedding_rows[words] = np.arange(len(words), dtype=np.int32)
-    rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(len(words), 6)).astype(np.float16).astype(np.float32)
-    torch.manual_seed(0)
-    network = build_network(featurizer.n_features, vectors, 2, 5, 0.0, pairs=True)
-    with torch.no_grad():
-        network.linear.weight.normal_()
+    network, embedding_rows = _random_twin(
+        featurizer.side.vocabulary, featurizer.n_features, pairs=True
+    )
     probes = [
         join_pair("the film was good", "the film was bad"),
         join_pair("", "the film"),

@@ -118,7 +118,7 @@ def export_onnx(artifact: str | Path, output: str | Path) -> Path:
 def build_onnx_model(model: Model) -> Any:
     """The ``onnx.ModelProto`` of ``model`` (see the module docstring for its signature)."""
     try:
-        from onnx import TensorProto, helper, numpy_helper
+        from onnx import TensorProto, helper
     except ImportError as error:
         raise ImportError(f"{ONNX_HINT} ({error})") from None
 
@@ -138,17 +138,8 @@ def build_onnx_model(model: Model) -> Any:
         table, bias = model.coef, model.intercept
     assert isinstance(model.featurizer, NgramFeaturizer)
     n_features, width = model.featurizer.n_features, table.shape[1]
-    nodes: list[Any] = []
-
-    def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
-        return output
-
-    def const(name: str, value: np.ndarray) -> str:
-        initializers.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    initializers: list[Any] = []
+    graph = _Graph()
+    nodes, initializers, node, const = graph.nodes, graph.initializers, graph.node, graph.const
     coef = const("coef", table.astype(np.float32))  # [V, width]
     idf = const("idf", model.featurizer.idf.astype(np.float32))  # [V]
     intercept = const("intercept", bias.astype(np.float32))  # [width]
@@ -168,20 +159,7 @@ def build_onnx_model(model: Model) -> Any:
     batch = node("Sub", [offsets_len, one_i], "batch")  # [1]
     n_occ = node("Shape", ["ngram_ids"], "n_occurrences")  # [1]
 
-    # Document of every occurrence: +1 at each inner boundary offsets[1:-1], then a running sum.
-    # Boundaries lie in [0, n], so the marks vector has n + 1 slots; the last is dropped.
-    inner = node("Slice", ["offsets", one_i, minus_one_i, zero_i], "inner_offsets")
-    marks_len = node("Add", [n_occ, one_i], "marks_len")
-    marks0 = node(
-        "ConstantOfShape",
-        [marks_len],
-        "marks0",
-        value=helper.make_tensor("v", TensorProto.INT64, [1], [0]),
-    )
-    ones_inner = node("Expand", [one_i, node("Shape", [inner], "inner_shape")], "ones_inner")
-    marks = node("ScatterElements", [marks0, inner, ones_inner], "marks", axis=0, reduction="add")
-    running = node("CumSum", [marks, zero_i], "running")
-    doc = node("Slice", [running, zero_i, n_occ, zero_i], "doc_of_occurrence")  # [n]
+    doc = _rows_of_values(node, const, "ngram", "offsets")  # the document of every occurrence
 
     # Term counts per (document, n-gram): sort the keys doc * V + id (TopK over all of them,
     # several times faster than Unique in onnxruntime), keep the first of each run of equal
@@ -465,22 +443,10 @@ def _pair_model(model: LinearModel | DenseModel) -> Any:
     """A pair student over the sparse rows the runtime computes: the linear layer as a gather
     of weight rows and a segment sum in float64 (as numpy's); for a dense student also each
     side's pooled word vectors, read as ``[u, v, u * v, |u - v|]`` by its ReLU layer."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    initializers: list[Any] = []
-    nodes: list[Any] = []
-    made: set[str] = set()
-
-    def node(op: str, inputs: list[str], output: str, **attrs: Any) -> str:
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
-        return output
-
-    def const(name: str, value: np.ndarray) -> str:  # shared by both sides' pooling
-        if name not in made:
-            made.add(name)
-            initializers.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
+    graph = _Graph()
+    node, const = graph.node, graph.const
     dense = isinstance(model, DenseModel)
     coef = model.weights["linear"] if isinstance(model, DenseModel) else model.coef
     intercept = model.weights["bias"] if isinstance(model, DenseModel) else model.intercept
@@ -560,8 +526,8 @@ def _pair_model(model: LinearModel | DenseModel) -> Any:
     node("Add", [linear, const("intercept", intercept.astype(np.float32))], "logits")
     proto = _finish(
         model,
-        nodes,
-        initializers,
+        graph.nodes,
+        graph.initializers,
         inputs,
         FORMAT_DENSE_PAIRS if dense else FORMAT_PAIRS,
         description,
@@ -576,6 +542,30 @@ def _pair_model(model: LinearModel | DenseModel) -> Any:
     return proto
 
 
+class _Graph:
+    """The nodes and initializers of a graph being built: ``node`` adds an operator named
+    after its output, ``const`` an initializer once per name (sub-graphs built for each side
+    of a pair, or shared helpers, ask for the same constants)."""
+
+    def __init__(self) -> None:
+        from onnx import helper, numpy_helper
+
+        self._helper, self._numpy_helper = helper, numpy_helper
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._names: set[str] = set()
+
+    def node(self, op: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        self.nodes.append(self._helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        if name not in self._names:
+            self._names.add(name)
+            self.initializers.append(self._numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+
 def _prefixed(node: Any, prefix: str) -> Any:
     """``node`` naming its outputs ``PREFIX_name``: one sub-graph built once per side."""
 
@@ -586,8 +576,10 @@ def _prefixed(node: Any, prefix: str) -> Any:
 
 
 def _rows_of_values(node: Any, const: Any, prefix: str, offsets: str) -> str:
-    """The row of every stored value of a CSR matrix, from its ``offsets``: +1 at each inner
-    row boundary, then a running sum."""
+    """The row of every stored value of a CSR matrix (or the document of every n-gram
+    occurrence), from its ``offsets``: +1 at each inner boundary ``offsets[1:-1]``, then a
+    running sum. Boundaries lie in ``[0, n]`` (``n = offsets[-1]``), so the marks vector has
+    ``n + 1`` slots; the last is dropped."""
     from onnx import TensorProto, helper
 
     zero = const("zero_i64", np.array([0], dtype=np.int64))

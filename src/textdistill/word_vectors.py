@@ -70,15 +70,13 @@ class CachedWordVectors:
         if not words:
             return np.empty((0, 0), dtype=np.float32)
         store = self._store(words)
-        missing = store.missing(words)
-        if missing:
-            store.fill(
-                missing,
-                lambda batch: self._encoder().embed(batch),
-                batch_size=256,
-                progress=progress,
-                description="word vectors",
-            )
+        store.fill(  # embeds only what is missing; nothing missing, it returns at once
+            words,
+            lambda batch: self._encoder().embed(batch),
+            batch_size=256,
+            progress=progress,
+            description="word vectors",
+        )
         return store.get(words)
 
     def _store(self, words: list[str]) -> LogitsStore:

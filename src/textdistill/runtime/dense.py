@@ -318,7 +318,7 @@ class DenseModel(LabelOutputs):
 
     def _block_logits(self, texts: Sequence[str]) -> np.ndarray:
         w = self.weights
-        strongest_words: np.ndarray = np.zeros((len(texts), len(self.labels)), np.float32)
+        pool: SparseRows | None = None  # a single text's words, which the max branch reads
         if isinstance(self.featurizer, PairFeaturizer):
             rows, first, second = self.featurizer.transform_with_sides(texts)
             pooled = siamese(self.pooled(first), self.pooled(second))
@@ -326,11 +326,12 @@ class DenseModel(LabelOutputs):
             rows = self.featurizer.transform(texts)
             pool = pool_rows(rows, w["embedding_rows"])
             pooled = weighted_mean(pool, self._table)
-            if self.detectors is not None:
-                strongest_words = strongest(pool, self.detectors) @ w["max_output"]
         hidden = np.maximum(pooled @ w["hidden"] + w["hidden_bias"], 0.0)
         linear = leading_terms(rows, self.n_terms).matmul(w["linear"])
-        return linear + hidden @ w["output"] + w["bias"] + strongest_words
+        logits = linear + hidden @ w["output"] + w["bias"]
+        if self.detectors is not None and pool is not None:  # pairs have no max branch
+            logits += strongest(pool, self.detectors) @ w["max_output"]
+        return logits
 
     def pooled(self, rows: SparseRows) -> np.ndarray:
         """The TF-IDF-weighted mean word vector of each row of ``rows`` (terms of
