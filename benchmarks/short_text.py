@@ -7,8 +7,9 @@ results were measured with (``PLAIN_LOOP``: shuffled batches, every epoch run):
 * ``sst2``: 1,000 of sst2_train.csv.gz labeled (a seeded permutation, as cascade.py), the
   other 5,920 unlabeled, sst2_dev.csv.gz (872) as the test set;
 * ``sst2_small_pool``: the same 1,000 labels and only the first 1,500 of those unlabeled;
-* ``trec``: a stratified 20% of trec_train.csv.gz as the test set (1,090), 1,000 of the rest
-  labeled (stratified), the other 3,362 unlabeled;
+* ``trec``: a stratified 20% of trec_train.csv.gz as the test set, less the 20 questions that
+  trec_train repeats (1,070), 1,000 of the rest labeled (stratified), the other 3,382
+  unlabeled;
 * ``demo``: the demo corpus (Rotten Tomatoes snippets) split as ``textdistill demo`` splits
   it: 2,000 test, 1,000 labeled, 9,808 unlabeled.
 
@@ -77,7 +78,7 @@ def _sst2(data: Path, n_unlabeled: int | None) -> Protocol:
 
 
 def _trec(data: Path) -> Protocol:
-    rest, test = stratified_split(read_labeled(data / "trec_train.csv.gz"), 0.2, seed=0)
+    rest, test = stratified_split(read_labeled(data / "trec_train.csv.gz"), 0.2, seed=0, apart=True)
     unlabeled, labeled = stratified_split(rest, 1000, seed=0)
     return Protocol(labeled, unlabeled.without_labels(), test, TeacherConfig(**PLAIN_LOOP))
 

@@ -247,36 +247,44 @@ def test_a_synthetic_text_is_held_out_with_its_source(
     assert sorted(set(groups[:n_real])) == sorted(set(groups[groups >= 0]))
 
 
+@pytest.mark.parametrize("repeats", [False, True])
 @pytest.mark.parametrize("given", ["nothing", "test", "unlabeled", "both"])
 def test_splits_keep_what_is_measured_apart_from_what_is_learned(
-    toy_sentiment: tuple[list[str], list[str]], given: str
+    toy_sentiment: tuple[list[str], list[str]], given: str, repeats: bool
 ) -> None:
     """Calibration (the teacher's validation split) and every test score rest on rows no model
     trained on: the test set, the teacher's training rows, its validation rows and (without an
-    unlabeled file) the student's transfer set, which falls back to the training rows only."""
+    unlabeled file) the student's transfer set, which falls back to the training rows only.
+    With ``repeats``, every labeled text has several rows and the unlabeled file holds the
+    labeled texts again, as data nobody cleaned does: a random split alone would put the same
+    text on both sides."""
     from textdistill.pipeline import prepare_splits
 
     texts, labels = toy_sentiment
     texts = [f"{text} row {i}" for i, text in enumerate(texts)]  # every row distinct
+    if repeats:  # and 15 of them on 3 more rows each, with the same label
+        texts, labels = texts + texts[20:35] * 3, labels + labels[20:35] * 3
     test = TextDataset(texts[:20], labels[:20], "t") if given in ("test", "both") else None
-    unlabeled = (
-        TextDataset([f"unlabeled {t}" for t in texts], None, "u")
-        if given in ("unlabeled", "both")
-        else None
-    )
+    pool = texts if repeats else [f"unlabeled {t}" for t in texts]
+    unlabeled = TextDataset(pool, None, "u") if given in ("unlabeled", "both") else None
     labeled = TextDataset(texts[20:] if test else texts, labels[20:] if test else labels, "l")
     config = RunConfig(out=Path("unused"), test_size=0.25, validation_size=0.2)
     splits = prepare_splits(labeled, unlabeled, test, config)
     train, validation = set(splits.teacher_train.texts), set(splits.teacher_validation.texts)
     tested = set(splits.test.texts)
     assert train and validation and tested
-    assert not train & validation and not tested & (train | validation)
+    assert not train & validation
+    if test is None:  # a test set carved here; a given one is the user's (its repeats are noted)
+        assert not tested & (train | validation)
     assert train | validation == set(splits.labeled.texts)
     transfer = set(splits.unlabeled.texts)
-    assert not transfer & (validation | tested)
+    assert not transfer & validation
     if unlabeled is None:
         assert transfer == train
-    assert len(splits.test) == (20 if test else round(0.25 * len(texts)))
+    elif not repeats:
+        assert not transfer & tested
+    carved = round(0.25 * len(texts))
+    assert len(splits.test) == (20 if test else carved) if not repeats else len(splits.test) > 0
 
 
 def test_the_validation_split_grows_to_400_rows_where_the_labels_allow_it() -> None:

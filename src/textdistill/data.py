@@ -256,7 +256,7 @@ def read_unlabeled(
 
 
 def stratified_split(
-    data: TextDataset, test_size: float | int, *, seed: int = 0
+    data: TextDataset, test_size: float | int, *, seed: int = 0, apart: bool = False
 ) -> tuple[TextDataset, TextDataset]:
     """Split into ``(rest, held_out)`` with the class proportions of ``data`` on both sides.
 
@@ -269,6 +269,17 @@ def stratified_split(
     iterative stratification (Sechidis, Tsoumakas & Vlahavas 2011), which keeps each label's
     proportion on both sides; rarest labels are placed first, so that the labels that are
     easiest to lose get their row on each side while both sides still have room.
+
+    ``apart=True`` is for a held-out side that judges what the rest trains (a test set, the
+    split that picks the best epoch and fits the temperature): a held-out row whose text also
+    has a row in ``rest`` goes to ``rest``, since a text trained on under one row and judged
+    under another makes the judgement optimistic. Without such repeats nothing moves; with
+    them the held-out side is that much smaller than ``test_size``.
+
+    >>> data = TextDataset(["a", "b", "a", "c"] * 2, ["x", "y", "x", "y"] * 2, "rows")
+    >>> rest, held = stratified_split(data, 4, seed=0, apart=True)
+    >>> set(rest.texts).isdisjoint(held.texts), len(rest) + len(held)
+    (True, 8)
     """
     n_held = _held_out_size(data, test_size)
     rng = np.random.default_rng(seed)
@@ -278,7 +289,11 @@ def stratified_split(
         held = _stratified_held_out(_labels_of(data, "stratified_split"), n_held, rng)
     held_set = set(held)
     rest = [i for i in range(len(data)) if i not in held_set]
-    return data.subset(rest), data.subset(sorted(held))
+    if apart:
+        trained = {data.texts[i] for i in rest}
+        held_set = {i for i in held_set if data.texts[i] not in trained}
+        rest = [i for i in range(len(data)) if i not in held_set]
+    return data.subset(rest), data.subset(sorted(held_set))
 
 
 def require_classes(data: TextDataset, minimum: int = 2) -> None:

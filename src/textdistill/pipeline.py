@@ -209,7 +209,7 @@ def prepare_splits(
     notes: list[str] = []
     require_classes(labeled)
     if test is None:
-        labeled, test = stratified_split(labeled, config.test_size, seed=config.seed)
+        labeled, test = stratified_split(labeled, config.test_size, seed=config.seed, apart=True)
         notes.append(
             f"no test set given: held out {len(test)} labeled rows (stratified, seed {config.seed})"
         )
@@ -221,7 +221,16 @@ def prepare_splits(
     validation_size = config.validation_size
     if validation_size is None:
         validation_size = max(1, validation_rows(len(labeled)))
-    teacher_train, teacher_validation = stratified_split(labeled, validation_size, seed=config.seed)
+    teacher_train, teacher_validation = stratified_split(
+        labeled, validation_size, seed=config.seed, apart=True
+    )
+    if unlabeled is not None:
+        unlabeled, n_dropped = _without_texts_of(unlabeled, teacher_validation)
+        if n_dropped:
+            notes.append(
+                f"left out {n_dropped} unlabeled rows whose text is in the teacher's validation "
+                "split: the student's temperature is fitted there, on texts it has not learned"
+            )
     if unlabeled is None:
         # Not the validation split's texts: the student's temperature (or thresholds) are
         # fitted there, on texts it has not learned the teacher's answers for.
@@ -236,6 +245,13 @@ def prepare_splits(
         unlabeled = unlabeled.subset(sorted(order[: config.n_unlabeled].tolist()))
         notes.append(f"kept {len(unlabeled)} unlabeled rows (random sample, seed {config.seed})")
     return Splits(labeled, unlabeled, test, teacher_train, teacher_validation, tuple(notes))
+
+
+def _without_texts_of(data: TextDataset, other: TextDataset) -> tuple[TextDataset, int]:
+    """``data`` less its rows whose text is one of ``other``'s, and how many rows that was."""
+    texts = set(other.texts)
+    kept = [i for i, text in enumerate(data.texts) if text not in texts]
+    return (data, 0) if len(kept) == len(data) else (data.subset(kept), len(data) - len(kept))
 
 
 def _duplicate_notes(labeled: TextDataset, test: TextDataset) -> list[str]:
