@@ -420,6 +420,78 @@ min_df = 1
     assert metrics["calibration"]["teacher"] and metrics["calibration"]["student"]
 
 
+def _write_pair_logits(path: Path, pairs: list[str], labels: list[str]) -> Path:
+    """A teacher's logits for these pairs: columns text, text_pair, different, same."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "text_pair", "different", "same"])
+        for pair, label in zip(pairs, labels, strict=True):
+            writer.writerow([*split_pair(pair), *((-2, 2) if label == "same" else (2, -2))])
+    return path
+
+
+def test_a_pair_run_from_teacher_logits_of_pairs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A logits file for a pair run holds each pair's texts in ``text`` and ``text_pair``:
+    the run needs no teacher model, and keys the logits on the ordered pair."""
+    labeled, unlabeled = _write_pair_run_data(tmp_path)
+    pairs, labels = _paraphrase_toy(40, 4)
+    more, more_labels = _paraphrase_toy(40, 5)
+    logits = _write_pair_logits(tmp_path / "logits.csv", more + pairs, more_labels + labels)
+    command = ["run", "--labeled", str(labeled), "--unlabeled", str(unlabeled),
+               "--text-column", "q1", "--text-pair-column", "q2", "--teacher-logits",
+               str(logits), "--student", "linear", "--no-progress"]  # fmt: skip
+    assert main([*command, "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["teacher"]["precomputed"] and not (tmp_path / "run" / "teacher").exists()
+    assert metrics["teacher"]["labeling"]["n_scored"] == 0
+    assert metrics["systems"]["teacher"]["accuracy"] == 1.0
+    assert isinstance(load(str(tmp_path / "run" / "student")).featurizer, PairFeaturizer)
+    capsys.readouterr()
+
+    # the sides swapped are other pairs, which the file does not cover
+    swapped = _write_pair_logits(
+        tmp_path / "swapped.csv",
+        [join_pair(*reversed(split_pair(p))) for p in more + pairs],
+        more_labels + labels,
+    )
+    command[command.index(str(logits))] = str(swapped)
+    assert main([*command, "--out", str(tmp_path / "swapped")]) == 1
+    error = capsys.readouterr().err
+    assert f"{swapped}: no logits for" in error and " ⟂ " in error and "\\x1f" not in error
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        ("text,different,same\na,1,2\n", "column 'text_pair' not found"),
+        ("text,text_pair,different,same\na,b\x1fc,1,2\n",
+         "row 1 (line 2), column 'text_pair': expected text without the control character"),
+        ('{"text": "a", "text_pair": 3, "different": 1, "same": 2}\n',
+         "line 1, column 'text_pair': expected text, found"),
+        ("text,text_pair,different,same\na,b,1,x\n",
+         "row 1 (line 2), column 'same': expected a finite number"),
+    ],
+)  # fmt: skip
+def test_a_bad_pair_logits_file_names_file_row_and_column(
+    tmp_path: Path, content: str, where: str
+) -> None:
+    from textdistill.precomputed import read_precomputed_logits
+
+    path = tmp_path / ("logits.jsonl" if content.startswith("{") else "logits.csv")
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError) as error:
+        read_precomputed_logits(path, ["different", "same"], [], pairs=True)
+    assert str(error.value).startswith(f"{path}") and where in str(error.value)
+    path = tmp_path / "good.csv"
+    path.write_text("text,text_pair,different,same\na,b,1,2\n", encoding="utf-8")
+    table = read_precomputed_logits(path, ["different", "same"], [], pairs=True)
+    assert table.texts == [join_pair("a", "b")]
+    single = read_precomputed_logits(path, ["different", "same"], [])
+    assert single.texts == ["a"]
+
+
 @pytest.mark.parametrize("kind", ["linear", "dense"])
 def test_serve_takes_text_pairs(tmp_path: Path, kind: str) -> None:
     pytest.importorskip("fastapi")

@@ -103,8 +103,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--teacher-logits",
         type=Path,
-        help="precomputed teacher logits (CSV/TSV/JSONL/Parquet: text + one column per class; "
-        "or .npy rows = unlabeled, test, labeled rows): no fine-tuning, no labeling",
+        help="precomputed teacher logits (CSV/TSV/JSONL/Parquet: text [+ text_pair for text "
+        "pairs] + one column per class; or .npy rows = unlabeled, test, labeled rows): no "
+        "fine-tuning, no labeling",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument(

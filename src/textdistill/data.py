@@ -1066,12 +1066,17 @@ def _allocate(counts: np.ndarray, n_held: int) -> list[int]:
 
 
 def read_scores(
-    path: str | Path, columns: Sequence[str], text_column: str = "text"
+    path: str | Path,
+    columns: Sequence[str],
+    text_column: str = "text",
+    text_pair_column: str | None = None,
 ) -> tuple[list[str], np.ndarray]:
     """Texts and one float per named column and row, e.g. a teacher's logits per class.
 
     CSV, TSV, JSONL or Parquet (compressed or not), like the data files. Every value must be
-    a finite number: a bad one is a :class:`DataError` naming the file, row and column.
+    a finite number: a bad one is a :class:`DataError` naming the file, row and column. With
+    ``text_pair_column`` each row is a text pair, its sides in the two text columns, and its
+    text is the joined pair (:func:`~textdistill.runtime.pairs.join_pair`).
     """
     path = Path(path)
     source = str(path)
@@ -1080,7 +1085,8 @@ def read_scores(
     fmt = _format_of(path, None)
     if fmt == "txt":
         raise DataError(f"{source}: expected a csv/tsv/jsonl/parquet file with scores")
-    wanted = [text_column, *columns]
+    text_columns = [text_column] if text_pair_column is None else [text_column, text_pair_column]
+    wanted = [*text_columns, *columns]
     try:
         opened = _open_binary(path)
     except OSError as exc:
@@ -1100,13 +1106,21 @@ def read_scores(
             missing = [c for c in wanted if c not in record.values]
             if missing:
                 raise DataError(f"{source}, {record.where}: missing column(s) {missing}")
-            text = record.values[text_column]
-            if not isinstance(text, str):
-                raise DataError(
-                    f"{source}, {record.where}, column {text_column!r}: expected text, "
-                    f"found {_describe(text)}"
-                )
-            texts.append(text)
+            for column in text_columns:
+                text = record.values[column]
+                if not isinstance(text, str):
+                    raise DataError(
+                        f"{source}, {record.where}, column {column!r}: expected text, "
+                        f"found {_describe(text)}"
+                    )
+                if text_pair_column is not None and PAIR_SEPARATOR in text:
+                    raise DataError(
+                        f"{source}, {record.where}, column {column!r}: expected text without "
+                        "the control character U+001F (it separates the sides of a pair), "
+                        f"found {_describe(text)}"
+                    )
+            sides = [record.values[column] for column in text_columns]
+            texts.append(sides[0] if len(sides) == 1 else join_pair(*sides))
             rows.append([_score(record, c, source) for c in columns])
     if not texts:
         raise DataError(f"{source}: expected at least one data row, found none")

@@ -369,6 +369,7 @@ def _run_stages(
                 *(test.texts if test else []),
                 *labeled.texts,
             ],
+            pairs=are_pairs(splits.labeled.texts),
         )
         log(f"teacher: {len(table.texts)} precomputed logits from {table.source}")
         teacher_info = {

@@ -9,7 +9,8 @@ part calibrates the student); a missing one is an error that names it.
 Formats:
 
 * CSV, TSV, JSONL or Parquet with a ``text`` column and one numeric column per class, named
-  by the class (the labels of the labeled set);
+  by the class (the labels of the labeled set); for a run of text pairs, the first text in
+  ``text`` and the second in ``text_pair``;
 * ``.npy``: a float array of shape ``(rows, classes)``, its rows in the order of the unlabeled
   file, then the test file, then the labeled file, as read; columns in sorted class order.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from textdistill.data import DataError, read_scores
+from textdistill.runtime.pairs import shown
 
 __all__ = ["MissingLogitsError", "PrecomputedLogits", "read_precomputed_logits"]
 
@@ -49,7 +51,7 @@ class PrecomputedLogits:
 
     def logits(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Stand-in for :meth:`Teacher.logits`: there is no model to score new texts."""
-        example = texts[0][:80] if texts else ""
+        example = shown(texts[0])[:80] if texts else ""
         raise MissingLogitsError(
             f"{self.source}: no logits for {len(texts)} text(s) the run needs, e.g. "
             f"{example!r}; add a row for every unlabeled, test and labeled text"
@@ -57,12 +59,13 @@ class PrecomputedLogits:
 
 
 def read_precomputed_logits(
-    path: str | Path, classes: list[str], aligned_texts: list[str]
+    path: str | Path, classes: list[str], aligned_texts: list[str], *, pairs: bool = False
 ) -> PrecomputedLogits:
     """Read a logits file (see the module docstring) for a run with these classes.
 
     ``aligned_texts`` are the unlabeled, test and labeled texts as read, in that order: the
-    texts of a ``.npy`` file's rows.
+    texts of a ``.npy`` file's rows. ``pairs``: the run reads text pairs, so a table's rows
+    are pairs, their second texts in the ``text_pair`` column.
     """
     path = Path(path)
     if not path.is_file():
@@ -88,7 +91,7 @@ def read_precomputed_logits(
             raise DataError(f"{path}, row {row + 1}: expected finite logits")
         texts = list(aligned_texts)
     else:
-        texts, logits = read_scores(path, classes)
+        texts, logits = read_scores(path, classes, text_pair_column="text_pair" if pairs else None)
     return PrecomputedLogits(
         str(path), texts, logits.astype(np.float32), list(classes), digest.hexdigest()
     )
