@@ -135,6 +135,22 @@ def test_commands_that_the_example_files_can_run_are_run() -> None:
             assert (ROOT / name).exists(), f"{block}: {name} is not in the repository"
 
 
+def test_the_pair_example_files_are_what_their_script_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/ticket_pairs*.csv are made by examples/make_pairs.py (seeded), not by hand."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    make_pairs = importlib.import_module("make_pairs")
+    monkeypatch.setattr(make_pairs, "HERE", tmp_path)
+    make_pairs.main()
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == sorted(p.name for p in (ROOT / "examples").glob("ticket_pairs*.csv"))
+    for name in written:
+        assert (tmp_path / name).read_bytes() == (ROOT / "examples" / name).read_bytes(), name
+
+
 def test_skip_marker_is_recognised() -> None:
     """The parser reads the marker only on the line right above a fence."""
     text = (
