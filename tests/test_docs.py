@@ -124,12 +124,25 @@ def test_every_shell_block_runs_or_says_why_not() -> None:
 
 def test_commands_that_the_example_files_can_run_are_run() -> None:
     """The pages beyond the tutorial (multilabel data, logits computed elsewhere, labeling
-    with Ray) run on files shipped in examples/, so their commands are tested rather than
-    skipped; and every example file a run block names exists."""
+    with Ray, text pairs through run, predict, serve and export) run on files shipped in
+    examples/, so their commands are tested rather than skipped; and every example file a
+    run block names exists."""
     run = [b for b in shell_blocks() if b.skip_reason is None]
     commands = "\n".join(b.body for b in run)
     for needed in ("--multilabel", "--label-separator", "--teacher-logits", "textdistill label"):
         assert needed in commands, f"no command that runs uses {needed}"
+    pairs = [b.body for b in run if b.path.name == "pairs.md"]
+    for verb, needed in (
+        ("run", "--text-pair-column"),
+        ("predict", "--text-pair "),
+        ("predict", "--text-pair-column"),
+        ("serve", ""),
+        ("export", ""),
+    ):
+        assert any(f"textdistill {verb}" in body and needed in body for body in pairs), (
+            f"no command of docs/pairs.md that runs is a pair {verb} ({needed})"
+        )
+    assert any('"text_pair"' in body for body in pairs), "no pair request to serve runs"
     for block in run:
         for name in re.findall(r"\bexamples/[\w./-]*\w", block.body):
             assert (ROOT / name).exists(), f"{block}: {name} is not in the repository"
