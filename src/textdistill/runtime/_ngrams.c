@@ -133,12 +133,16 @@ typedef struct Workspace {
     Py_ssize_t n_tokens, token_capacity; /* of spans and hashes (then the checks) */
     int32_t *tally;      /* per-term counts of the document being counted, all zero between
                             documents */
+    /* The document's distinct ids as a two-level bitmap, also all zero between documents:
+     * bit i of seen is id i, bit j of summary is word j of seen. Reading the set bits in
+     * order lists the ids sorted, for a few instructions an id, where a sort would pass over
+     * every id several times. */
+    uint64_t *seen, *summary;
 } Workspace;
 
 typedef struct {
     PyObject_HEAD
     Slot *slots;         /* open-addressing hash table of the terms */
-    int radix_passes;    /* 8-bit passes needed to sort ids below n_terms */
     Py_ssize_t mask;     /* table size - 1 */
     Py_ssize_t n_terms;
     int max_n;
@@ -157,6 +161,8 @@ static void workspace_free(Workspace *w) {
     buffer_free(&w->scratch);
     buffer_free(&w->counts);
     PyMem_RawFree(w->tally);
+    PyMem_RawFree(w->seen);
+    PyMem_RawFree(w->summary);
     PyMem_RawFree(w);
 }
 
@@ -177,9 +183,16 @@ static Workspace *workspace_take(Vocabulary *self) {
         return w;
     }
     w = PyMem_RawCalloc(1, sizeof(Workspace));
-    if (w) w->tally = PyMem_RawCalloc((size_t)self->n_terms + 1, sizeof(int32_t));
-    if (!w || !w->tally) {
-        if (w) PyMem_RawFree(w);
+    if (!w) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    size_t seen_words = (size_t)self->n_terms / 64 + 1;
+    w->tally = PyMem_RawCalloc((size_t)self->n_terms + 1, sizeof(int32_t));
+    w->seen = PyMem_RawCalloc(seen_words, sizeof(uint64_t));
+    w->summary = PyMem_RawCalloc(seen_words / 64 + 1, sizeof(uint64_t));
+    if (!w->tally || !w->seen || !w->summary) {
+        workspace_free(w);
         PyErr_NoMemory();
         return NULL;
     }
@@ -263,8 +276,6 @@ static int Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds) {
     self->char_min = char_min;
     self->char_max = char_max;
     self->unspaced = unspaced;
-    self->radix_passes = 1;
-    while (self->radix_passes < 4 && (n >> (8 * self->radix_passes)) > 0) self->radix_passes++;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *term = PySequence_Fast_GET_ITEM(seq, i);
         int kind = PyUnicode_KIND(term);
@@ -552,27 +563,6 @@ static Py_ssize_t document_keys(const Vocabulary *v, const TextView *t, Workspac
 #undef KEYS_AS
 }
 
-/* LSD radix sort of non-negative ids, 8 bits a pass; insertion sort for a few ids. */
-static void sort_ids(int32_t *values, int32_t *scratch, Py_ssize_t n, int passes) {
-    if (n <= 32) {
-        for (Py_ssize_t i = 1; i < n; i++) {
-            int32_t x = values[i];
-            Py_ssize_t j = i;
-            for (; j > 0 && values[j - 1] > x; j--) values[j] = values[j - 1];
-            values[j] = x;
-        }
-        return;
-    }
-    for (int pass = 0; pass < passes; pass++) {
-        Py_ssize_t start[257] = {0};
-        int shift = 8 * pass;
-        for (Py_ssize_t i = 0; i < n; i++) start[((values[i] >> shift) & 0xff) + 1]++;
-        for (int b = 0; b < 256; b++) start[b + 1] += start[b];
-        for (Py_ssize_t i = 0; i < n; i++) scratch[start[(values[i] >> shift) & 0xff]++] = values[i];
-        memcpy(values, scratch, (size_t)n * sizeof(int32_t));
-    }
-}
-
 /* One document's sorted distinct vocabulary ids (w->found) and their counts (w->counts).
  * Returns how many, -1 when out of memory. */
 static Py_ssize_t count_document(const Vocabulary *v, const TextView *t, Workspace *w,
@@ -585,9 +575,12 @@ static Py_ssize_t count_document(const Vocabulary *v, const TextView *t, Workspa
     const Slot *slots = v->slots;
     const uint64_t mask = (uint64_t)v->mask;
     int32_t *tally = w->tally;
-    w->found.size = 0;
-    if (buffer_reserve(&w->found, n_keys * (Py_ssize_t)sizeof(int32_t)) < 0) return -1;
-    int32_t *found = (int32_t *)w->found.data;
+    uint64_t *seen = w->seen, *summary = w->summary;
+    /* Reserved before counting, so that no failure leaves a tally or bit set. */
+    w->found.size = w->counts.size = 0;
+    if (buffer_reserve(&w->found, n_keys * (Py_ssize_t)sizeof(int32_t)) < 0 ||
+        buffer_reserve(&w->counts, n_keys * (Py_ssize_t)sizeof(int32_t)) < 0)
+        return -1;
     Py_ssize_t distinct = 0;
     /* The table is megabytes: prefetching its slots a few keys ahead hides most misses. */
     for (Py_ssize_t i = 0; i < n_keys; i++) {
@@ -598,24 +591,33 @@ static Py_ssize_t count_document(const Vocabulary *v, const TextView *t, Workspa
         while (slots[slot].key) {
             if (slots[slot].key == key && slots[slot].check == wanted_check[i]) {
                 int32_t id = slots[slot].id;
-                found[distinct] = id; /* kept when it is the document's first */
                 distinct += tally[id]++ == 0;
+                seen[id >> 6] |= 1ULL << (id & 63); /* setting a set bit again is harmless */
+                summary[id >> 12] |= 1ULL << ((id >> 6) & 63);
                 break;
             }
             slot = (Py_ssize_t)((uint64_t)(slot + 1) & mask);
         }
     }
-    w->scratch.size = w->counts.size = 0;
-    if (buffer_reserve(&w->scratch, distinct * (Py_ssize_t)sizeof(int32_t)) < 0 ||
-        buffer_reserve(&w->counts, distinct * (Py_ssize_t)sizeof(int32_t)) < 0) {
-        for (Py_ssize_t a = 0; a < distinct; a++) tally[found[a]] = 0;
-        return -1;
-    }
-    sort_ids(found, (int32_t *)w->scratch.data, distinct, v->radix_passes);
-    int32_t *counts = (int32_t *)w->counts.data;
-    for (Py_ssize_t a = 0; a < distinct; a++) {
-        counts[a] = tally[found[a]];
-        tally[found[a]] = 0;
+    /* The ids in ascending order, with their counts; every tally and bit is left zero. */
+    int32_t *found = (int32_t *)w->found.data, *counts = (int32_t *)w->counts.data;
+    Py_ssize_t a = 0;
+    for (Py_ssize_t top = 0; a < distinct; top++) {
+        uint64_t words = summary[top];
+        summary[top] = 0;
+        while (words) {
+            Py_ssize_t word = top * 64 + __builtin_ctzll(words);
+            words &= words - 1;
+            uint64_t bits = seen[word];
+            seen[word] = 0;
+            do {
+                int32_t id = (int32_t)(word * 64 + __builtin_ctzll(bits));
+                bits &= bits - 1;
+                found[a] = id;
+                counts[a++] = tally[id];
+                tally[id] = 0;
+            } while (bits);
+        }
     }
     return distinct;
 }
@@ -637,10 +639,11 @@ typedef struct {
     Py_ssize_t needed_tf; /* > 0: a count needed a longer tf table */
 } Job;
 
-/* TF-IDF of one document, L2-normalised, into values: the operations of
- * NgramFeaturizer.transform. Returns 0, or 1 when a count is beyond the tf table. */
+/* TF-IDF of one document into values, before the L2 normalisation, and in *divisor what
+ * each value is then divided by: the operations of NgramFeaturizer.transform. Returns 0, or 1
+ * when a count is beyond the tf table. */
 static int tfidf_document(Job *job, const int32_t *ids, const int32_t *counts, Py_ssize_t n,
-                          float *values) {
+                          float *values, float *divisor) {
     double squares = 0.0;
     for (Py_ssize_t a = 0; a < n; a++) {
         if (counts[a] >= job->tf_len) {
@@ -652,8 +655,7 @@ static int tfidf_document(Job *job, const int32_t *ids, const int32_t *counts, P
         squares += (double)value * (double)value;
     }
     double norm = sqrt(squares);
-    float divisor = (float)(norm < 1e-12 ? 1e-12 : norm); /* np.maximum: NaN stays NaN */
-    for (Py_ssize_t a = 0; a < n; a++) values[a] /= divisor;
+    *divisor = (float)(norm < 1e-12 ? 1e-12 : norm); /* np.maximum: NaN stays NaN */
     return 0;
 }
 
@@ -675,22 +677,36 @@ static int run_block(const Vocabulary *v, Workspace *w, Job *job, const TextView
                 return -1;
         } else if (job->mode == MODE_TFIDF) {
             if (buffer_reserve(&job->values, n * (Py_ssize_t)sizeof(float)) < 0) return -1;
-            if (tfidf_document(job, ids, counts, n, (float *)(job->values.data + job->values.size)))
-                return 1;
+            float *values = (float *)(job->values.data + job->values.size), divisor;
+            if (tfidf_document(job, ids, counts, n, values, &divisor)) return 1;
+            for (Py_ssize_t a = 0; a < n; a++) values[a] /= divisor;
             job->values.size += n * (Py_ssize_t)sizeof(float);
             if (buffer_append(&job->ids, ids, n * (Py_ssize_t)sizeof(int32_t)) < 0 ||
                 buffer_append(&job->lengths, &length, sizeof length) < 0)
                 return -1;
         } else {
             /* The weighted sums of SparseRows.matmul: per class a float64 sum, in id order, of
-             * float32 products; then float32 + the bias. */
+             * float32 products of the normalised values; then float32 + the bias. */
             w->scratch.size = 0;
             if (buffer_reserve(&w->scratch, n * (Py_ssize_t)sizeof(float)) < 0) return -1;
-            float *values = (float *)w->scratch.data;
-            if (tfidf_document(job, ids, counts, n, values)) return 1;
+            float *values = (float *)w->scratch.data, divisor;
+            if (tfidf_document(job, ids, counts, n, values, &divisor)) return 1;
             const Py_ssize_t k = job->k;
-            double sums[8];
             float *row = job->out + (first_doc + d) * k;
+            if (k == 2) { /* the binary case, most models: one pass, both sums in registers */
+                double sum0 = 0.0, sum1 = 0.0;
+                for (Py_ssize_t a = 0; a < n; a++) {
+                    const float *weights = job->coef + (Py_ssize_t)ids[a] * 2;
+                    float value = values[a] / divisor;
+                    sum0 += (double)(value * weights[0]);
+                    sum1 += (double)(value * weights[1]);
+                }
+                row[0] = (float)sum0 + job->bias[0];
+                row[1] = (float)sum1 + job->bias[1];
+                continue;
+            }
+            for (Py_ssize_t a = 0; a < n; a++) values[a] /= divisor;
+            double sums[8];
             for (Py_ssize_t c0 = 0; c0 < k; c0 += 8) {
                 Py_ssize_t width = k - c0 < 8 ? k - c0 : 8;
                 for (Py_ssize_t c = 0; c < width; c++) sums[c] = 0.0;
