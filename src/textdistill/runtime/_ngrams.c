@@ -6,11 +6,13 @@
  * lower-cased text:  re.sub(r"<[^>]{0,40}>", " ", text)  then
  * re.findall(r"[^\W_]+(?:'[^\W_]+)*|[!?]", ...), then word 1..max_n grams joined by a space.
  * A word character is what Python's re calls one minus "_", i.e. Py_UNICODE_ISALNUM.
- * Lower-casing: an ASCII text is lower-cased here, while it is read (A-Z only, which is all
- * str.lower does to ASCII); any other text goes through str.lower, whose full Unicode case
- * mapping (final sigma, "İ" -> "i̇") C lacks. Every entry point shares one tokenizer
- * (tokenize) and one n-gram key builder (document_keys): they differ only in what they do
- * with a document's sorted (id, count) pairs.
+ * Lower-casing: a 1-byte (latin-1) text is lower-cased here, code point by code point from a
+ * table str.lower filled (all str.lower does to such a text); any other text goes through
+ * str.lower, whose full Unicode case mapping (final sigma, "İ" -> "i̇") C lacks. A 1-byte text,
+ * nearly every text of a Western language, is then tokenized from bit masks of 64 bytes at a
+ * time (tokenize_bytes); other texts one code point at a time (tokenize_as). Every entry
+ * point shares these tokenizers and one n-gram key builder (document_keys): they differ only
+ * in what they do with a document's sorted (id, count) pairs.
  *
  * With unspaced set, it follows featurizer.UNSPACED_TOKEN_PATTERN instead: a letter or digit of
  * a script written without spaces (featurizer.UNSPACED_BLOCKS) is a token of its own, with the
@@ -20,11 +22,12 @@
  * counted too (featurizer.token_char_ngrams); their vocabulary terms carry the prefix "#",
  * which no token contains, and their hashes start from another seed than word n-grams.
  *
- * An n-gram is identified by two independent hashes of its tokens (64 + 32 bits): building
- * the table refuses a vocabulary in which two terms share both (the featurizer then uses the
- * Python path), and an n-gram outside the vocabulary matches a term by chance with a
- * probability of about n_terms / 2^96 (below 1e-22 for 200,000 terms). Skipping an exact
- * string comparison on every hit is what makes this path fast (it avoids a cache miss).
+ * An n-gram is identified by two independent hashes of its tokens (64 + 32 bits, each token
+ * hashed 8 code points at a time: hash_word): building the table refuses a vocabulary in
+ * which two terms share both (the featurizer then uses the Python path), and an n-gram
+ * outside the vocabulary matches a term by chance with a probability of about n_terms / 2^96
+ * (below 1e-22 for 200,000 terms). Skipping an exact string comparison on every hit is what
+ * makes this path fast (it avoids a cache miss).
  *
  * Floats: the TF-IDF weights, norms and weighted sums are computed with the very operations,
  * precisions and order of featurizer.py's numpy code (float32 products, float64 sums in
@@ -50,10 +53,6 @@
  * Vocabulary(..., unspaced=). */
 #define NGRAMS_VERSION 3
 
-#define FNV_OFFSET 1469598103934665603ULL
-#define FNV_PRIME 1099511628211ULL
-#define FNV32_OFFSET 2166136261U
-#define FNV32_PRIME 16777619U
 #define MARKUP_MAX 40
 #define PREFETCH_AHEAD 12
 /* Texts per block: one block's texts are read (and lower-cased where needed) with the GIL,
@@ -66,13 +65,83 @@
 /* Free scratch spaces a vocabulary keeps for later calls (one per thread that used it). */
 #define POOL_MAX 16
 
-static inline uint64_t fnv_step(uint64_t h, Py_UCS4 c) { return (h ^ (uint64_t)c) * FNV_PRIME; }
-static inline uint32_t fnv32_step(uint32_t h, Py_UCS4 c) {
-    return (h ^ (uint32_t)c) * FNV32_PRIME;
-}
 static inline uint64_t nonzero(uint64_t h) { return h ? h : 1; }
 
-/* The key of an n-gram folds the FNV hashes of its tokens, so each token is hashed once. */
+/* ------------------------------------------------------------------ hashing a token */
+/* A token (or a character n-gram) is hashed as 64-bit words, not character by character: a
+ * word is 8 code points below 256 as bytes, little-endian, the last one zero-padded (no token
+ * holds U+0000), which is also how a 1-byte text's bytes load from memory; a token with a
+ * code point above 255 is instead the word WIDE_MARK, then 2 code points a word. Two lanes
+ * with their own constants mix the same words into the 64 + 32 bits of the token (wyhash's
+ * multiply-and-fold, one multiplication a word and lane). A lane is never zero before a
+ * word: its seed has a zero byte below a non-zero one, and is above 0x10FFFF in both halves,
+ * which no word of a token can be. */
+#define LANE_A 0xa0761d6400bd642fULL
+#define LANE_B 0xe7037ed100a0b428ULL
+#define MULTIPLIER_A 0x8bb84b93962eacc9ULL
+#define MULTIPLIER_B 0x4b33a62ed433d4a3ULL
+#define WIDE_MARK 0x0100ULL
+
+static inline uint64_t mum(uint64_t x, uint64_t y) {
+#ifdef __SIZEOF_INT128__
+    __uint128_t product = (__uint128_t)x * y;
+    return (uint64_t)product ^ (uint64_t)(product >> 64);
+#else /* the same 128-bit product from 32-bit halves */
+    uint64_t ll = (x & 0xffffffffU) * (y & 0xffffffffU), lh = (x & 0xffffffffU) * (y >> 32);
+    uint64_t hl = (x >> 32) * (y & 0xffffffffU), hh = (x >> 32) * (y >> 32);
+    uint64_t middle = (ll >> 32) + (lh & 0xffffffffU) + (hl & 0xffffffffU);
+    return ((middle << 32) | (ll & 0xffffffffU)) ^ (hh + (lh >> 32) + (hl >> 32) + (middle >> 32));
+#endif
+}
+
+typedef struct { uint64_t a, b; } Hash; /* a: the token's 64-bit hash; b's low half: its check */
+
+static inline Hash hash_word(Hash h, uint64_t word) {
+    return (Hash){mum(h.a ^ word, MULTIPLIER_A), mum(h.b ^ word, MULTIPLIER_B)};
+}
+
+static inline uint64_t load_le64(const unsigned char *p) {
+    uint64_t word;
+    memcpy(&word, p, sizeof word);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    word = __builtin_bswap64(word);
+#endif
+    return word;
+}
+
+/* The hash of n >= 1 bytes (code points below 256); p must be readable up to n rounded up to
+ * a multiple of 8. */
+static inline Hash hash_bytes(const unsigned char *p, Py_ssize_t n) {
+    Hash h = {LANE_A, LANE_B};
+    for (; n > 8; p += 8, n -= 8) h = hash_word(h, load_le64(p));
+    return hash_word(h, load_le64(p) & (~0ULL >> (64 - 8 * n)));
+}
+
+/* The same hash of the n code points from start of any str kind (terms, and texts that are not
+ * 1-byte). */
+static Hash hash_codepoints(int kind, const void *data, Py_ssize_t start, Py_ssize_t n) {
+    Py_UCS4 bits = 0;
+    for (Py_ssize_t i = 0; i < n; i++) bits |= PyUnicode_READ(kind, data, start + i);
+    Hash h = {LANE_A, LANE_B};
+    if (bits < 256) {
+        for (Py_ssize_t i = 0; i < n; i += 8) {
+            uint64_t word = 0;
+            for (Py_ssize_t j = 0; j < 8 && i + j < n; j++)
+                word |= (uint64_t)PyUnicode_READ(kind, data, start + i + j) << (8 * j);
+            h = hash_word(h, word);
+        }
+        return h;
+    }
+    h = hash_word(h, WIDE_MARK);
+    for (Py_ssize_t i = 0; i < n; i += 2) {
+        uint64_t word = PyUnicode_READ(kind, data, start + i);
+        if (i + 1 < n) word |= (uint64_t)PyUnicode_READ(kind, data, start + i + 1) << 32;
+        h = hash_word(h, word);
+    }
+    return h;
+}
+
+/* The key of an n-gram folds the hashes of its tokens, so each token is hashed once. */
 static inline uint64_t fold(uint64_t key, uint64_t token_hash) {
     key ^= token_hash + 0x9e3779b97f4a7c15ULL + (key << 6) + (key >> 2);
     return key * 0xff51afd7ed558ccdULL;
@@ -82,7 +151,7 @@ static inline uint32_t fold32(uint32_t check, uint32_t token_hash) {
     return check * 0x85ebca6bU;
 }
 
-/* Character n-grams fold their one FNV hash into these seeds instead of 0, so that the same
+/* Character n-grams fold their one hash into these seeds instead of 0, so that the same
  * characters as a character term and as a word are two different keys. */
 #define CHAR_PREFIX '#'
 #define CHAR_SEED 0x2545f4914f6cdd1dULL
@@ -129,8 +198,8 @@ typedef struct {
 /* One call's scratch space: reused document after document, and call after call. */
 typedef struct Workspace {
     struct Workspace *next;
-    Buffer spans, hashes, keys, found, scratch, counts;
-    Py_ssize_t n_tokens, token_capacity; /* of spans and hashes (then the checks) */
+    Buffer text, spans, hashes, keys, found, scratch, counts;
+    Py_ssize_t n_tokens; /* of spans and hashes (then the checks) */
     int32_t *tally;      /* per-term counts of the document being counted, all zero between
                             documents */
     /* The document's distinct ids as a two-level bitmap, also all zero between documents:
@@ -154,6 +223,7 @@ typedef struct {
 } Vocabulary;
 
 static void workspace_free(Workspace *w) {
+    buffer_free(&w->text);
     buffer_free(&w->spans);
     buffer_free(&w->hashes);
     buffer_free(&w->keys);
@@ -281,28 +351,24 @@ static int Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds) {
         int kind = PyUnicode_KIND(term);
         const void *data = PyUnicode_DATA(term);
         Py_ssize_t len = PyUnicode_GET_LENGTH(term);
-        uint64_t h = FNV_OFFSET, key = 0;
-        uint32_t h2 = FNV32_OFFSET, check = 0;
-        /* A character term ("#" + characters) hashes its characters as one piece. */
-        int is_char = len > 1 && PyUnicode_READ(kind, data, 0) == CHAR_PREFIX;
-        if (is_char) {
-            key = CHAR_SEED;
-            check = CHAR_SEED32;
-        }
-        for (Py_ssize_t j = is_char; j < len; j++) {
-            Py_UCS4 c = PyUnicode_READ(kind, data, j);
-            if (c == ' ' && !is_char) {
-                key = fold(key, h);
-                check = fold32(check, h2);
-                h = FNV_OFFSET;
-                h2 = FNV32_OFFSET;
-            } else {
-                h = fnv_step(h, c);
-                h2 = fnv32_step(h2, c);
+        uint64_t key = 0;
+        uint32_t check = 0;
+        /* A character term ("#" + characters) hashes its characters as one piece; a word
+         * n-gram, each of its space-separated tokens. */
+        if (len > 1 && PyUnicode_READ(kind, data, 0) == CHAR_PREFIX) {
+            Hash piece = hash_codepoints(kind, data, 1, len - 1);
+            key = fold(CHAR_SEED, piece.a);
+            check = fold32(CHAR_SEED32, (uint32_t)piece.b);
+        } else {
+            for (Py_ssize_t start = 0, j = 0; j <= len; j++) {
+                if (j < len && PyUnicode_READ(kind, data, j) != ' ') continue;
+                Hash piece = hash_codepoints(kind, data, start, j - start);
+                key = fold(key, piece.a);
+                check = fold32(check, (uint32_t)piece.b);
+                start = j + 1;
             }
         }
-        h = nonzero(fold(key, h));
-        check = fold32(check, h2);
+        uint64_t h = nonzero(key);
         Py_ssize_t slot = (Py_ssize_t)(h & (uint64_t)self->mask);
         while (self->slots[slot].key) {
             if (self->slots[slot].key == h && self->slots[slot].check == check) {
@@ -323,8 +389,8 @@ static int Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds) {
 }
 
 /* ------------------------------------------------------------------ one document */
-/* A text as read without the GIL: its code points, and whether to lower-case A-Z on reading
- * (an ASCII text, which str.lower would change in exactly that way). */
+/* A text as read without the GIL: its code points, and for a 1-byte text whether to lower-case
+ * it here (an exact str, which str.lower changes code point by code point: latin1_lower). */
 typedef struct {
     const void *data;
     Py_ssize_t len;
@@ -332,21 +398,23 @@ typedef struct {
     int lower;
 } TextView;
 
-/* The code point at i, lower-cased for an ASCII text; with kind and lower known at compile
- * time (see the ALWAYS_INLINE callers) this is one load. */
+/* The code point at i; with kind known at compile time (see the ALWAYS_INLINE callers) this is
+ * one load. */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
-ALWAYS_INLINE Py_UCS4 read_char(int kind, int lower, const void *data, Py_ssize_t i) {
-    Py_UCS4 c = kind == PyUnicode_1BYTE_KIND   ? ((const Py_UCS1 *)data)[i]
-                : kind == PyUnicode_2BYTE_KIND ? ((const Py_UCS2 *)data)[i]
-                                               : ((const Py_UCS4 *)data)[i];
-    if (lower && c - 'A' < 26u) c += 'a' - 'A';
-    return c;
+ALWAYS_INLINE Py_UCS4 read_char(int kind, const void *data, Py_ssize_t i) {
+    return kind == PyUnicode_1BYTE_KIND   ? ((const Py_UCS1 *)data)[i]
+           : kind == PyUnicode_2BYTE_KIND ? ((const Py_UCS2 *)data)[i]
+                                          : ((const Py_UCS4 *)data)[i];
 }
 
 /* What a code point below 256 is to the tokenizer; above, Py_UNICODE_ISALNUM decides, and in
  * unspaced mode a letter of a script without spaces is a LETTER, a token of its own. */
 enum { OTHER = 0, WORD = 1, MARK = 2 /* ! or ? */, MARKUP_OPEN = 3, LETTER = 4 };
 static unsigned char latin1_class[256]; /* filled when the module loads */
+/* str.lower of each code point below 256, which is one code point below 256 for all of them
+ * (checked when the module loads; latin1_lower_exact = 0 would send such texts to str.lower). */
+static unsigned char latin1_lower[256];
+static int latin1_lower_exact;
 
 /* The Unicode blocks and marks of featurizer.UNSPACED_BLOCKS and UNSPACED_MARKS (the tests
  * compare both paths at every block's and mark's boundaries). */
@@ -382,18 +450,21 @@ ALWAYS_INLINE int char_class(Py_UCS4 c, int unspaced) {
 
 typedef struct { Py_ssize_t start, end; } Span;
 
-/* Token spans of one text and, with `hash`, each token's two hashes (w->spans, w->hashes):
- * the one tokenizer of every entry point. Markup is skipped as the regex does. Hashing while
- * splitting reads each character once; `hash` = 0 (a profile's "tokenize" stage) compiles the
- * same loop without it. Returns the number of tokens, -1 when out of memory. */
-ALWAYS_INLINE Py_ssize_t tokenize_as(int kind, int lower, int hash, int unspaced,
-                                     const void *data, Py_ssize_t len, Workspace *w) {
+/* Room for n + extra spans in w->spans; NULL when out of memory. */
+static Span *spans_room(Workspace *w, Py_ssize_t n, Py_ssize_t extra) {
+    w->spans.size = n * (Py_ssize_t)sizeof(Span);
+    if (buffer_reserve(&w->spans, extra * (Py_ssize_t)sizeof(Span)) < 0) return NULL;
+    return (Span *)w->spans.data;
+}
+
+/* Token spans (w->spans) of a 2- or 4-byte text, one code point at a time; markup is skipped
+ * as the regex does. Returns the number of tokens, -1 when out of memory. */
+ALWAYS_INLINE Py_ssize_t tokenize_as(int kind, int unspaced, const void *data, Py_ssize_t len,
+                                     Workspace *w) {
     Py_ssize_t i = 0, n = 0, capacity = 0;
     Span *spans = NULL;
-    uint64_t *hashes = NULL;
-    uint32_t *checks = NULL;
     while (i < len) {
-        Py_UCS4 c = read_char(kind, lower, data, i);
+        Py_UCS4 c = read_char(kind, data, i);
         int cls = char_class(c, unspaced);
         if (cls == OTHER) {
             i++;
@@ -401,103 +472,217 @@ ALWAYS_INLINE Py_ssize_t tokenize_as(int kind, int lower, int hash, int unspaced
         }
         if (cls == MARKUP_OPEN) {
             Py_ssize_t limit = i + MARKUP_MAX + 1, k = i + 1;
-            while (k < len && k <= limit && read_char(kind, lower, data, k) != '>') k++;
+            while (k < len && k <= limit && read_char(kind, data, k) != '>') k++;
             i = (k < len && k <= limit) ? k + 1 : i + 1;
             continue;
         }
-        if (n == capacity) { /* grow the three arrays, kept in w's buffers */
-            if (capacity)
-                capacity *= 2;
-            else { /* start from what earlier documents left: no move for most texts */
-                capacity = w->spans.capacity / (Py_ssize_t)sizeof(Span);
-                Py_ssize_t room = w->hashes.capacity /
-                                  (Py_ssize_t)(sizeof(uint64_t) + sizeof(uint32_t));
-                if (room < capacity) capacity = room;
-                if (capacity < 256) capacity = 256;
-            }
-            w->spans.size = w->hashes.size = 0;
-            if (buffer_reserve(&w->spans, capacity * (Py_ssize_t)sizeof(Span)) < 0 ||
-                buffer_reserve(&w->hashes, capacity * (Py_ssize_t)(sizeof(uint64_t) +
-                                                                  sizeof(uint32_t))) < 0)
-                return -1;
-            /* the hashes' capacity may have grown beyond `capacity`: move the checks up to
-             * where the new capacity puts them */
-            uint64_t *new_hashes = (uint64_t *)w->hashes.data;
-            uint32_t *new_checks = (uint32_t *)(new_hashes + capacity);
-            if (n && hash) memmove(new_checks, (uint32_t *)(new_hashes + capacity / 2),
-                                   (size_t)n * sizeof(uint32_t));
-            spans = (Span *)w->spans.data;
-            hashes = new_hashes;
-            checks = new_checks;
+        if (n == capacity) {
+            capacity = capacity ? 2 * capacity : 256;
+            if (!(spans = spans_room(w, n, capacity - n))) return -1;
         }
-        uint64_t h = FNV_OFFSET;
-        uint32_t h2 = FNV32_OFFSET;
         Py_ssize_t start = i;
         if (cls == MARK) {
-            if (hash) {
-                h = fnv_step(h, c);
-                h2 = fnv32_step(h2, c);
-            }
             i++;
         } else if (cls == LETTER) { /* one letter, with the combining marks that follow it */
-            do {
-                if (hash) {
-                    h = fnv_step(h, c);
-                    h2 = fnv32_step(h2, c);
-                }
-                i++;
-            } while (i < len && is_unspaced_mark(c = read_char(kind, lower, data, i)));
+            do i++;
+            while (i < len && is_unspaced_mark(read_char(kind, data, i)));
         } else {
             for (;;) { /* word characters, then maybe an apostrophe and more of them */
-                while (i < len &&
-                       char_class(c = read_char(kind, lower, data, i), unspaced) == WORD) {
-                    if (hash) {
-                        h = fnv_step(h, c);
-                        h2 = fnv32_step(h2, c);
-                    }
-                    i++;
-                }
+                while (i < len && char_class(c = read_char(kind, data, i), unspaced) == WORD) i++;
                 if (i + 1 < len && c == '\'' &&
-                    char_class(read_char(kind, lower, data, i + 1), unspaced) == WORD) {
-                    if (hash) {
-                        h = fnv_step(h, '\'');
-                        h2 = fnv32_step(h2, '\'');
-                    }
+                    char_class(read_char(kind, data, i + 1), unspaced) == WORD) {
                     i++;
                     continue;
                 }
                 break;
             }
         }
-        spans[n] = (Span){start, i};
-        if (hash) {
-            hashes[n] = h;
-            checks[n] = h2;
-        }
-        n++;
+        spans[n++] = (Span){start, i};
     }
     w->n_tokens = n;
-    w->token_capacity = capacity;
     return n;
 }
 
-/* Every n-gram key of the text's tokens (from tokenize_as): word 1..max_n grams, then
- * character n-grams; 0 marks "no n-gram". Returns the number of keys, -1 when out of
- * memory. */
-ALWAYS_INLINE Py_ssize_t keys_as(int kind, int lower, const Vocabulary *v, const void *data,
-                                 Workspace *w) {
+/* ---------------------------------------------------------- 1-byte texts, 64 bytes at a time */
+/* Zero bytes after a prepared text: the masks of the block after the last one, and 8-byte
+ * loads that start in the text, read them. */
+#define TEXT_PAD 136
+
+/* A 1-byte text as the regex reads it, into w->text: lower-cased (8 ASCII bytes at a time),
+ * markup replaced by spaces (re.sub's single space and as many spaces split the same
+ * way), then TEXT_PAD zero bytes. NULL when out of memory. */
+static const unsigned char *prepare_bytes(const TextView *t, Workspace *w) {
+    const Py_ssize_t len = t->len;
+    const unsigned char *in = t->data;
+    w->text.size = 0;
+    if (buffer_reserve(&w->text, len + TEXT_PAD) < 0) return NULL;
+    unsigned char *out = (unsigned char *)w->text.data;
+    if (!t->lower) {
+        memcpy(out, in, (size_t)len);
+    } else {
+        /* Bytes below 0x80 plus 0x3f reach 0x80 from 'A' on, plus 0x25 from '[' on, and never
+         * carry into the next byte: upper has 0x80 on A-Z, and >> 2 makes it the case bit. */
+        Py_ssize_t i = 0;
+        for (; i + 8 <= len; i += 8) {
+            uint64_t x;
+            memcpy(&x, in + i, 8);
+            if (x & 0x8080808080808080ULL) {
+                for (int j = 0; j < 8; j++) out[i + j] = latin1_lower[in[i + j]];
+                continue;
+            }
+            uint64_t upper = (x + 0x3f3f3f3f3f3f3f3fULL) & ~(x + 0x2525252525252525ULL) &
+                             0x8080808080808080ULL;
+            x |= upper >> 2;
+            memcpy(out + i, &x, 8);
+        }
+        for (; i < len; i++) out[i] = latin1_lower[in[i]];
+    }
+    memset(out + len, 0, TEXT_PAD);
+    /* <[^>]{0,40}>, left to right: a '>' at most MARKUP_MAX + 1 bytes after the '<'. */
+    unsigned char *open = memchr(out, '<', (size_t)len);
+    while (open) {
+        Py_ssize_t at = open - out, limit = at + MARKUP_MAX + 2 < len ? at + MARKUP_MAX + 2 : len;
+        unsigned char *close = memchr(open + 1, '>', (size_t)(limit - at - 1));
+        if (close) memset(open, ' ', (size_t)(close - open + 1));
+        Py_ssize_t next = close ? close - out + 1 : at + 1;
+        open = next < len ? memchr(out + next, '<', (size_t)(len - next)) : NULL;
+    }
+    return out;
+}
+
+/* Bit j: byte j of a block is a word character (letter or digit), an apostrophe, ! or ?. */
+typedef struct { uint64_t word, apostrophe, mark; } Masks;
+enum { BYTE_WORD = 1, BYTE_APOSTROPHE = 2, BYTE_MARK = 4 };
+static unsigned char byte_bits[256]; /* filled when the module loads */
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* 16 bytes a step; a byte above 0x7F (a latin-1 letter or not) is looked up in byte_bits. */
+ALWAYS_INLINE Masks block_masks(const unsigned char *p) {
+    Masks m = {0, 0, 0};
+    uint64_t high = 0;
+    const __m128i case_bit = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'), zero = _mm_set1_epi8('0');
+    for (int q = 0; q < 4; q++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * q));
+        __m128i letter = _mm_sub_epi8(_mm_or_si128(v, case_bit), a); /* A-Z, a-z: 0..25 */
+        __m128i digit = _mm_sub_epi8(v, zero);
+        __m128i word = _mm_or_si128(
+            _mm_cmpeq_epi8(_mm_min_epu8(letter, _mm_set1_epi8(25)), letter),
+            _mm_cmpeq_epi8(_mm_min_epu8(digit, _mm_set1_epi8(9)), digit));
+        __m128i mark = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('!')),
+                                    _mm_cmpeq_epi8(v, _mm_set1_epi8('?')));
+        int shift = 16 * q;
+        m.word |= (uint64_t)(unsigned)_mm_movemask_epi8(word) << shift;
+        m.apostrophe |= (uint64_t)(unsigned)_mm_movemask_epi8(
+                            _mm_cmpeq_epi8(v, _mm_set1_epi8('\''))) << shift;
+        m.mark |= (uint64_t)(unsigned)_mm_movemask_epi8(mark) << shift;
+        high |= (uint64_t)(unsigned)_mm_movemask_epi8(v) << shift;
+    }
+    for (; high; high &= high - 1) {
+        int j = __builtin_ctzll(high);
+        m.word |= (uint64_t)(byte_bits[p[j]] & BYTE_WORD) << j;
+    }
+    return m;
+}
+#else
+ALWAYS_INLINE Masks block_masks(const unsigned char *p) {
+    Masks m = {0, 0, 0};
+    for (int j = 0; j < 64; j++) {
+        unsigned bits = byte_bits[p[j]];
+        m.word |= (uint64_t)(bits & BYTE_WORD) << j;
+        m.apostrophe |= (uint64_t)((bits & BYTE_APOSTROPHE) != 0) << j;
+        m.mark |= (uint64_t)((bits & BYTE_MARK) != 0) << j;
+    }
+    return m;
+}
+#endif
+
+/* Token spans (w->spans) of a prepared 1-byte text, from bit masks of 64 bytes at a time: a
+ * token is a run of word characters and of apostrophes with a word character on both sides
+ * (the regex's words), or one ! or ?. A token is found with a few bit operations instead of a
+ * branch a byte. Returns the number of tokens, -1 when out of memory. */
+static Py_ssize_t tokenize_bytes(const unsigned char *text, Py_ssize_t len, Workspace *w) {
+    Py_ssize_t n = 0, open = -1; /* open: the start of a token that reached the block's end */
+    uint64_t word_before = 0;    /* the last byte of the block before is a word character */
+    Span *spans = NULL;
+    Masks m = block_masks(text);
+    for (Py_ssize_t base = 0; base < len; base += 64) {
+        if (!(spans = spans_room(w, n, 65))) return -1; /* a block ends 65 tokens at most */
+        Masks next = block_masks(text + base + 64);
+        uint64_t inner = m.apostrophe & (m.word << 1 | word_before) & (m.word >> 1 | next.word << 63);
+        uint64_t token = m.word | inner;
+        uint64_t starts = (token & ~(token << 1 | (uint64_t)(open >= 0))) | m.mark;
+        word_before = m.word >> 63;
+        if (open >= 0) {
+            if (!~token) { /* the token goes on through this block */
+                m = next;
+                continue;
+            }
+            spans[n++] = (Span){open, base + __builtin_ctzll(~token)};
+            open = -1;
+        }
+        for (; starts; starts &= starts - 1) {
+            int j = __builtin_ctzll(starts);
+            if (m.mark >> j & 1) {
+                spans[n++] = (Span){base + j, base + j + 1};
+                continue;
+            }
+            uint64_t after = ~token & (~0ULL << j);
+            if (!after) { /* the last start of the block */
+                open = base + j;
+                break;
+            }
+            spans[n++] = (Span){base + j, base + __builtin_ctzll(after)};
+        }
+        m = next;
+    }
+    if (open >= 0) spans[n++] = (Span){open, len}; /* a text ending with a token at a block's end */
+    w->n_tokens = n;
+    return n;
+}
+
+/* Each token's hash and check (w->hashes: n_tokens hashes, then n_tokens checks); data is a
+ * prepared text for a 1-byte text. -1 when out of memory. */
+static int hash_tokens(int kind, const void *data, Workspace *w) {
+    const Py_ssize_t n = w->n_tokens;
+    const Span *spans = (const Span *)w->spans.data;
+    w->hashes.size = 0;
+    if (buffer_reserve(&w->hashes, n * (Py_ssize_t)(sizeof(uint64_t) + sizeof(uint32_t))) < 0)
+        return -1;
+    uint64_t *hashes = (uint64_t *)w->hashes.data;
+    uint32_t *checks = (uint32_t *)(hashes + n);
+    for (Py_ssize_t t = 0; t < n; t++) {
+        Py_ssize_t start = spans[t].start, length = spans[t].end - start;
+        Hash h = kind == PyUnicode_1BYTE_KIND
+                     ? hash_bytes((const unsigned char *)data + start, length)
+                     : hash_codepoints(kind, data, start, length);
+        hashes[t] = h.a;
+        checks[t] = (uint32_t)h.b;
+    }
+    return 0;
+}
+
+/* Every n-gram key of the text's tokens (from tokenize_* and hash_tokens): word 1..max_n
+ * grams, then character n-grams of "<token>"; 0 marks "no n-gram". Returns the number of keys,
+ * -1 when out of memory. */
+static Py_ssize_t document_ngram_keys(int kind, const Vocabulary *v, const void *data,
+                                      Workspace *w) {
     const Span *tokens = (const Span *)w->spans.data;
     Py_ssize_t n_tokens = w->n_tokens;
     const uint64_t *token_hash = (const uint64_t *)w->hashes.data;
-    const uint32_t *token_check = (const uint32_t *)(token_hash + w->token_capacity);
+    const uint32_t *token_check = (const uint32_t *)(token_hash + n_tokens);
     const int max_n = v->max_n;
     const int char_min = v->char_min, char_max = v->char_max;
-    Py_ssize_t n_word_keys = n_tokens * max_n, n_keys = n_word_keys;
+    Py_ssize_t n_word_keys = n_tokens * max_n, n_keys = n_word_keys, longest = 0;
     if (char_min) /* at most (padded length) x (number of lengths) per token */
-        for (Py_ssize_t t = 0; t < n_tokens; t++)
-            n_keys += (tokens[t].end - tokens[t].start + 2) * (char_max - char_min + 1);
-    w->keys.size = 0;
-    if (buffer_reserve(&w->keys, n_keys * (Py_ssize_t)(sizeof(uint64_t) + sizeof(uint32_t))) < 0)
+        for (Py_ssize_t t = 0; t < n_tokens; t++) {
+            Py_ssize_t padded = tokens[t].end - tokens[t].start + 2;
+            n_keys += padded * (char_max - char_min + 1);
+            if (padded > longest) longest = padded;
+        }
+    w->keys.size = w->scratch.size = 0;
+    if (buffer_reserve(&w->keys, n_keys * (Py_ssize_t)(sizeof(uint64_t) + sizeof(uint32_t))) < 0 ||
+        buffer_reserve(&w->scratch, (longest + 8) * (Py_ssize_t)sizeof(Py_UCS4)) < 0)
         return -1;
     uint64_t *wanted = (uint64_t *)w->keys.data;
     uint32_t *wanted_check = (uint32_t *)(wanted + n_keys);
@@ -516,26 +701,32 @@ ALWAYS_INLINE Py_ssize_t keys_as(int kind, int lower, const Vocabulary *v, const
             }
         }
     }
+    /* A token padded as "<token>" in scratch (bytes for a 1-byte text, which then hash 8 at a
+     * time, else code points), each of its substrings of char_min..char_max hashed. */
     Py_ssize_t next_key = n_word_keys;
+    unsigned char *bytes = (unsigned char *)w->scratch.data;
+    Py_UCS4 *codepoints = (Py_UCS4 *)w->scratch.data;
     for (Py_ssize_t t = 0; char_min && t < n_tokens; t++) {
-        Py_ssize_t padded = tokens[t].end - tokens[t].start + 2;
-        for (Py_ssize_t first = 0; first + char_min <= padded; first++) {
-            uint64_t h = FNV_OFFSET;
-            uint32_t h2 = FNV32_OFFSET;
-            for (Py_ssize_t j = first; j < padded && j - first < char_max; j++) {
-                Py_UCS4 c = j == 0 ? '<'
-                            : j == padded - 1
-                                ? '>'
-                                : read_char(kind, lower, data, tokens[t].start + j - 1);
-                h = fnv_step(h, c);
-                h2 = fnv32_step(h2, c);
-                if (j - first + 1 >= char_min) {
-                    wanted[next_key] = nonzero(fold(CHAR_SEED, h));
-                    wanted_check[next_key] = fold32(CHAR_SEED32, h2);
-                    next_key++;
-                }
-            }
+        Py_ssize_t length = tokens[t].end - tokens[t].start, padded = length + 2;
+        if (kind == PyUnicode_1BYTE_KIND) {
+            bytes[0] = '<';
+            memcpy(bytes + 1, (const unsigned char *)data + tokens[t].start, (size_t)length);
+            bytes[padded - 1] = '>';
+        } else {
+            codepoints[0] = '<';
+            for (Py_ssize_t j = 0; j < length; j++)
+                codepoints[j + 1] = PyUnicode_READ(kind, data, tokens[t].start + j);
+            codepoints[padded - 1] = '>';
         }
+        for (Py_ssize_t first = 0; first + char_min <= padded; first++)
+            for (Py_ssize_t n = char_min; n <= char_max && first + n <= padded; n++) {
+                Hash h = kind == PyUnicode_1BYTE_KIND
+                             ? hash_bytes(bytes + first, n)
+                             : hash_codepoints(PyUnicode_4BYTE_KIND, codepoints, first, n);
+                wanted[next_key] = nonzero(fold(CHAR_SEED, h.a));
+                wanted_check[next_key] = fold32(CHAR_SEED32, (uint32_t)h.b);
+                next_key++;
+            }
     }
     for (Py_ssize_t i = next_key; i < n_keys; i++) wanted[i] = 0;
     return n_keys;
@@ -544,23 +735,29 @@ ALWAYS_INLINE Py_ssize_t keys_as(int kind, int lower, const Vocabulary *v, const
 /* The stages of a document, in order; a profile stops after one of them. */
 enum { STAGE_TOKENIZE = 1, STAGE_HASH = 2, STAGE_LOOKUP = 3, STAGE_ALL = 4 };
 
-/* The shared front half: text -> tokens -> keys, with kind and case folding specialised. */
+/* The shared front half: text -> tokens -> keys. Returns the number of keys (0 after the
+ * tokenize stage), -1 when out of memory. */
 static Py_ssize_t document_keys(const Vocabulary *v, const TextView *t, Workspace *w,
                                 int stop_after) {
-#define KEYS_AS(kind, lower)                                                                     \
-    do {                                                                                        \
-        if (stop_after == STAGE_TOKENIZE)                                                       \
-            return tokenize_as(kind, lower, 0, v->unspaced, t->data, t->len, w) < 0 ? -1 : 0;   \
-        if (tokenize_as(kind, lower, 1, v->unspaced, t->data, t->len, w) < 0) return -1;        \
-        return keys_as(kind, lower, v, t->data, w);                                             \
-    } while (0)
-    if (t->lower) KEYS_AS(PyUnicode_1BYTE_KIND, 1);
+    const void *data = t->data;
+    Py_ssize_t n;
     switch (t->kind) {
-    case PyUnicode_1BYTE_KIND: KEYS_AS(PyUnicode_1BYTE_KIND, 0);
-    case PyUnicode_2BYTE_KIND: KEYS_AS(PyUnicode_2BYTE_KIND, 0);
-    default: KEYS_AS(PyUnicode_4BYTE_KIND, 0);
+    case PyUnicode_1BYTE_KIND:
+        if (!(data = prepare_bytes(t, w))) return -1;
+        n = tokenize_bytes(data, t->len, w);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        n = v->unspaced ? tokenize_as(PyUnicode_2BYTE_KIND, 1, data, t->len, w)
+                        : tokenize_as(PyUnicode_2BYTE_KIND, 0, data, t->len, w);
+        break;
+    default:
+        n = v->unspaced ? tokenize_as(PyUnicode_4BYTE_KIND, 1, data, t->len, w)
+                        : tokenize_as(PyUnicode_4BYTE_KIND, 0, data, t->len, w);
     }
-#undef KEYS_AS
+    if (n < 0) return -1;
+    if (stop_after == STAGE_TOKENIZE) return 0;
+    if (hash_tokens(t->kind, data, w) < 0) return -1;
+    return document_ngram_keys(t->kind, v, data, w);
 }
 
 /* One document's sorted distinct vocabulary ids (w->found) and their counts (w->counts).
@@ -751,9 +948,13 @@ static int run_job(Vocabulary *self, PyObject *texts, Job *job) {
                 status = -2;
                 break;
             }
-            /* A str subclass may lower-case its own way: ask it, as the Python path does. */
-            int ascii = PyUnicode_CheckExact(text) && PyUnicode_IS_ASCII(text);
-            PyObject *lowered = ascii ? Py_NewRef(text) : PyObject_CallMethod(text, "lower", NULL);
+            /* A str subclass may lower-case its own way: ask it, as the Python path does. An
+             * exact 1-byte str is lower-cased here, code point by code point, as str.lower
+             * would; other texts by str.lower (its full Unicode mapping: final sigma,
+             * "İ" -> "i̇"). */
+            int here = PyUnicode_CheckExact(text) && PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND &&
+                       (latin1_lower_exact || PyUnicode_IS_ASCII(text));
+            PyObject *lowered = here ? Py_NewRef(text) : PyObject_CallMethod(text, "lower", NULL);
             if (lowered && !PyUnicode_Check(lowered)) {
                 PyErr_Format(PyExc_TypeError, "text %zd: lower() did not return a str",
                              start + n_views);
@@ -765,7 +966,7 @@ static int run_job(Vocabulary *self, PyObject *texts, Job *job) {
             }
             held[n_views] = lowered;
             views[n_views] = (TextView){PyUnicode_DATA(lowered), PyUnicode_GET_LENGTH(lowered),
-                                        PyUnicode_KIND(lowered), ascii};
+                                        PyUnicode_KIND(lowered), here};
             chars += views[n_views].len;
             n_views++;
         }
@@ -934,12 +1135,35 @@ static struct PyModuleDef module = {
     "pure Python with identical results).", -1, NULL,
 };
 
+/* latin1_lower from str.lower itself; 0, or -1 with an exception set. */
+static int fill_latin1_lower(void) {
+    latin1_lower_exact = 1;
+    for (Py_UCS4 c = 0; c < 256; c++) {
+        PyObject *one = PyUnicode_FromOrdinal((int)c);
+        PyObject *lowered = one ? PyObject_CallMethod(one, "lower", NULL) : NULL;
+        Py_XDECREF(one);
+        if (!lowered) return -1;
+        if (PyUnicode_GET_LENGTH(lowered) == 1 && PyUnicode_READ_CHAR(lowered, 0) < 256)
+            latin1_lower[c] = (unsigned char)PyUnicode_READ_CHAR(lowered, 0);
+        else
+            latin1_lower_exact = 0;
+        Py_DECREF(lowered);
+    }
+    return 0;
+}
+
 PyMODINIT_FUNC PyInit__ngrams(void) {
-    for (Py_UCS4 c = 0; c < 256; c++)
+    for (Py_UCS4 c = 0; c < 256; c++) {
         latin1_class[c] = Py_UNICODE_ISALNUM(c) ? WORD
                           : c == '!' || c == '?' ? MARK
                           : c == '<'             ? MARKUP_OPEN
                                                  : OTHER;
+        byte_bits[c] = latin1_class[c] == WORD   ? BYTE_WORD
+                       : latin1_class[c] == MARK ? BYTE_MARK
+                       : c == '\''              ? BYTE_APOSTROPHE
+                                                 : 0;
+    }
+    if (fill_latin1_lower() < 0) return NULL;
     if (PyType_Ready(&VocabularyType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
