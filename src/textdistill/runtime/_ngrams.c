@@ -792,15 +792,18 @@ static Py_ssize_t count_document(const Vocabulary *v, const TextView *t, Workspa
         return -1;
     Py_ssize_t distinct = 0;
     /* The table is megabytes: prefetching its slots a few keys ahead hides most misses. */
+    int32_t *found = (int32_t *)w->found.data, *counts = (int32_t *)w->counts.data;
     for (Py_ssize_t i = 0; i < n_keys; i++) {
         __builtin_prefetch(&slots[wanted[i + PREFETCH_AHEAD] & mask]);
         int32_t id = find_id(slots, mask, wanted[i], wanted_check[i], none);
+        found[distinct] = id; /* kept when it is the document's first */
         distinct += tally[id]++ == 0;
-        seen[id >> 6] |= 1ULL << (id & 63); /* setting a set bit again is harmless */
-        summary[id >> 12] |= 1ULL << ((id >> 6) & 63);
+    }
+    for (Py_ssize_t a = 0; a < distinct; a++) {
+        seen[found[a] >> 6] |= 1ULL << (found[a] & 63);
+        summary[found[a] >> 12] |= 1ULL << ((found[a] >> 6) & 63);
     }
     /* The ids in ascending order, with their counts; every tally and bit is left zero. */
-    int32_t *found = (int32_t *)w->found.data, *counts = (int32_t *)w->counts.data;
     Py_ssize_t a = 0;
     for (Py_ssize_t top = 0; a < distinct; top++) {
         uint64_t words = summary[top];
