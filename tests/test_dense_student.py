@@ -89,15 +89,17 @@ def test_refit_on_all_rows_after_choosing_the_epochs_on_held_out_ones() -> None:
     assert not np.allclose(refit, student.validation_logits_)
 
 
-@pytest.mark.parametrize(("max_units", "version"), [(0, 3), (8, 6)])
+@pytest.mark.parametrize(("max_units", "window", "version"), [(0, 1, 3), (8, 1, 6), (8, 3, 8)])
 def test_artifact_round_trip_is_exact_and_versioned(
-    tmp_path: Path, max_units: int, version: int
+    tmp_path: Path, max_units: int, window: int, version: int
 ) -> None:
-    """Format 3 without the max-pooled branch, 6 with it (what a reader of 3..5 cannot run)."""
-    student = _fit(SentimentVectors(), max_units=max_units)
+    """Format 3 without the max-pooled branch, 6 with it (what a reader of 3..5 cannot run),
+    8 when its detectors read runs of words."""
+    student = _fit(SentimentVectors(), max_units=max_units, window=window)
     student.save(tmp_path / "dense")
     loaded = load(str(tmp_path / "dense"))
     assert isinstance(loaded, DenseModel) and loaded.has_max_branch == bool(max_units)
+    assert loaded.window == window
     texts = ["the film was superb", "poor film", "", "unknown words only"]
     np.testing.assert_array_equal(loaded.decision_function(texts), student.decision_function(texts))
     manifest = json.loads((tmp_path / "dense" / "model.json").read_text())
@@ -105,11 +107,18 @@ def test_artifact_round_trip_is_exact_and_versioned(
     assert np.load(tmp_path / "dense" / "embedding.npy").dtype == np.float16
 
 
-@pytest.mark.parametrize(("max_units", "reader", "version"), [(0, 2, 3), (8, 5, 6)])
+@pytest.mark.parametrize(
+    ("max_units", "window", "reader", "version"), [(0, 1, 2, 3), (8, 1, 5, 6), (8, 2, 7, 8)]
+)
 def test_an_older_textdistill_refuses_a_dense_artifact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_units: int, reader: int, version: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    max_units: int,
+    window: int,
+    reader: int,
+    version: int,
 ) -> None:
-    _fit(SentimentVectors(), max_units=max_units).save(tmp_path / "dense")
+    _fit(SentimentVectors(), max_units=max_units, window=window).save(tmp_path / "dense")
     monkeypatch.setattr(artifact_module, "FORMAT_VERSION", reader)
     with pytest.raises(ArtifactError, match=rf"artifact format {version} .* upgrade textdistill"):
         load(str(tmp_path / "dense"))
@@ -183,11 +192,12 @@ def test_multilabel_dense_student() -> None:
     ]
 
 
-def test_onnx_export_matches_the_numpy_runtime(tmp_path: Path) -> None:
+@pytest.mark.parametrize("window", [1, 3])
+def test_onnx_export_matches_the_numpy_runtime(tmp_path: Path, window: int) -> None:
     pytest.importorskip("onnxruntime")
     from textdistill.export import OnnxStudent, export_onnx
 
-    student = _fit(SentimentVectors())
+    student = _fit(SentimentVectors(), window=window)
     assert student.model_.has_max_branch  # the default student: both branches in the graph
     student.save(tmp_path / "dense")
     probes = [
@@ -196,6 +206,8 @@ def test_onnx_export_matches_the_numpy_runtime(tmp_path: Path) -> None:
         "",
         "zzz qqq",  # no known word: the linear part's bias and the hidden layer at zero input
         "Ünïcödé wörds, naïve café: great?",
+        "great",  # a text shorter than a run
+        "superb dreadful superb the film was poor again and again and again",
         *_toy()[0][:20],
     ]
     onnx_student = OnnxStudent(export_onnx(tmp_path / "dense", tmp_path / "dense.onnx"))
@@ -310,31 +322,49 @@ def _random_twin(word_terms: Sequence[str], n_features: int, **options: object) 
     return network, embedding_rows
 
 
-@pytest.mark.parametrize("max_units", [0, 8])
-def test_the_numpy_runtime_computes_what_the_torch_network_trained(max_units: int) -> None:
+@pytest.mark.parametrize(("max_units", "window"), [(0, 1), (8, 1), (8, 2), (8, 3)])
+def test_the_numpy_runtime_computes_what_the_torch_network_trained(
+    max_units: int, window: int
+) -> None:
     """The torch twin and the runtime, given the same (random, untrained) weights, give the
-    same logits on texts of every length, including one with no known word."""
-    from textdistill.runtime.dense import leading_terms, pool_rows
+    same logits on texts of every length, including one with no known word (with runs of
+    words too: texts shorter than a run, repeated words, words without a vector between)."""
+    from textdistill.runtime.dense import leading_terms, pool_rows, reading_order
     from textdistill.runtime.featurizer import NgramFeaturizer
     from textdistill.students.dense import _Data, _predict, to_weights
 
     texts, _ = _toy()
     featurizer = NgramFeaturizer.fit(texts, max_n=2, min_df=1)
     network, embedding_rows = _random_twin(
-        featurizer.vocabulary, featurizer.n_features, max_units=max_units
+        featurizer.vocabulary, featurizer.n_features, max_units=max_units, window=window
     )
-    probes = ["the film was good again", "zzz", "", "bad bad bad film", *texts[:30]]
+    probes = ["the film was good again", "zzz", "", "bad bad bad film", "good", *texts[:30]]
     rows = featurizer.transform(probes)
     pooled = pool_rows(rows, embedding_rows)
+    words = reading_order(probes, featurizer, embedding_rows) if window > 1 else pooled
     data = _Data(
         leading_terms(rows, featurizer.n_features),
         [pooled],
         np.zeros((len(probes), 2), np.float32),
         max_pooled=max_units > 0,
+        words=words,
     )
     expected = _predict(network, data, np.arange(len(probes)))
-    model = DenseModel(featurizer, to_weights(network, embedding_rows), ["neg", "pos"])
+    weights = to_weights(network, embedding_rows)
+    model = DenseModel(featurizer, weights, ["neg", "pos"], window=window)
     np.testing.assert_allclose(model.decision_function(probes), expected, atol=1e-5)
+
+
+def test_runs_of_words_read_word_order_which_single_words_cannot() -> None:
+    """Detectors over runs of two words tell "superb dreadful" from "dreadful superb"; over
+    single words the two texts are one bag and get the same logits (the n-gram part does not
+    know these words, which no training text has: only their teacher vectors)."""
+    single = _fit(SentimentVectors(), max_units=8, window=1)
+    runs = _fit(SentimentVectors(), max_units=8, window=2)
+    flipped = ["superb dreadful", "dreadful superb"]
+    assert np.allclose(*single.decision_function(flipped), atol=1e-6)
+    assert not np.allclose(*runs.decision_function(flipped), atol=1e-4)
+    assert runs.selection_["window"] == 2
 
 
 # ------------------------------------------------------------------------------- text pairs

@@ -33,6 +33,14 @@ padded word ids instead (format ``token_ids+lengths/1``: ``token_ids`` int64 ``[
 ``lengths`` int64 ``[batch]``, from :meth:`TokenSequencer.encode`) and runs the standard ONNX
 ``LSTM`` operator with ``sequence_lens``.
 
+A dense student whose max-pooled detectors read runs of words (``window`` > 1) needs the words
+in reading order, which n-gram ids do not keep: its graph (format
+``ngram_ids+offsets+word_runs/1``) also reads ``word_runs`` int64 ``[batch, runs, window]``,
+the embedding row of every word of every run of ``window`` consecutive words, each text padded
+at both ends with the zero row (row ``V``, the number of word vectors; the rows of the
+vocabulary's terms are in the metadata as ``textdistill.embedding_rows``), built by
+:func:`word_runs`.
+
 A linear student of text pairs reads its pair features (:mod:`textdistill.runtime.
 pair_features`: overlap statistics and hashed cross pairs are no n-gram look-up), so the
 runtime computes the sparse feature rows and the graph the linear layer (format
@@ -53,7 +61,7 @@ import numpy as np
 from textdistill.extras import install_hint
 from textdistill.runtime import Model, load
 from textdistill.runtime.atomic import write_file_atomically
-from textdistill.runtime.dense import DenseModel
+from textdistill.runtime.dense import DenseModel, reading_order
 from textdistill.runtime.featurizer import (
     TOKEN_PATTERN,
     TOKEN_PATTERNS,
@@ -78,12 +86,14 @@ META_VOCABULARY = "textdistill.vocabulary"
 META_FEATURIZER = "textdistill.featurizer"
 META_INPUTS = "textdistill.inputs"
 META_OUTPUTS = "textdistill.outputs"  # task, temperature and thresholds (runtime/outputs.py)
+META_EMBEDDING_ROWS = "textdistill.embedding_rows"  # a word-runs graph's term -> vector row
 META_IDF = "textdistill.idf"  # pair exports: the sides' idf, which their featurizer needs
 FORMAT = "ngram_ids+offsets/1"
 FORMAT_SEQUENCE = "token_ids+lengths/1"
 FORMAT_PAIRS = "pair_features/1"
 # A dense pair student's: the pair features and each side's n-gram rows.
 FORMAT_DENSE_PAIRS = "pair_features+sides/1"
+FORMAT_WORD_RUNS = "ngram_ids+offsets+word_runs/1"
 PAIR_SIDES = ("first", "second")
 # ONNX orders an LSTM's gates input, output, forget, cell; torch (and the runtime) input,
 # forget, cell, output.
@@ -247,8 +257,12 @@ def build_onnx_model(model: Model) -> Any:
             model, node, const, raw_weight, term_id, term_doc, batch
         )
         dense = _hidden_layer(model, node, const, pooled)
-        if model.detectors is not None:
-            strongest = _strongest_detectors(model, node, const, safe_row, term_doc, batch)
+        if model.has_max_branch:
+            strongest = (
+                _strongest_detectors(model, node, const, safe_row, term_doc, batch)
+                if model.detectors is not None
+                else _strongest_runs(model, node, const)
+            )
             max_part = node(
                 "MatMul", [strongest, const("max_output", model.weights["max_output"])], "max_part"
             )
@@ -271,6 +285,17 @@ def build_onnx_model(model: Model) -> Any:
         "after document; offsets int64 [batch+1]: document d owns "
         "ngram_ids[offsets[d]:offsets[d+1]]"
     )
+    if isinstance(model, DenseModel) and model.window > 1:
+        window = model.window
+        inputs.append(
+            helper.make_tensor_value_info("word_runs", TensorProto.INT64, ["batch", "runs", window])
+        )
+        description += (
+            f"; word_runs int64 [batch, runs, {window}]: the embedding row of each word of each "
+            f"run of {window} consecutive words, texts padded at both ends with row "
+            f"{model.n_vectors} (see textdistill.export.word_runs)"
+        )
+        return _finish(model, nodes, initializers, inputs, FORMAT_WORD_RUNS, description)
     return _finish(model, nodes, initializers, inputs, FORMAT, description)
 
 
@@ -358,6 +383,57 @@ def _strongest_detectors(
     return node("ScatterElements", [zeros, index, outputs], "strongest", axis=0, reduction="max")
 
 
+def _strongest_runs(model: DenseModel, node: Any, const: Any) -> str:
+    """The max-pooled branch's ``[batch, m]`` input when its detectors read runs of words
+    (:func:`textdistill.runtime.dense.strongest_runs`): the run's word vectors side by side
+    through ``max_hidden``, ReLU, and per text the maximum over the runs that hold a word."""
+    from onnx import TensorProto
+
+    w = model.weights
+    pad = np.array(model.n_vectors, dtype=np.int64)
+    table = np.vstack([w["embedding"], np.zeros((1, w["embedding"].shape[1]), np.float32)])
+    vectors = node("Gather", [const("embedding", table), "word_runs"], "run_vectors")
+    side_by_side = node(
+        "Reshape", [vectors, const("run_shape", np.array([0, 0, -1], np.int64))], "run_inputs"
+    )
+    pre = node("MatMul", [side_by_side, const("max_hidden", w["max_hidden"])], "run_pre")
+    biased = node("Add", [pre, const("max_hidden_bias", w["max_hidden_bias"])], "run_biased")
+    detectors = node("Relu", [biased], "run_detectors")  # [batch, runs, m]
+    is_word = node(
+        "Not", [node("Equal", ["word_runs", const("pad_row", pad)], "run_pad")], "run_word"
+    )
+    has_word = node(
+        "ReduceMax",
+        [node("Cast", [is_word], "run_word_f", to=TensorProto.FLOAT)],
+        "run_has_word",
+        axes=[2],
+        keepdims=1,
+    )
+    kept = node("Mul", [detectors, has_word], "run_kept")
+    return node("ReduceMax", [kept], "strongest", axes=[1], keepdims=0)
+
+
+def word_runs(words: SparseRows, window: int, pad: int) -> np.ndarray:
+    """The ``word_runs`` input of a word-runs graph from each text's embedding rows in reading
+    order (:func:`textdistill.runtime.dense.reading_order`): int64 ``[n, longest + window - 1,
+    window]``, run ``i`` of a text holding its slots ``i - window + 1 .. i``, ``pad`` outside it.
+
+    >>> words = SparseRows(np.ones(3, np.float32), np.array([4, 5, 6]), np.array([0, 2, 3]), 7)
+    >>> word_runs(words, 2, 7).tolist()
+    [[[7, 4], [4, 5], [5, 7]], [[7, 6], [6, 7], [7, 7]]]
+    """
+    lengths = np.diff(words.indptr)
+    longest = int(lengths.max(initial=0))
+    slot = np.arange(longest)[None, :]
+    present = slot < lengths[:, None]
+    where = np.where(present, words.indptr[:-1, None] + slot, 0)
+    padded = np.full((words.n_rows, longest + 2 * (window - 1)), pad, dtype=np.int64)
+    if len(words.indices):
+        padded[:, window - 1 : window - 1 + longest] = np.where(present, words.indices[where], pad)
+    n_runs = longest + window - 1
+    return np.stack([padded[:, k : k + n_runs] for k in range(window)], axis=2)
+
+
 def _finish(
     model: Model,
     nodes: list[Any],
@@ -424,6 +500,11 @@ def _finish(
             ),
             META_INPUTS: input_description,
             META_OUTPUTS: json.dumps(model._outputs_meta(), ensure_ascii=False),
+            **(
+                {META_EMBEDDING_ROWS: json.dumps(model.weights["embedding_rows"].tolist())}
+                if input_format == FORMAT_WORD_RUNS and isinstance(model, DenseModel)
+                else {}
+            ),
             "textdistill.kind": "linear" if isinstance(model, LinearModel) else "neural",
             "textdistill.architecture": architecture,
         },
@@ -696,7 +777,7 @@ class OnnxStudent(LabelOutputs):
         )
         meta = self.session.get_modelmeta().custom_metadata_map
         self.format = meta.get(META_FORMAT)
-        known = (FORMAT, FORMAT_SEQUENCE, FORMAT_PAIRS, FORMAT_DENSE_PAIRS)
+        known = (FORMAT, FORMAT_SEQUENCE, FORMAT_PAIRS, FORMAT_DENSE_PAIRS, FORMAT_WORD_RUNS)
         if self.format not in known:
             raise ValueError(
                 f"{self.path}: not a textdistill ONNX export of a format in {known} (found "
@@ -723,6 +804,10 @@ class OnnxStudent(LabelOutputs):
             self.featurizer = NgramFeaturizer.from_spec(
                 spec, vocabulary, np.zeros(len(vocabulary), dtype=np.float32)
             )
+        self._embedding_rows: np.ndarray | None = None
+        if self.format == FORMAT_WORD_RUNS:
+            self._embedding_rows = np.array(json.loads(meta[META_EMBEDDING_ROWS]), np.int32)
+            self._window = int(self.session.get_inputs()[2].shape[2])
 
     def run(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(logits, probabilities)``, float32 ``[n, k]`` each."""
@@ -739,6 +824,11 @@ class OnnxStudent(LabelOutputs):
         else:
             ids, offsets = self.featurizer.ngram_ids(texts)
             feed = {"ngram_ids": ids, "offsets": offsets}
+            if self._embedding_rows is not None:
+                vector_rows = self._embedding_rows
+                words = reading_order(texts, self.featurizer, vector_rows)
+                pad = int(vector_rows.max(initial=-1)) + 1
+                feed["word_runs"] = word_runs(words, self._window, pad)
         logits, probabilities = self.session.run(list(OUTPUTS), feed)
         return logits, probabilities
 

@@ -23,6 +23,12 @@ stops near 0.81. The dense student adds what the teacher knows about words:
   in a question about a person, "dreadful" in a review) is not diluted by the mean of the
   other ten. A detector's output depends on the word only, so the runtime computes it once
   per vocabulary word at load (``detectors``) and a text costs a gather and a maximum.
+  With ``window`` > 1 (artifact format 8) a detector reads a run of that many consecutive
+  words, the text padded with zero vectors at both ends: a convolution over the words in
+  reading order, which a bag of words cannot be ("not good", "how many", "far from
+  perfect"). Its input is linear in the vectors, so the runtime computes once per word and
+  offset in the run that word's share (``window_tables``), and a run costs ``window``
+  gathers, a sum and a ReLU.
 
 A dense student of text pairs compares the two sides as Tang et al.'s siamese BiLSTM does:
 ``u`` and ``v``, the pooled vectors of each side, are read together as ``[u, v, u * v,
@@ -51,7 +57,7 @@ from textdistill.runtime.artifact import (
     load_artifact,
     save_artifact,
 )
-from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
+from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows, tokenize
 from textdistill.runtime.linear import _as_texts
 from textdistill.runtime.outputs import LabelOutputs
 from textdistill.runtime.pair_features import PairFeaturizer, featurizer_from_spec
@@ -63,6 +69,8 @@ DENSE_FORMAT_VERSION = 3
 MAX_BRANCH_FORMAT_VERSION = 6
 # The format that introduced dense students of text pairs.
 PAIR_DENSE_FORMAT_VERSION = 7
+# The format whose max-pooled branch may read runs of consecutive words (``window`` > 1).
+WINDOW_FORMAT_VERSION = 8
 # The arrays and their shapes: "F" features, "L" of them n-gram terms of the linear part,
 # "W" terms that may own a word vector (the features, or for pairs the sides' terms), "V"
 # embedding rows, "d" vector width, "c" the ReLU layer's input (d, or 4 d for a pair's
@@ -76,9 +84,10 @@ WEIGHTS: dict[str, tuple[str, ...]] = {
     "hidden_bias": ("h",),
     "output": ("h", "k"),
 }
-# The optional max-pooled branch, present all together or not at all: "m" detectors.
+# The optional max-pooled branch, present all together or not at all: "m" detectors, each
+# reading a run of ``window`` consecutive word vectors ("r": window * d).
 MAX_WEIGHTS: dict[str, tuple[str, ...]] = {
-    "max_hidden": ("d", "m"),
+    "max_hidden": ("r", "m"),
     "max_hidden_bias": ("m",),
     "max_output": ("m", "k"),
 }
@@ -133,6 +142,30 @@ def pool_rows(rows: SparseRows, embedding_rows: np.ndarray) -> SparseRows:
     np.cumsum(lengths, out=indptr[1:])
     n_vectors = int(embedding_rows.max(initial=-1)) + 1
     return SparseRows(weights.astype(np.float32), mapped[keep], indptr, n_vectors)
+
+
+def reading_order(
+    texts: Sequence[str], words: NgramFeaturizer, embedding_rows: np.ndarray
+) -> SparseRows:
+    """Each text's words in reading order, repeats kept, as embedding rows (a word without a
+    vector is left out, so its neighbours become adjacent): what a branch reading runs of
+    consecutive words takes. Values are 1.
+
+    >>> f = NgramFeaturizer.fit(["good movie", "bad movie"], max_n=1, min_df=1)
+    >>> rows = np.arange(f.n_features, dtype=np.int32)
+    >>> order = reading_order(["movie good movie", "unknown bad"], f, rows)
+    >>> bounds = zip(order.indptr, order.indptr[1:])
+    >>> [[f.vocabulary[i] for i in order.indices[a:b]] for a, b in bounds]
+    [['movie', 'good', 'movie'], ['bad']]
+    """
+    pairs = zip(words.vocabulary, embedding_rows, strict=True)
+    index = {term: int(row) for term, row in pairs if row >= 0}
+    ids = [[index[t] for t in tokenize(text, words.unspaced) if t in index] for text in texts]
+    indptr = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum([len(i) for i in ids], out=indptr[1:])
+    flat = np.fromiter((i for text in ids for i in text), dtype=np.int32, count=int(indptr[-1]))
+    n_vectors = int(embedding_rows.max(initial=-1)) + 1
+    return SparseRows(np.ones(len(flat), dtype=np.float32), flat, indptr, n_vectors)
 
 
 def _gathered(pool: SparseRows, table: np.ndarray) -> Iterator[tuple[np.ndarray, Any, Any]]:
@@ -207,6 +240,44 @@ def strongest(pool: SparseRows, table: np.ndarray) -> np.ndarray:
     return out
 
 
+def strongest_runs(words: SparseRows, tables: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Per text of ``words`` (embedding rows in reading order, :func:`reading_order`) and per
+    detector, the largest ``relu(bias + sum_k tables[k, word at i + k])`` over the runs of
+    ``window = len(tables)`` consecutive slots that touch the text, which is padded at both
+    ends with the zero row (the tables' last); 0 for a text without words: float32 ``[n, m]``.
+
+    >>> words = SparseRows(np.ones(3, np.float32), np.array([0, 1, 1]), np.array([0, 2, 2, 3]), 2)
+    >>> tables = np.array([[[1.0], [-2.0], [0.0]], [[0.5], [3.0], [0.0]]], np.float32)
+    >>> strongest_runs(words, tables, np.array([0.0], np.float32)).ravel().tolist()
+    [4.0, 0.0, 3.0]
+    """
+    window, pad, m = len(tables), tables.shape[1] - 1, tables.shape[2]
+    out = np.zeros((words.n_rows, m), dtype=np.float32)
+    lengths = np.diff(words.indptr)
+    order = np.argsort(lengths, kind="stable")
+    order = order[lengths[order] > 0]
+    start = 0
+    while start < len(order):  # texts of about the same length together, as _gathered
+        longest = int(lengths[order[min(len(order), start + _SLOTS) - 1]])
+        chosen = order[start : min(len(order), start + max(1, _SLOTS // longest))]
+        longest = int(lengths[chosen[-1]])
+        slot = np.arange(longest)[None, :]
+        present = slot < lengths[chosen][:, None]
+        where = np.where(present, words.indptr[chosen][:, None] + slot, 0)
+        ids = np.full((len(chosen), longest + 2 * (window - 1)), pad, dtype=np.int64)
+        ids[:, window - 1 : window - 1 + longest] = np.where(present, words.indices[where], pad)
+        n_runs = longest + window - 1
+        total = bias + tables[0][ids[:, :n_runs]]
+        for k in range(1, window):
+            total += tables[k][ids[:, k : k + n_runs]]
+        np.maximum(total, 0.0, out=total)
+        # a run that touches none of a shorter text's words reads padding only
+        total[np.arange(n_runs)[None, :] >= lengths[chosen][:, None] + window - 1] = 0.0
+        out[chosen] = total.max(axis=1)
+        start += len(chosen)
+    return out
+
+
 class DenseModel(LabelOutputs):
     """A trained dense student: the same interface as :class:`LinearModel` (``predict``,
     ``predict_proba``, ``decision_function``, ``probabilities``, ``labels``, ``temperature``,
@@ -224,9 +295,13 @@ class DenseModel(LabelOutputs):
         multilabel: bool = False,
         thresholds: Sequence[float] | np.ndarray | None = None,
         metadata: dict[str, Any] | None = None,
+        window: int = 1,
     ) -> None:
         self.featurizer = featurizer
         self._set_outputs(labels, temperature, multilabel, thresholds)
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a positive integer, got {window!r}")
+        self.window = window
         # C order, as a loaded artifact's arrays are: BLAS sums a transposed view (what
         # training hands over) in another order, and the model must compute what it saves.
         self.weights = {
@@ -241,16 +316,25 @@ class DenseModel(LabelOutputs):
             )
         if self.pairs and self.has_max_branch:
             raise ValueError("a dense student of text pairs has no max-pooled branch")
+        if window > 1 and not self.has_max_branch:
+            raise ValueError(f"window {window} needs the max-pooled branch, which it widens")
         self._check_shapes()
         embedding = self.weights["embedding"]
         self._table = np.vstack([embedding, np.zeros((1, embedding.shape[1]), np.float32)])
         # Each word's detector outputs of the max-pooled branch, computed once per model; the
         # last row, the zero row, is what a padding slot reads (outputs are never negative).
         self.detectors: np.ndarray | None = None
+        # With runs of words: per offset in the run, every word's share of each detector's
+        # input, ``[window, V + 1, m]`` (the zero row, padding, has none).
+        self.window_tables: np.ndarray | None = None
         if self.has_max_branch:
             w = self.weights
-            self.detectors = np.maximum(self._table @ w["max_hidden"] + w["max_hidden_bias"], 0)
-            self.detectors[-1] = 0.0
+            if window == 1:
+                self.detectors = np.maximum(self._table @ w["max_hidden"] + w["max_hidden_bias"], 0)
+                self.detectors[-1] = 0.0
+            else:
+                blocks = w["max_hidden"].reshape(window, embedding.shape[1], -1)
+                self.window_tables = np.stack([self._table @ block for block in blocks])
         self.metadata = dict(metadata or {})
 
     @property
@@ -290,6 +374,7 @@ class DenseModel(LabelOutputs):
             "c": 4 * width if self.pairs else width,
             "h": self.weights["hidden_bias"].shape[0],
             "m": self.weights["max_hidden_bias"].shape[0] if self.has_max_branch else 0,
+            "r": self.window * width,
         }
         if sizes["L"] > sizes["F"]:
             raise ValueError(f"linear has {sizes['L']} rows for {sizes['F']} features")
@@ -331,6 +416,11 @@ class DenseModel(LabelOutputs):
         logits = linear + hidden @ w["output"] + w["bias"]
         if self.detectors is not None and pool is not None:  # pairs have no max branch
             logits += strongest(pool, self.detectors) @ w["max_output"]
+        elif self.window_tables is not None:  # single texts only, as the max branch
+            assert isinstance(self.featurizer, NgramFeaturizer)
+            words = reading_order(texts, self.featurizer, w["embedding_rows"])
+            runs = strongest_runs(words, self.window_tables, w["max_hidden_bias"])
+            logits += runs @ w["max_output"]
         return logits
 
     def pooled(self, rows: SparseRows) -> np.ndarray:
@@ -357,10 +447,13 @@ class DenseModel(LabelOutputs):
                 **self._outputs_meta(),
                 "featurizer": self.featurizer.spec(),
                 "metadata": self.metadata,
+                **({"window": self.window} if self.window > 1 else {}),
             },
             format_version=(
                 PAIR_DENSE_FORMAT_VERSION
                 if self.pairs
+                else WINDOW_FORMAT_VERSION
+                if self.window > 1
                 else MAX_BRANCH_FORMAT_VERSION
                 if self.has_max_branch
                 else DENSE_FORMAT_VERSION
@@ -382,6 +475,7 @@ class DenseModel(LabelOutputs):
                 manifest["labels"],
                 **cls._outputs_from_manifest(manifest),
                 metadata=manifest.get("metadata"),
+                window=manifest.get("window", 1),
             )
         except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise ArtifactError(f"{path}: inconsistent artifact ({error!r})") from None

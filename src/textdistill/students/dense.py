@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from textdistill.runtime.dense import DenseModel, leading_terms, pool_rows
+from textdistill.runtime.dense import DenseModel, leading_terms, pool_rows, reading_order
 from textdistill.runtime.featurizer import CHAR_PREFIX, TOKEN_PATTERN, NgramFeaturizer, SparseRows
 from textdistill.runtime.pair_features import PairFeaturizer, fit_featurizer
 from textdistill.runtime.pairs import as_pair_texts
@@ -152,6 +152,7 @@ def build_network(
     dropout: float,
     max_units: int = 0,
     pairs: bool = False,
+    window: int = 1,
 ) -> Any:
     """The torch twin of :class:`DenseModel`; :func:`to_weights` reads its weights back. With
     ``pairs``, ``forward`` takes each side's pooling bag and the ReLU layer reads the siamese
@@ -175,8 +176,9 @@ def build_network(
             self.bias = nn.Parameter(torch.zeros(n_classes))
             self.dropout = nn.Dropout(dropout)
             self.max_units = max_units
+            self.window = window
             if max_units:
-                self.max_hidden = nn.Linear(vectors.shape[1], max_units)
+                self.max_hidden = nn.Linear(vectors.shape[1] * window, max_units)
                 self.max_output = nn.Linear(max_units, n_classes, bias=False)
 
         def forward(
@@ -195,12 +197,30 @@ def build_network(
             if self.max_units:
                 word_ids, present = words
                 vectors = nn.functional.embedding(word_ids, self.embedding.weight, sparse=True)
+                if self.window > 1:
+                    vectors, present = _windows(vectors * present.unsqueeze(-1), present, window)
                 detectors = torch.relu(self.max_hidden(self.dropout(vectors)))
                 strongest = (detectors * present.unsqueeze(-1)).amax(dim=1)
                 out = out + self.max_output(self.dropout(strongest))
             return out
 
     return Dense()
+
+
+def _windows(vectors: Any, present: Any, window: int) -> tuple[Any, Any]:
+    """Every run of ``window`` consecutive word vectors of each text, concatenated: ``[n, L +
+    window - 1, window * d]``, the text padded with zero vectors on both sides, and which runs
+    touch at least one of its words."""
+    import torch
+
+    n, length, d = vectors.shape
+    pad = vectors.new_zeros(n, window - 1, d)
+    padded = torch.cat([pad, vectors, pad], dim=1)
+    runs = length + window - 1
+    stacked = torch.cat([padded[:, k : k + runs] for k in range(window)], dim=2)
+    lengths = present.sum(dim=1, keepdim=True)
+    touches = (torch.arange(runs).unsqueeze(0) < lengths + window - 1) & (lengths > 0)
+    return stacked, touches.to(vectors.dtype)
 
 
 def to_weights(network: Any, embedding_rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -265,6 +285,7 @@ class DenseStudent(FittedModelMethods):
         dim: int = 256,
         hidden_units: int = 128,
         max_units: int = 256,
+        window: int = 1,
         dropout: float = 0.2,
         learning_rate: float = 2e-3,
         ngram_learning_rate: float = 2e-2,
@@ -282,6 +303,7 @@ class DenseStudent(FittedModelMethods):
         self.dim = dim
         self.hidden_units = hidden_units
         self.max_units = max_units
+        self.window = window
         self.dropout = dropout
         self.learning_rate = learning_rate
         self.ngram_learning_rate = ngram_learning_rate
@@ -300,7 +322,7 @@ class DenseStudent(FittedModelMethods):
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
-        counts = ("dim", "hidden_units", "max_epochs", "patience")
+        counts = ("dim", "hidden_units", "max_epochs", "patience", "window")
         for name in (*counts, *(("batch_size",) if self.batch_size is not None else ())):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -373,11 +395,18 @@ class DenseStudent(FittedModelMethods):
         else:
             rows = featurizer.transform(texts_all)
             sides = [rows]
+        pooled = [pool_rows(side, embedding_rows) for side in sides]
+        max_pooled = self.max_units > 0 and not pairs
         data = _Data(
             leading_terms(rows, n_terms),
-            [pool_rows(side, embedding_rows) for side in sides],
+            pooled,
             targets,
-            max_pooled=self.max_units > 0 and not pairs,
+            max_pooled=max_pooled,
+            words=(
+                reading_order(texts_all, word_terms, embedding_rows)
+                if max_pooled and self.window > 1
+                else None
+            ),
         )
         rng = np.random.default_rng(self.random_state)
         held_out = held_out_rows(len(texts), self.validation_fraction, rng, groups)
@@ -409,6 +438,7 @@ class DenseStudent(FittedModelMethods):
             "word_vectors": "teacher" if word_vectors is not None else "random",
             "pairs": pairs,
             "max_pooling": data.max_pooled,
+            "window": self.window if data.max_pooled else None,
             "n_word_vectors": len(words),
             "multilabel": multilabel,
         }
@@ -420,6 +450,7 @@ class DenseStudent(FittedModelMethods):
             to_weights(network, embedding_rows),
             classes_,
             multilabel=multilabel,
+            window=self.window if data.max_pooled else 1,
             metadata={
                 "selection": {k: v for k, v in self.selection_.items() if k != "history"},
                 "n_teacher_rows": len(texts),
@@ -466,6 +497,7 @@ class DenseStudent(FittedModelMethods):
             self.dropout,
             self.max_units if data.max_pooled else 0,
             pairs=len(data.pooled) == 2,
+            window=self.window,
         )
         tables = [network.linear.weight, network.embedding.weight]
         dense = [p for p in network.parameters() if all(p is not t for t in tables)]
@@ -540,15 +572,23 @@ class _Data:
     pair) and targets."""
 
     def __init__(
-        self, rows: SparseRows, pooled: list[SparseRows], targets: np.ndarray, max_pooled: bool
+        self,
+        rows: SparseRows,
+        pooled: list[SparseRows],
+        targets: np.ndarray,
+        max_pooled: bool,
+        words: SparseRows | None = None,
     ) -> None:
         self.rows = rows
         self.pooled = pooled
         self.targets = targets
         self.max_pooled = max_pooled  # whether batches carry padded word ids for max pooling
+        # the embedding rows the max-pooled branch reads per text: in reading order for runs
+        # of words, else the text's set of words
+        self.words = pooled[0] if words is None else words
 
     def batch(self, chosen: np.ndarray, torch: Any) -> tuple[Any, Any, Any]:
-        words = _padded(self.pooled[0], chosen, torch) if self.max_pooled else None
+        words = _padded(self.words, chosen, torch) if self.max_pooled else None
         bags = [_bag(side, chosen, torch) for side in self.pooled]
         return _bag(self.rows, chosen, torch), bags, words
 
