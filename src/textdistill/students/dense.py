@@ -45,7 +45,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from textdistill.runtime.dense import DenseModel, leading_terms, pool_rows, reading_order
+from textdistill.runtime.dense import (
+    DenseModel,
+    leading_terms,
+    pool_rows,
+    reading_order,
+    word_index,
+)
 from textdistill.runtime.featurizer import CHAR_PREFIX, TOKEN_PATTERN, NgramFeaturizer, SparseRows
 from textdistill.runtime.pair_features import PairFeaturizer, fit_featurizer
 from textdistill.runtime.pairs import as_pair_texts
@@ -403,7 +409,12 @@ class DenseStudent(FittedModelMethods):
             targets,
             max_pooled=max_pooled,
             words=(
-                reading_order(texts_all, word_terms, embedding_rows)
+                reading_order(
+                    texts_all,
+                    word_index(word_terms, embedding_rows),
+                    word_terms.unspaced,
+                    len(words),
+                )
                 if max_pooled and self.window > 1
                 else None
             ),
