@@ -13,12 +13,13 @@ results were measured with (``PLAIN_LOOP``: shuffled batches, every epoch run):
 * ``demo``: the demo corpus (Rotten Tomatoes snippets) split as ``textdistill demo`` splits
   it: 2,000 test, 1,000 labeled, 9,808 unlabeled.
 
-Each (dataset, student, augment) is one run directory under ``--work``, named
-``DATASET-STUDENT-xN``; the results are read back from every such run's ``metrics.json`` (each
-row records the commit and load of the run that evaluated it). The first run of a
-dataset fine-tunes its teacher; later runs start from a copy of that run's teacher, baseline
-and precision stages (whose keys do not depend on the student or the augmentation), so each
-teacher is fine-tuned once, and all runs share one logits cache, so each text is labeled once.
+Each (dataset, student, augment) is one run directory under ``--work``, named ``DATASET-STUDENT-xN``
+(``-wW`` appended when ``--dense-window W`` is not 1: the dense student's max-pooled detectors read
+W consecutive words); the results are read back from every such run's ``metrics.json`` (each row
+records the commit and load of the run that evaluated it). The first run of a dataset fine-tunes its
+teacher; later runs start from a copy of that run's teacher, baseline and precision stages (whose
+keys do not depend on the student or the augmentation), so each teacher is fine-tuned once, and all
+runs share one logits cache, so each text is labeled once.
 Students are scored through the numpy runtime on one core (the pipeline's own evaluation).
 
     python benchmarks/short_text.py --data ../shared/data
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,8 +106,30 @@ def _classes_at_zero_f1(system: dict[str, Any]) -> list[str]:
     return sorted(name for name, s in system["per_class"].items() if s["f1"] == 0)
 
 
+RUN_NAME = re.compile(
+    r"(?P<dataset>.+)-(?P<student>[a-z]+)-x(?P<augment>\d+)(?:-w(?P<window>\d+))?"
+)
+
+
+def run_name(dataset: str, student: str, augment: int, window: int) -> str:
+    """The run directory of one (dataset, student, augment, dense window), as RUN_NAME reads.
+
+    >>> run_name("sst2", "auto", 0, 1), run_name("sst2", "auto", 20, 3)
+    ('sst2-auto-x0', 'sst2-auto-x20-w3')
+    >>> RUN_NAME.fullmatch("sst2_small_pool-dense-x0-w3").groupdict()
+    {'dataset': 'sst2_small_pool', 'student': 'dense', 'augment': '0', 'window': '3'}
+    """
+    return f"{dataset}-{student}-x{augment}" + (f"-w{window}" if window != 1 else "")
+
+
+def label(row: dict[str, Any]) -> str:
+    """A row's student as the table and the plots name it: its window when not 1."""
+    window = row.get("dense_window", 1)
+    return row["student"] + (f" w{window}" if window != 1 else "")
+
+
 def _rows(
-    dataset: str, student: str, augment: int, metrics: dict[str, Any]
+    dataset: str, student: str, augment: int, window: int, metrics: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """One row for the student the run kept (``student`` as asked: "auto" keeps one of the
     linear and dense students) and, for ``auto``, one per student it tried and scored."""
@@ -114,6 +138,7 @@ def _rows(
     common: dict[str, Any] = {
         "dataset": dataset,
         "augment": augment,
+        "dense_window": window,
         "n_labeled": metrics["data"]["labeled"]["rows"],
         "n_unlabeled": metrics["data"]["unlabeled"]["rows"],
         "n_transfer": info["n_teacher_rows"],
@@ -159,10 +184,18 @@ def _rows_of_runs(work: Path) -> list[dict[str, Any]]:
     """The rows of every finished run under ``work`` (``DATASET-STUDENT-xN/metrics.json``)."""
     rows = []
     for metrics_file in sorted(work.glob("*-x*/metrics.json")):
-        dataset, student, augment = metrics_file.parent.name.rsplit("-", 2)
+        name = RUN_NAME.fullmatch(metrics_file.parent.name)
+        if name is None:
+            continue
         metrics = json.loads(metrics_file.read_text())
-        rows += _rows(dataset, student, int(augment.removeprefix("x")), metrics)
-    return sorted(rows, key=lambda r: (r["dataset"], r["augment"], r["student"]))
+        rows += _rows(
+            name["dataset"],
+            name["student"],
+            int(name["augment"]),
+            int(name["window"] or 1),
+            metrics,
+        )
+    return sorted(rows, key=lambda r: (r["dataset"], r["augment"], r["dense_window"], r["student"]))
 
 
 def _first_run(work: Path, teacher: str) -> Path | None:
@@ -222,17 +255,21 @@ def plot(dataset: str, rows: list[dict[str, Any]], path: Path) -> None:
         label="2 points under the teacher",
     )
     colors = {"linear": "tab:blue", "dense": "tab:green", "blend": "tab:purple"}
-    kept = {(r["augment"], r["student_kind"]) for r in rows if r["student"] == "auto"}
+    kept = {
+        (r["augment"], r["dense_window"], r["student_kind"]) for r in rows if r["student"] == "auto"
+    }
     for row in rows:
         kind = row["student"]
         if kind == "auto":  # drawn as a ring around the candidate it kept
             continue
+        if kind == "linear" and row["dense_window"] != 1:  # the same as the window-1 run's
+            continue
         point = (row["docs_per_s"], row["student_accuracy"])
         ax.scatter(*point, s=50, color=colors.get(kind, "black"), zorder=4)
-        if (row["augment"], kind) in kept:
+        if (row["augment"], row["dense_window"], kind) in kept:
             ax.scatter(*point, s=160, facecolors="none", edgecolors="black", zorder=5)
         ax.annotate(
-            f"{kind} x{row['augment']}",
+            f"{label(row)} x{row['augment']}",
             point,
             textcoords="offset points",
             xytext=(6, -3),
@@ -269,7 +306,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     ]
     for row in rows:
         kept = row["student"] == "auto"
-        name = f"**auto: {row['student_kind']}**" if kept else row["student"]
+        name = f"**{label(row)}: {row['student_kind']}**" if kept else label(row)
         lines.append(
             f"| {row['dataset']} | x{row['augment']} | {row['n_transfer']:,} | {name} | "
             f"{f(row['baseline_accuracy'])} | {f(row['teacher_accuracy'])} | "
@@ -290,6 +327,12 @@ def main() -> None:
     parser.add_argument("--students", nargs="+", default=["auto"])
     parser.add_argument("--augment", nargs="+", type=int, default=[0, 20])
     parser.add_argument(
+        "--dense-window",
+        type=int,
+        default=1,
+        help="consecutive words the dense student's max-pooled detectors read",
+    )
+    parser.add_argument(
         "--write-only",
         action="store_true",
         help="run nothing: write the JSON and plots from the finished runs in --work",
@@ -300,8 +343,7 @@ def main() -> None:
         protocol = PROTOCOLS[dataset](args.data)
         for augment in args.augment:
             for student in args.students:
-                name = f"{dataset}-{student}-x{augment}"
-                out = args.work / name
+                out = args.work / run_name(dataset, student, augment, args.dense_window)
                 first = _first_run(args.work, TEACHER_OF.get(dataset, dataset))
                 if first is not None:
                     _seed_from(first, out)
@@ -309,7 +351,7 @@ def main() -> None:
                     out=out,
                     logits_cache=args.work / "logits",
                     teacher=protocol.teacher,
-                    student=StudentConfig(kind=student),
+                    student=StudentConfig(kind=student, dense_window=args.dense_window),
                     augment=AugmentConfig(n_iter=augment),
                 )
                 run_pipeline(protocol.labeled, protocol.unlabeled, protocol.test, config)

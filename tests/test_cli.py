@@ -245,11 +245,14 @@ tagger = "shape"
 """)
     out = tmp_path / "run"
     flags = ["--augment", "2", "--char-ngrams", "2,4", "--select-by", "agreement"]
+    flags += ["--dense-window", "2"]
     assert main(["run", "--config", str(config), "--out", str(out), "--no-progress", *flags]) == 0
     assert "| student |" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["teacher"]["epochs"] == 1
     assert metrics["config"]["student"]["char_ngrams"] == [2, 4]
+    assert metrics["config"]["student"]["dense_window"] == 2
+    assert load(str(out / "candidates" / "dense")).window == 2
     assert metrics["student"]["selection"]["alpha"] in (0.0, 0.3)
     assert metrics["augment"]["n_iter"] == 2 and metrics["augment"]["tagger_used"] == "shape"
     assert metrics["augment"]["n_synthetic"] > 0

@@ -187,6 +187,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="of the neural student: bag (embedding bag over n-grams, default) or bilstm",
     )
     student.add_argument(
+        "--dense-window",
+        type=int,
+        metavar="N",
+        help="of the dense student: its max-pooled detectors read N consecutive words "
+        "(default 1: each word alone)",
+    )
+    student.add_argument(
         "--alpha",
         type=float,
         nargs="+",
@@ -796,7 +803,7 @@ def _run(args: argparse.Namespace) -> None:
                 "select_by",
             )
         }
-        | {"kind": "student_kind", "architecture": "architecture"},
+        | {"kind": "student_kind", "architecture": "architecture", "dense_window": "dense_window"},
     )
     augment_values = merged("augment", {"n_iter": "augment", "tagger": "augment_tagger"})
     if not data.get("labeled"):

@@ -108,17 +108,18 @@ EMPTY = TextDataset(texts=[], labels=None, source="none")
 class StudentConfig:
     """Options of the student (and of the baseline's features).
 
-    ``kind``: ``"auto"`` (default) fits the linear and the dense student and keeps the one
-    that agrees more with the teacher on held-out teacher rows (:mod:`textdistill.students.
-    choice`); ``"linear"`` or ``"dense"`` fits that one only. ``alpha`` and ``temperature``
-    may be lists: the linear student chooses on held-out rows, by ``select_by``;
-    ``feature_grid`` lists alternative feature options to choose from. The dense student
-    (:mod:`textdistill.students.dense`) reads ``max_n``, ``min_df`` and ``max_features``;
-    ``dense_dim`` is the width of its word vectors. ``kind = "neural"`` trains the small network
-    of :mod:`textdistill.students.neural` (``architecture`` "bag" or "bilstm", MSE on logits);
-    it reads ``max_n`` and ``min_df`` and keeps its own feature cap. ``unspaced`` is how the
-    baseline and the linear student read scripts written without spaces (Chinese, Japanese,
-    Thai, Korean): ``"auto"`` chooses from the texts, ``"words"`` or ``"characters"`` imposes
+    ``kind``: ``"auto"`` (default) fits the linear and the dense student and keeps the one that
+    agrees more with the teacher on held-out teacher rows (:mod:`textdistill.students.choice`);
+    ``"linear"`` or ``"dense"`` fits that one only. ``alpha`` and ``temperature`` may be lists: the
+    linear student chooses on held-out rows, by ``select_by``; ``feature_grid`` lists alternative
+    feature options to choose from. The dense student (:mod:`textdistill.students.dense`) reads
+    ``max_n``, ``min_df`` and ``max_features``; ``dense_dim`` is the width of its word vectors and
+    ``dense_window`` how many consecutive words its max-pooled detectors read (1: each word alone).
+    ``kind = "neural"`` trains the small network of :mod:`textdistill.students.neural`
+    (``architecture`` "bag" or "bilstm", MSE on logits); it reads ``max_n`` and ``min_df`` and keeps
+    its own feature cap. ``unspaced`` is how the baseline and the linear student read scripts
+    written without spaces (Chinese, Japanese, Thai, Korean): ``"auto"`` chooses from the texts,
+    ``"words"`` or ``"characters"`` imposes
     (:meth:`~textdistill.runtime.featurizer.NgramFeaturizer.fit`); the other students choose.
     """
 
@@ -135,6 +136,7 @@ class StudentConfig:
     kind: str = "auto"
     architecture: str = "bag"
     dense_dim: int = 256
+    dense_window: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -933,6 +935,7 @@ def _make_student(kind: str, config: RunConfig) -> Fittable:
             min_df=options.min_df,
             max_features=options.max_features,
             dim=options.dense_dim,
+            window=options.dense_window,
             random_state=config.seed,
         )
     return LinearStudent(
