@@ -125,7 +125,12 @@ def _fasttext(train: TextDataset, workdir: Path) -> tuple[Predict, int, dict[str
     # 25 epochs at lr 0.5: fastText's own advice for small sets; its defaults underfit here.
     # At lr 0.5 it diverges on the SST-2 sentences ("Encountered NaN"), so, as its users do,
     # the learning rate is halved until it trains; the JSON records the one used.
-    settings = {"wordNgrams": 2, "epoch": 25, "dim": 50, "bucket": fasttext_buckets(lines)}
+    settings: dict[str, float] = {
+        "wordNgrams": 2,
+        "epoch": 25,
+        "dim": 50,
+        "bucket": fasttext_buckets(lines),
+    }
     for lr in (0.5, 0.25, 0.1):
         try:
             model = fasttext.train_supervised(str(source), verbose=0, thread=1, lr=lr, **settings)
@@ -166,9 +171,23 @@ def _one_core(predict: Predict, texts: Sequence[str]) -> Timed:
     return lambda seconds: throughput(predict, texts, min_seconds=seconds, batch_size=BATCH)
 
 
-def _threads(predict: Predict, texts: Sequence[str], pool: ThreadPoolExecutor) -> Timed:
-    """docs/s of ``predict`` on chunks spread over the pool's threads."""
-    chunks = [list(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)]
+def worker_chunks(texts: Sequence[str], workers: int) -> list[list[str]]:
+    """``texts`` in consecutive chunks of at most BATCH, and at least one per worker: the 872
+    SST-2 test sentences in one chunk of 1,000 kept the second core idle, so "two cores"
+    measured one core plus the hand-off.
+
+    >>> [len(c) for c in worker_chunks(["t"] * 872, 2)], len(worker_chunks(["t"] * 2500, 2))
+    ([436, 436], 3)
+    """
+    size = max(1, min(BATCH, -(-len(texts) // workers)))
+    return [list(texts[i : i + size]) for i in range(0, len(texts), size)]
+
+
+def _threads(
+    predict: Predict, texts: Sequence[str], pool: ThreadPoolExecutor, workers: int
+) -> Timed:
+    """docs/s of ``predict`` on chunks spread over the pool's ``workers`` threads."""
+    chunks = worker_chunks(texts, workers)
 
     return _fastest_pass(lambda: list(pool.map(predict, chunks)), len(texts))
 
@@ -209,9 +228,9 @@ def _worker_predict(key_texts: tuple[str, list[str]]) -> int:
     return len(texts)
 
 
-def _processes(key: str, texts: Sequence[str], pool: Any) -> Timed:
+def _processes(key: str, texts: Sequence[str], pool: Any, workers: int) -> Timed:
     """docs/s of the system ``key`` in the forked worker pool (the workers inherited it)."""
-    chunks = [(key, list(texts[i : i + BATCH])) for i in range(0, len(texts), BATCH)]
+    chunks = [(key, chunk) for chunk in worker_chunks(texts, workers)]
 
     return _fastest_pass(lambda: pool.map(_worker_predict, chunks), len(texts))
 
@@ -423,9 +442,10 @@ def _dataset_rows(
     ):
         pool.map(_worker_predict, [(name, texts[:10]) for name in systems] * cores)  # warm up
         if cores > 1:
-            measures[("textdistill-runtime", -cores)] = _threads(runtime.predict, texts, threads)
+            in_threads = _threads(runtime.predict, texts, threads, cores)
+            measures[("textdistill-runtime", -cores)] = in_threads
             for name in systems:
-                measures[(name, cores)] = _processes(name, texts, pool)
+                measures[(name, cores)] = _processes(name, texts, pool, cores)
         keyed = {f"{name}/{cores}": m for (name, cores), m in measures.items()}
         rates = interleaved(keyed, args.rounds, args.seconds)
     cold = _cold_start(artifact)
