@@ -129,7 +129,7 @@ def label(row: dict[str, Any]) -> str:
 
 
 def _rows(
-    dataset: str, student: str, augment: int, window: int, metrics: dict[str, Any]
+    dataset: str, student: str, augment: int, metrics: dict[str, Any], *, window: int = 1
 ) -> list[dict[str, Any]]:
     """One row for the student the run kept (``student`` as asked: "auto" keeps one of the
     linear and dense students) and, for ``auto``, one per student it tried and scored."""
@@ -192,8 +192,8 @@ def _rows_of_runs(work: Path) -> list[dict[str, Any]]:
             name["dataset"],
             name["student"],
             int(name["augment"]),
-            int(name["window"] or 1),
             metrics,
+            window=int(name["window"] or 1),
         )
     return sorted(rows, key=lambda r: (r["dataset"], r["augment"], r["dense_window"], r["student"]))
 
