@@ -264,14 +264,17 @@ def test_predict_with_jobs_and_serve_read_a_dense_artifact(
         assert [p["label"] for p in answer.json()["predictions"]] == ["pos", "neg"]
 
 
+@pytest.mark.parametrize("window", [1, 3])
 def test_a_blend_of_the_linear_and_dense_students_is_one_exact_dense_artifact(
-    tmp_path: Path,
+    tmp_path: Path, window: int
 ) -> None:
+    """Runs of words included: a blend once lost the window and was refused as reading
+    different n-grams, so ``auto`` silently dropped it."""
     from textdistill.students.choice import BlendedStudent
     from textdistill.students.linear import LinearStudent
 
     texts, logits = _toy()
-    dense = _fit(SentimentVectors())
+    dense = _fit(SentimentVectors(), window=window)
     linear = LinearStudent(min_df=1).fit(texts, logits, classes=["neg", "pos"])
     blend = BlendedStudent(linear, dense, 0.25)
     probes = ["the film was superb", "poor film again", "", "zzz", *texts[:10]]

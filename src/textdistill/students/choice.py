@@ -85,6 +85,7 @@ class BlendedStudent:
             weights,
             den.labels,
             multilabel=den.multilabel,
+            window=den.window,
             metadata={
                 **den.metadata,
                 "blend": {"dense_weight": weight, "linear": lin.metadata.get("selection")},
