@@ -248,14 +248,20 @@ def strongest_runs(words: SparseRows, tables: np.ndarray, bias: np.ndarray) -> n
     """Per text of ``words`` (embedding rows in reading order, :func:`reading_order`) and per
     detector, the largest ``relu(bias + sum_k tables[k, word at i + k])`` over the runs of
     ``window = len(tables)`` consecutive slots that touch the text, which is padded at both
-    ends with the zero row (the tables' last); 0 for a text without words: float32 ``[n, m]``.
+    ends with the zero row (the tables' second-to-last); 0 for a text without words: float32
+    ``[n, m]``. The tables' last row is ``-inf`` (:func:`run_tables`): the slots after a
+    shorter text's padding read it, so a run that touches none of the text's words never wins.
+
+    ``relu(bias + x)`` rises with ``x``, so the maximum is taken over the sums and the bias and
+    ReLU applied once per text, not once per run.
 
     >>> words = SparseRows(np.ones(3, np.float32), np.array([0, 1, 1]), np.array([0, 2, 2, 3]), 2)
-    >>> tables = np.array([[[1.0], [-2.0], [0.0]], [[0.5], [3.0], [0.0]]], np.float32)
+    >>> tables = run_tables(np.array([[[1.0], [-2.0]], [[0.5], [3.0]]], np.float32))
     >>> strongest_runs(words, tables, np.array([0.0], np.float32)).ravel().tolist()
     [4.0, 0.0, 3.0]
     """
-    window, pad, m = len(tables), tables.shape[1] - 1, tables.shape[2]
+    window, m = len(tables), tables.shape[2]
+    pad, never = tables.shape[1] - 2, tables.shape[1] - 1
     out = np.zeros((words.n_rows, m), dtype=np.float32)
     lengths = np.diff(words.indptr)
     order = np.argsort(lengths, kind="stable")
@@ -265,21 +271,35 @@ def strongest_runs(words: SparseRows, tables: np.ndarray, bias: np.ndarray) -> n
         longest = int(lengths[order[min(len(order), start + _SLOTS) - 1]])
         chosen = order[start : min(len(order), start + max(1, _SLOTS // longest))]
         longest = int(lengths[chosen[-1]])
-        slot = np.arange(longest)[None, :]
-        present = slot < lengths[chosen][:, None]
-        where = np.where(present, words.indptr[chosen][:, None] + slot, 0)
-        ids = np.full((len(chosen), longest + 2 * (window - 1)), pad, dtype=np.int64)
-        ids[:, window - 1 : window - 1 + longest] = np.where(present, words.indices[where], pad)
         n_runs = longest + window - 1
-        total = bias + tables[0][ids[:, :n_runs]]
+        slot = np.arange(n_runs + window - 1)[None, :] - (window - 1)  # slot of each id
+        length = lengths[chosen][:, None]
+        present = (slot >= 0) & (slot < length)
+        where = np.where(present, words.indptr[chosen][:, None] + slot, 0)
+        ids = np.where(
+            present, words.indices[where], np.where(slot < length + window - 1, pad, never)
+        )
+        total = tables[0][ids[:, :n_runs]]
         for k in range(1, window):
             total += tables[k][ids[:, k : k + n_runs]]
-        np.maximum(total, 0.0, out=total)
-        # a run that touches none of a shorter text's words reads padding only
-        total[np.arange(n_runs)[None, :] >= lengths[chosen][:, None] + window - 1] = 0.0
         out[chosen] = total.max(axis=1)
         start += len(chosen)
-    return out
+    out[order] += bias
+    return np.maximum(out, 0.0, out=out)
+
+
+def run_tables(shares: np.ndarray) -> np.ndarray:
+    """Per offset in a run, each embedding row's share of every detector's input (``[window,
+    V, m]``), with the padding row (zeros) and the row read beyond a text's padding (``-inf``)
+    appended: the tables :func:`strongest_runs` reads.
+
+    >>> run_tables(np.ones((2, 1, 1), np.float32))[:, :, 0].tolist()
+    [[1.0, 0.0, -inf], [1.0, 0.0, -inf]]
+    """
+    window, _, m = shares.shape
+    padding = np.zeros((window, 1, m), np.float32)
+    beyond = np.full((window, 1, m), -np.inf, np.float32)
+    return np.concatenate([shares.astype(np.float32), padding, beyond], axis=1)
 
 
 class DenseModel(LabelOutputs):
@@ -329,7 +349,8 @@ class DenseModel(LabelOutputs):
         # last row, the zero row, is what a padding slot reads (outputs are never negative).
         self.detectors: np.ndarray | None = None
         # With runs of words: per offset in the run, every word's share of each detector's
-        # input, ``[window, V + 1, m]`` (the zero row, padding, has none).
+        # input, ``[window, V + 2, m]`` (then the padding row, zeros, and the -inf row read
+        # beyond a text's padding: run_tables).
         self.window_tables: np.ndarray | None = None
         if self.has_max_branch:
             w = self.weights
@@ -338,7 +359,7 @@ class DenseModel(LabelOutputs):
                 self.detectors[-1] = 0.0
             else:
                 blocks = w["max_hidden"].reshape(window, embedding.shape[1], -1)
-                self.window_tables = np.stack([self._table @ block for block in blocks])
+                self.window_tables = run_tables(np.stack([embedding @ block for block in blocks]))
                 assert isinstance(featurizer, NgramFeaturizer)  # pairs have no max branch
                 self._word_index = word_index(featurizer, w["embedding_rows"])
         self.metadata = dict(metadata or {})
