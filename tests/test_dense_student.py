@@ -332,7 +332,7 @@ def test_the_numpy_runtime_computes_what_the_torch_network_trained(
     """The torch twin and the runtime, given the same (random, untrained) weights, give the
     same logits on texts of every length, including one with no known word (with runs of
     words too: texts shorter than a run, repeated words, words without a vector between)."""
-    from textdistill.runtime.dense import leading_terms, pool_rows, reading_order, word_index
+    from textdistill.runtime.dense import leading_terms, pool_rows, reading_order
     from textdistill.runtime.featurizer import NgramFeaturizer
     from textdistill.students.dense import _Data, _predict, to_weights
 
@@ -344,9 +344,8 @@ def test_the_numpy_runtime_computes_what_the_torch_network_trained(
     probes = ["the film was good again", "zzz", "", "bad bad bad film", "good", *texts[:30]]
     rows = featurizer.transform(probes)
     pooled = pool_rows(rows, embedding_rows)
-    index = word_index(featurizer, embedding_rows)
     n_vectors = int(embedding_rows.max()) + 1
-    words = reading_order(probes, index, featurizer.unspaced, n_vectors) if window > 1 else pooled
+    words = reading_order(probes, featurizer, embedding_rows, n_vectors) if window > 1 else pooled
     data = _Data(
         leading_terms(rows, featurizer.n_features),
         [pooled],

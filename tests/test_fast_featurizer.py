@@ -318,3 +318,56 @@ def test_fused_logits_match_on_scripts_without_spaces(
 def test_fused_logits_match_on_any_mix_of_scripts(texts: list[str], n_classes: int) -> None:
     featurizer = _vocabulary_from([*texts, *UNSPACED_TEXTS], 2)
     _assert_fused_path_matches(featurizer, texts, n_classes)
+
+
+def _assert_words_match(featurizer: NgramFeaturizer, texts: list[str]) -> None:
+    """The C path's words in reading order (what a dense student with runs of words reads)
+    are the pure-Python path's, id for id."""
+    fast = featurizer.words(texts)
+    assert isinstance(featurizer._fast, featurizer_module._ngrams.Vocabulary), "C path inactive"
+    c_path = featurizer._fast
+    featurizer._fast = False  # the "cannot use C" state: words() takes the Python path
+    try:
+        slow = featurizer.words(texts)
+    finally:
+        featurizer._fast = c_path
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert fast[0].dtype == np.int32 and fast[1].dtype == np.int64
+    assert int(fast[1].sum()) == len(fast[0]) and len(fast[1]) == len(texts)
+
+
+@pytest.mark.parametrize("char_ngrams", [None, (2, 5)])
+@pytest.mark.parametrize("max_n", [1, 2, 3])
+def test_words_in_reading_order_match_on_tricky_texts(
+    max_n: int, char_ngrams: tuple[int, int] | None
+) -> None:
+    featurizer = _vocabulary_from(TRICKY[::2], max_n, char_ngrams)  # some tokens unknown
+    _assert_words_match(featurizer, [*TRICKY, *TRICKY[::-1], ""])
+
+
+def test_words_in_reading_order_match_on_scripts_without_spaces() -> None:
+    featurizer = _vocabulary_from(UNSPACED_TEXTS, 2)
+    assert featurizer.unspaced == "characters"
+    _assert_words_match(featurizer, [*UNSPACED_TEXTS, *UNSPACED_TEXTS[::-3]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(alphabet=st.characters(), max_size=60), min_size=1, max_size=6),
+    st.lists(
+        st.text(alphabet="中文很好อาหาร정말 aB'!?<>_\u00e9\u0130\u0e31\u3099", max_size=40),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_words_in_reading_order_match_on_any_unicode(texts: list[str], small: list[str]) -> None:
+    corpus = texts + small
+    _assert_words_match(_vocabulary_from([*corpus[::2], "a b", "ab"], 2), corpus)
+
+
+@pytest.mark.skipif(not (DATA / "sst2_dev.csv.gz").exists(), reason="shared data absent")
+def test_words_in_reading_order_match_on_real_sentences() -> None:
+    with gzip.open(DATA / "sst2_dev.csv.gz", "rt", encoding="utf-8", newline="") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    _assert_words_match(NgramFeaturizer.fit(texts[:400], max_n=2, min_df=2), texts[400:])

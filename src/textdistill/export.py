@@ -61,7 +61,7 @@ import numpy as np
 from textdistill.extras import install_hint
 from textdistill.runtime import Model, load
 from textdistill.runtime.atomic import write_file_atomically
-from textdistill.runtime.dense import DenseModel, reading_order, word_index
+from textdistill.runtime.dense import DenseModel, reading_order
 from textdistill.runtime.featurizer import (
     TOKEN_PATTERN,
     TOKEN_PATTERNS,
@@ -804,11 +804,11 @@ class OnnxStudent(LabelOutputs):
             self.featurizer = NgramFeaturizer.from_spec(
                 spec, vocabulary, np.zeros(len(vocabulary), dtype=np.float32)
             )
-        self._word_index: dict[str, int] | None = None
+        self._embedding_rows: np.ndarray | None = None
         if self.format == FORMAT_WORD_RUNS:
             assert isinstance(self.featurizer, NgramFeaturizer)
             rows = np.array(json.loads(meta[META_EMBEDDING_ROWS]), np.int32)
-            self._word_index = word_index(self.featurizer, rows)
+            self._embedding_rows = rows
             self._n_vectors = int(rows.max(initial=-1)) + 1  # also the padding row
             self._window = int(self.session.get_inputs()[2].shape[2])
 
@@ -827,9 +827,9 @@ class OnnxStudent(LabelOutputs):
         else:
             ids, offsets = self.featurizer.ngram_ids(texts)
             feed = {"ngram_ids": ids, "offsets": offsets}
-            if self._word_index is not None:
-                unspaced = self.featurizer.unspaced
-                words = reading_order(texts, self._word_index, unspaced, self._n_vectors)
+            if self._embedding_rows is not None:
+                rows = self._embedding_rows
+                words = reading_order(texts, self.featurizer, rows, self._n_vectors)
                 feed["word_runs"] = word_runs(words, self._window, self._n_vectors)
         logits, probabilities = self.session.run(list(OUTPUTS), feed)
         return logits, probabilities

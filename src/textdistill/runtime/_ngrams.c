@@ -51,7 +51,7 @@
 
 /* The interface featurizer.py expects: 2 = count, tfidf and logits on raw texts; 3 adds
  * Vocabulary(..., unspaced=). */
-#define NGRAMS_VERSION 3
+#define NGRAMS_VERSION 4
 
 #define MARKUP_MAX 40
 #define PREFETCH_AHEAD 12
@@ -744,10 +744,10 @@ static Py_ssize_t document_ngram_keys(int kind, const Vocabulary *v, const void 
 /* The stages of a document, in order; a profile stops after one of them. */
 enum { STAGE_TOKENIZE = 1, STAGE_HASH = 2, STAGE_LOOKUP = 3, STAGE_ALL = 4 };
 
-/* The shared front half: text -> tokens -> keys. Returns the number of keys (0 after the
- * tokenize stage), -1 when out of memory. */
-static Py_ssize_t document_keys(const Vocabulary *v, const TextView *t, Workspace *w,
-                                int stop_after) {
+/* Text -> tokens (w->spans, w->n_tokens); *characters: what the spans index (the text, or
+ * its prepared bytes). Returns the number of tokens, -1 when out of memory. */
+static Py_ssize_t document_tokens(const Vocabulary *v, const TextView *t, Workspace *w,
+                                  const void **characters) {
     const void *data = t->data;
     Py_ssize_t n;
     switch (t->kind) {
@@ -763,7 +763,16 @@ static Py_ssize_t document_keys(const Vocabulary *v, const TextView *t, Workspac
         n = v->unspaced ? tokenize_as(PyUnicode_4BYTE_KIND, 1, data, t->len, w)
                         : tokenize_as(PyUnicode_4BYTE_KIND, 0, data, t->len, w);
     }
-    if (n < 0) return -1;
+    *characters = data;
+    return n;
+}
+
+/* The shared front half: text -> tokens -> keys. Returns the number of keys (0 after the
+ * tokenize stage), -1 when out of memory. */
+static Py_ssize_t document_keys(const Vocabulary *v, const TextView *t, Workspace *w,
+                                int stop_after) {
+    const void *data;
+    if (document_tokens(v, t, w, &data) < 0) return -1;
     if (stop_after == STAGE_TOKENIZE) return 0;
     if (hash_tokens(t->kind, data, w) < 0) return -1;
     return document_ngram_keys(t->kind, v, data, w);
@@ -826,7 +835,7 @@ static Py_ssize_t count_document(const Vocabulary *v, const TextView *t, Workspa
 }
 
 /* ------------------------------------------------------------------ what a call makes */
-enum { MODE_COUNT, MODE_TFIDF, MODE_LOGITS };
+enum { MODE_COUNT, MODE_TFIDF, MODE_LOGITS, MODE_WORDS };
 
 typedef struct {
     int mode, stop_after;
@@ -837,7 +846,7 @@ typedef struct {
     const float *coef, *bias;
     Py_ssize_t k;
     float *out;
-    /* MODE_COUNT, MODE_TFIDF: the growing results */
+    /* MODE_COUNT, MODE_TFIDF, MODE_WORDS (ids and lengths): the growing results */
     Buffer ids, values, lengths;
     Py_ssize_t needed_tf; /* > 0: a count needed a longer tf table */
 } Job;
@@ -862,11 +871,38 @@ static int tfidf_document(Job *job, const int32_t *ids, const int32_t *counts, P
     return 0;
 }
 
+/* One document's tokens in reading order, repeats kept, as the vocabulary ids of the words
+ * (the 1-gram keys of document_ngram_keys), a token outside the vocabulary left out: appended
+ * to job->ids, their number to job->lengths. Returns 0, -1 when out of memory. */
+static int words_document(const Vocabulary *v, const TextView *t, Workspace *w, Job *job) {
+    const void *data;
+    if (document_tokens(v, t, w, &data) < 0 || hash_tokens(t->kind, data, w) < 0) return -1;
+    const Py_ssize_t n = w->n_tokens;
+    const uint64_t *token_hash = (const uint64_t *)w->hashes.data;
+    const uint32_t *token_check = (const uint32_t *)(token_hash + n);
+    if (buffer_reserve(&job->ids, n * (Py_ssize_t)sizeof(int32_t)) < 0) return -1;
+    int32_t *ids = (int32_t *)(job->ids.data + job->ids.size);
+    const int32_t none = -1;
+    int64_t kept = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int32_t id = find_id(v->slots, (uint64_t)v->mask, nonzero(fold(0, token_hash[i])),
+                             fold32(0, token_check[i]), none);
+        ids[kept] = id;
+        kept += id != none;
+    }
+    job->ids.size += (Py_ssize_t)kept * (Py_ssize_t)sizeof(int32_t);
+    return buffer_append(&job->lengths, &kept, sizeof kept);
+}
+
 /* Everything a block of texts needs, without the GIL. Returns 0, -1 when out of memory,
  * 1 when a longer tf table is needed. */
 static int run_block(const Vocabulary *v, Workspace *w, Job *job, const TextView *views,
                      Py_ssize_t n_views, Py_ssize_t first_doc) {
     for (Py_ssize_t d = 0; d < n_views; d++) {
+        if (job->mode == MODE_WORDS) {
+            if (words_document(v, &views[d], w, job) < 0) return -1;
+            continue;
+        }
         Py_ssize_t n = count_document(v, &views[d], w, job->stop_after);
         if (n < 0) return -1;
         if (job->stop_after < STAGE_ALL) continue;
@@ -1033,6 +1069,16 @@ static PyObject *Vocabulary_count(Vocabulary *self, PyObject *texts) {
     return result;
 }
 
+static PyObject *Vocabulary_words(Vocabulary *self, PyObject *texts) {
+    Job job = {.mode = MODE_WORDS, .stop_after = STAGE_ALL};
+    PyObject *result = NULL;
+    if (run_job(self, texts, &job) == 0)
+        result = Py_BuildValue("(y#y#)", job.ids.data ? job.ids.data : "", job.ids.size,
+                               job.lengths.data ? job.lengths.data : "", job.lengths.size);
+    job_free(&job);
+    return result;
+}
+
 static PyObject *Vocabulary_tfidf(Vocabulary *self, PyObject *args) {
     PyObject *texts, *idf_obj, *tf_obj;
     if (!PyArg_ParseTuple(args, "OOO", &texts, &idf_obj, &tf_obj)) return NULL;
@@ -1110,6 +1156,10 @@ static PyMethodDef Vocabulary_methods[] = {
     {"count", (PyCFunction)Vocabulary_count, METH_O,
      "count(texts) -> (ids int32 bytes, counts int32 bytes, row lengths int64 bytes): per "
      "document, the sorted distinct vocabulary ids of its n-grams and their counts."},
+    {"words", (PyCFunction)Vocabulary_words, METH_O,
+     "words(texts) -> (ids int32 bytes, row lengths int64 bytes): per document, the "
+     "vocabulary id of each token in reading order, repeats kept, tokens outside the "
+     "vocabulary left out."},
     {"tfidf", (PyCFunction)Vocabulary_tfidf, METH_VARARGS,
      "tfidf(texts, idf, tf) -> (ids int32 bytes, values float32 bytes, row lengths int64 "
      "bytes): NgramFeaturizer.transform's rows; tf[c] = float32(1 + log(c)). An int instead "

@@ -57,7 +57,7 @@ from textdistill.runtime.artifact import (
     load_artifact,
     save_artifact,
 )
-from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows, tokenize
+from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
 from textdistill.runtime.linear import _as_texts
 from textdistill.runtime.outputs import LabelOutputs
 from textdistill.runtime.pair_features import PairFeaturizer, featurizer_from_spec
@@ -144,31 +144,29 @@ def pool_rows(rows: SparseRows, embedding_rows: np.ndarray) -> SparseRows:
     return SparseRows(weights.astype(np.float32), mapped[keep], indptr, n_vectors)
 
 
-def word_index(words: NgramFeaturizer, embedding_rows: np.ndarray) -> dict[str, int]:
-    """Each term of ``words`` that owns a word vector, and its embedding row: built once per
-    model, since :func:`reading_order` looks every token up in it."""
-    pairs = zip(words.vocabulary, embedding_rows, strict=True)
-    return {term: int(row) for term, row in pairs if row >= 0}
-
-
 def reading_order(
-    texts: Sequence[str], index: dict[str, int], unspaced: str, n_vectors: int
+    texts: Sequence[str], words: NgramFeaturizer, embedding_rows: np.ndarray, n_vectors: int
 ) -> SparseRows:
-    """Each text's words in reading order, repeats kept, as embedding rows (:func:`word_index`;
-    a word without a vector is left out, so its neighbours become adjacent): what a branch
-    reading runs of consecutive words takes. Values are 1.
+    """Each text's words in reading order, repeats kept, as embedding rows (``embedding_rows``
+    indexes the terms of ``words``; a word without a vector is left out, so its neighbours
+    become adjacent): what a branch reading runs of consecutive words takes. Values are 1.
+    The tokens are looked up by :meth:`NgramFeaturizer.words` (in C when it is built).
 
     >>> f = NgramFeaturizer.fit(["good movie", "bad movie"], max_n=1, min_df=1)
-    >>> index = word_index(f, np.arange(f.n_features, dtype=np.int32))
-    >>> order = reading_order(["movie good movie", "unknown bad"], index, f.unspaced, 3)
+    >>> rows = np.arange(f.n_features, dtype=np.int32)
+    >>> order = reading_order(["movie good movie", "unknown bad"], f, rows, 3)
     >>> bounds = zip(order.indptr, order.indptr[1:])
     >>> [[f.vocabulary[i] for i in order.indices[a:b]] for a, b in bounds]
     [['movie', 'good', 'movie'], ['bad']]
     """
-    ids = [[index[t] for t in tokenize(text, unspaced) if t in index] for text in texts]
-    indptr = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum([len(i) for i in ids], out=indptr[1:])
-    flat = np.fromiter((i for text in ids for i in text), dtype=np.int32, count=int(indptr[-1]))
+    ids, lengths = words.words(texts)
+    mapped = embedding_rows[ids]
+    keep = mapped >= 0
+    indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+    if len(ids):
+        row_of = np.repeat(np.arange(len(lengths)), lengths)
+        np.cumsum(np.bincount(row_of[keep], minlength=len(lengths)), out=indptr[1:])
+    flat = mapped[keep].astype(np.int32)
     return SparseRows(np.ones(len(flat), dtype=np.float32), flat, indptr, n_vectors)
 
 
@@ -361,7 +359,6 @@ class DenseModel(LabelOutputs):
                 blocks = w["max_hidden"].reshape(window, embedding.shape[1], -1)
                 self.window_tables = run_tables(np.stack([embedding @ block for block in blocks]))
                 assert isinstance(featurizer, NgramFeaturizer)  # pairs have no max branch
-                self._word_index = word_index(featurizer, w["embedding_rows"])
         self.metadata = dict(metadata or {})
 
     @property
@@ -444,8 +441,8 @@ class DenseModel(LabelOutputs):
         if self.detectors is not None and pool is not None:  # pairs have no max branch
             logits += strongest(pool, self.detectors) @ w["max_output"]
         elif self.window_tables is not None:  # single texts only, as the max branch
-            unspaced = self._word_terms.unspaced
-            words = reading_order(texts, self._word_index, unspaced, self.n_vectors)
+            rows = w["embedding_rows"]
+            words = reading_order(texts, self._word_terms, rows, self.n_vectors)
             runs = strongest_runs(words, self.window_tables, w["max_hidden_bias"])
             logits += runs @ w["max_output"]
         return logits

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - depends on the build
 # The interface of the C code this file calls. A build left over from an older source (a
 # checkout whose extension was not rebuilt) is not used: the Python path gives the same
 # results, and a warning says how to get the fast one back.
-C_VERSION = 3
+C_VERSION = 4
 if _ngrams is not None and getattr(_ngrams, "VERSION", 1) != C_VERSION:  # pragma: no cover
     warnings.warn(
         f"{_ngrams.__file__} is a stale build of textdistill's C extension; using the "
@@ -389,6 +389,30 @@ class NgramFeaturizer:
                 np.frombuffer(lengths, dtype=np.int64),
             )
         return self._counts_python(texts)
+
+    def words(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per document, the vocabulary id of each of its tokens in reading order, repeats
+        kept, a token that is no term left out: ``(ids int32 [n], row_lengths int64
+        [n_docs])``. What a model reading runs of consecutive words takes; the C extension
+        when it is built, else pure Python, with the same integers.
+
+        >>> f = NgramFeaturizer.fit(["good movie", "bad movie"], max_n=1, min_df=1)
+        >>> ids, lengths = f.words(["Movie, good MOVIE!", "", "unknown bad"])
+        >>> [f.vocabulary[i] for i in ids], lengths.tolist()
+        (['movie', 'good', 'movie', 'bad'], [3, 0, 1])
+        """
+        fast = self._vocabulary()
+        if fast is not None:
+            ids, lengths = fast.words(texts)
+            return np.frombuffer(ids, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64)
+        index_get = self._index.get
+        found: list[int] = []
+        row_lengths = np.zeros(len(texts), dtype=np.int64)
+        for row, text in enumerate(texts):
+            known = [i for i in map(index_get, tokenize(text, self.unspaced)) if i is not None]
+            found.extend(known)
+            row_lengths[row] = len(known)
+        return np.asarray(found, dtype=np.int32), row_lengths
 
     def ngram_ids(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The vocabulary id of every n-gram occurrence of ``texts``: ``(ids, offsets)``.

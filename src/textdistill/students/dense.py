@@ -50,7 +50,6 @@ from textdistill.runtime.dense import (
     leading_terms,
     pool_rows,
     reading_order,
-    word_index,
 )
 from textdistill.runtime.featurizer import CHAR_PREFIX, TOKEN_PATTERN, NgramFeaturizer, SparseRows
 from textdistill.runtime.pair_features import PairFeaturizer, fit_featurizer
@@ -409,12 +408,7 @@ class DenseStudent(FittedModelMethods):
             targets,
             max_pooled=max_pooled,
             words=(
-                reading_order(
-                    texts_all,
-                    word_index(word_terms, embedding_rows),
-                    word_terms.unspaced,
-                    len(words),
-                )
+                reading_order(texts_all, word_terms, embedding_rows, len(words))
                 if max_pooled and self.window > 1
                 else None
             ),
