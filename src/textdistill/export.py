@@ -828,8 +828,8 @@ class OnnxStudent(LabelOutputs):
             ids, offsets = self.featurizer.ngram_ids(texts)
             feed = {"ngram_ids": ids, "offsets": offsets}
             if self._embedding_rows is not None:
-                rows = self._embedding_rows
-                words = reading_order(texts, self.featurizer, rows, self._n_vectors)
+                embedding_rows = self._embedding_rows
+                words = reading_order(texts, self.featurizer, embedding_rows, self._n_vectors)
                 feed["word_runs"] = word_runs(words, self._window, self._n_vectors)
         logits, probabilities = self.session.run(list(OUTPUTS), feed)
         return logits, probabilities

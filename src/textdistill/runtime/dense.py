@@ -441,8 +441,7 @@ class DenseModel(LabelOutputs):
         if self.detectors is not None and pool is not None:  # pairs have no max branch
             logits += strongest(pool, self.detectors) @ w["max_output"]
         elif self.window_tables is not None:  # single texts only, as the max branch
-            rows = w["embedding_rows"]
-            words = reading_order(texts, self._word_terms, rows, self.n_vectors)
+            words = reading_order(texts, self._word_terms, w["embedding_rows"], self.n_vectors)
             runs = strongest_runs(words, self.window_tables, w["max_hidden_bias"])
             logits += runs @ w["max_output"]
         return logits
