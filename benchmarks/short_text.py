@@ -13,13 +13,14 @@ results were measured with (``PLAIN_LOOP``: shuffled batches, every epoch run):
 * ``demo``: the demo corpus (Rotten Tomatoes snippets) split as ``textdistill demo`` splits
   it: 2,000 test, 1,000 labeled, 9,808 unlabeled.
 
-Each (dataset, student, augment) is one run directory under ``--work``, named ``DATASET-STUDENT-xN``
-(``-wW`` appended when ``--dense-window W`` is not 1: the dense student's max-pooled detectors read
-W consecutive words); the results are read back from every such run's ``metrics.json`` (each row
-records the commit and load of the run that evaluated it). The first run of a dataset fine-tunes its
-teacher; later runs start from a copy of that run's teacher, baseline and precision stages (whose
-keys do not depend on the student or the augmentation), so each teacher is fine-tuned once, and all
-runs share one logits cache, so each text is labeled once.
+Each (dataset, student, augment) is one run directory under ``--work``, named
+``DATASET-STUDENT-xN`` (``-wW`` appended when ``--dense-window W`` is not the default, 3: the
+dense student's max-pooled detectors read W consecutive words); the results are read back from
+every such run's ``metrics.json`` (each row records the commit and load of the run that
+evaluated it). The first run of a dataset fine-tunes its teacher; later runs start from a copy
+of that run's teacher, baseline and precision stages (whose keys do not depend on the student
+or the augmentation), so each teacher is fine-tuned once, and all runs share one logits cache,
+so each text is labeled once.
 Students are scored through the numpy runtime on one core (the pipeline's own evaluation).
 
     python benchmarks/short_text.py --data ../shared/data
@@ -41,6 +42,7 @@ import numpy as np
 from results_file import RESULTS_DIR, write_results, write_table_into
 from textdistill.data import TextDataset, read_labeled, stratified_split
 from textdistill.pipeline import AugmentConfig, RunConfig, StudentConfig, run_pipeline
+from textdistill.students.dense import DEFAULT_WINDOW
 from textdistill.teacher import TeacherConfig
 from textdistill.teacher_training import PLAIN_LOOP
 
@@ -112,24 +114,31 @@ RUN_NAME = re.compile(
 
 
 def run_name(dataset: str, student: str, augment: int, window: int) -> str:
-    """The run directory of one (dataset, student, augment, dense window), as RUN_NAME reads.
+    """The run directory of one (dataset, student, augment, dense window), as RUN_NAME reads;
+    the window is named when it is not the default.
 
-    >>> run_name("sst2", "auto", 0, 1), run_name("sst2", "auto", 20, 3)
-    ('sst2-auto-x0', 'sst2-auto-x20-w3')
+    >>> run_name("sst2", "auto", 0, DEFAULT_WINDOW), run_name("sst2", "auto", 20, 1)
+    ('sst2-auto-x0', 'sst2-auto-x20-w1')
     >>> RUN_NAME.fullmatch("sst2_small_pool-dense-x0-w3").groupdict()
     {'dataset': 'sst2_small_pool', 'student': 'dense', 'augment': '0', 'window': '3'}
     """
-    return f"{dataset}-{student}-x{augment}" + (f"-w{window}" if window != 1 else "")
+    named = f"-w{window}" if window != DEFAULT_WINDOW else ""
+    return f"{dataset}-{student}-x{augment}{named}"
 
 
 def label(row: dict[str, Any]) -> str:
-    """A row's student as the table and the plots name it: its window when not 1."""
-    window = row.get("dense_window", 1)
-    return row["student"] + (f" w{window}" if window != 1 else "")
+    """A row's student as the table and the plots name it: its window when not the default."""
+    window = row.get("dense_window", DEFAULT_WINDOW)
+    return row["student"] + (f" w{window}" if window != DEFAULT_WINDOW else "")
 
 
 def _rows(
-    dataset: str, student: str, augment: int, metrics: dict[str, Any], *, window: int = 1
+    dataset: str,
+    student: str,
+    augment: int,
+    metrics: dict[str, Any],
+    *,
+    window: int = DEFAULT_WINDOW,
 ) -> list[dict[str, Any]]:
     """One row for the student the run kept (``student`` as asked: "auto" keeps one of the
     linear and dense students) and, for ``auto``, one per student it tried and scored."""
@@ -193,7 +202,7 @@ def _rows_of_runs(work: Path) -> list[dict[str, Any]]:
             name["student"],
             int(name["augment"]),
             metrics,
-            window=int(name["window"] or 1),
+            window=int(name["window"] or DEFAULT_WINDOW),
         )
     return sorted(rows, key=lambda r: (r["dataset"], r["augment"], r["dense_window"], r["student"]))
 
@@ -262,7 +271,7 @@ def plot(dataset: str, rows: list[dict[str, Any]], path: Path) -> None:
         kind = row["student"]
         if kind == "auto":  # drawn as a ring around the candidate it kept
             continue
-        if kind == "linear" and row["dense_window"] != 1:  # the same as the window-1 run's
+        if kind == "linear" and row["dense_window"] != DEFAULT_WINDOW:  # as the default run's
             continue
         point = (row["docs_per_s"], row["student_accuracy"])
         ax.scatter(*point, s=50, color=colors.get(kind, "black"), zorder=4)
@@ -329,7 +338,7 @@ def main() -> None:
     parser.add_argument(
         "--dense-window",
         type=int,
-        default=1,
+        default=DEFAULT_WINDOW,
         help="consecutive words the dense student's max-pooled detectors read",
     )
     parser.add_argument(

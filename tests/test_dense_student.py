@@ -129,7 +129,7 @@ def test_the_max_pooled_branch_reads_each_words_strongest_detector() -> None:
     twice changes nothing there, and the logits hold exactly that branch's share."""
     from textdistill.runtime.dense import pool_rows, strongest
 
-    student = _fit(SentimentVectors(), max_units=8)
+    student = _fit(SentimentVectors(), max_units=8, window=1)
     model = student.model_
     assert model.detectors is not None and model.detectors.min() >= 0.0
     rows = model.featurizer.transform(["great", "great great", "the film was great"])
@@ -159,12 +159,15 @@ def test_a_damaged_dense_artifact_is_refused(tmp_path: Path) -> None:
     model = student.model_
     weights = dict(model.weights)
     weights["embedding_rows"] = np.full_like(weights["embedding_rows"], model.n_vectors)
+    window = model.window
     with pytest.raises(ValueError, match="embedding_rows must lie in"):
-        DenseModel(model.featurizer, weights, model.labels)
+        DenseModel(model.featurizer, weights, model.labels, window=window)
     weights = dict(model.weights)
     weights["hidden"] = weights["hidden"][:, :3]
     with pytest.raises(ValueError, match="hidden has shape"):
-        DenseModel(model.featurizer, weights, model.labels)
+        DenseModel(model.featurizer, weights, model.labels, window=window)
+    with pytest.raises(ValueError, match="max_hidden has shape"):  # runs read as single words
+        DenseModel(model.featurizer, dict(model.weights), model.labels, window=1)
 
 
 def test_soft_cross_entropy_and_bad_options() -> None:

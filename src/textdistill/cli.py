@@ -191,7 +191,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="of the dense student: its max-pooled detectors read N consecutive words "
-        "(default 1: each word alone)",
+        "(default 3; 1: each word alone)",
     )
     student.add_argument(
         "--alpha",

@@ -65,7 +65,7 @@ from textdistill.students.choice import (
 from textdistill.students.choice import (
     RULE as CHOICE_RULE,
 )
-from textdistill.students.dense import DenseStudent, WordVectorSource
+from textdistill.students.dense import DEFAULT_WINDOW, DenseStudent, WordVectorSource
 from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
 from textdistill.students.targets import (
@@ -114,8 +114,8 @@ class StudentConfig:
     linear student chooses on held-out rows, by ``select_by``; ``feature_grid`` lists alternative
     feature options to choose from. The dense student (:mod:`textdistill.students.dense`) reads
     ``max_n``, ``min_df`` and ``max_features``; ``dense_dim`` is the width of its word vectors and
-    ``dense_window`` how many consecutive words its max-pooled detectors read (1: each word alone).
-    ``kind = "neural"`` trains the small network of :mod:`textdistill.students.neural`
+    ``dense_window`` how many consecutive words its max-pooled detectors read (1: each word alone;
+    default 3). ``kind = "neural"`` trains the small network of :mod:`textdistill.students.neural`
     (``architecture`` "bag" or "bilstm", MSE on logits); it reads ``max_n`` and ``min_df`` and keeps
     its own feature cap. ``unspaced`` is how the baseline and the linear student read scripts
     written without spaces (Chinese, Japanese, Thai, Korean): ``"auto"`` chooses from the texts,
@@ -136,7 +136,7 @@ class StudentConfig:
     kind: str = "auto"
     architecture: str = "bag"
     dense_dim: int = 256
-    dense_window: int = 1
+    dense_window: int = DEFAULT_WINDOW
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
