@@ -1,7 +1,7 @@
-"""Build configuration for the optional C fast path; everything else is in pyproject.toml.
+"""Build configuration for the optional C fast paths; everything else is in pyproject.toml.
 
-The extension is optional: where no C compiler is available the install still succeeds and
-the featurizer uses its pure-Python path, which gives identical results.
+The extensions are optional: where no C compiler is available the install still succeeds and
+the runtime uses its pure-Python (numpy) paths, which give identical results.
 """
 
 from setuptools import Extension, setup
@@ -9,11 +9,12 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "textdistill.runtime._ngrams",
-            ["src/textdistill/runtime/_ngrams.c"],
+            f"textdistill.runtime.{name}",
+            [f"src/textdistill/runtime/{name}.c"],
             # No fused multiply-add: the C path's floats must round exactly as numpy's do.
             extra_compile_args=["-O3", "-ffp-contract=off"],
             optional=True,
         )
+        for name in ("_ngrams", "_dense")  # the featurizer's and the dense student's
     ]
 )

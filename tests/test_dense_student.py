@@ -12,6 +12,7 @@ import pytest
 from textdistill.runtime import DenseModel, load
 from textdistill.runtime import artifact as artifact_module
 from textdistill.runtime.artifact import ArtifactError
+from textdistill.runtime.dense import run_tables, strongest_runs
 
 pytest.importorskip("torch")
 
@@ -372,6 +373,42 @@ def test_runs_of_words_read_word_order_which_single_words_cannot() -> None:
     assert np.allclose(*single.decision_function(flipped), atol=1e-6)
     assert not np.allclose(*runs.decision_function(flipped), atol=1e-4)
     assert runs.selection_["window"] == 2
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 5])
+def test_runs_of_words_in_c_are_bit_identical_to_numpy(
+    window: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The C path of strongest_runs (built here, as CI builds it) gives numpy's float32 bits:
+    texts without words, shorter than a run, repeated words, detectors that never fire."""
+    from textdistill.runtime import dense as runtime_dense
+    from textdistill.runtime.featurizer import SparseRows
+
+    assert runtime_dense._kernels is not None, "the C extension _dense is not built"
+    rng = np.random.default_rng(window)
+    seen_empty = seen_off = False
+    for _ in range(25):
+        n_words, m = int(rng.integers(1, 60)), int(rng.integers(1, 70))
+        tables = run_tables(rng.normal(size=(window, n_words, m)).astype(np.float32))
+        lengths = rng.integers(0, 3 * window + 2, size=int(rng.integers(1, 40)))
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        ids = rng.integers(0, n_words, size=int(indptr[-1])).astype(np.int32)
+        words = SparseRows(np.ones(len(ids), np.float32), ids, indptr, n_words)
+        bias = rng.normal(size=m).astype(np.float32) - 1.0
+        fast = strongest_runs(words, tables, bias)
+        with monkeypatch.context() as numpy_only:
+            numpy_only.setattr(runtime_dense, "_kernels", None)
+            slow = strongest_runs(words, tables, bias)
+        assert fast.dtype == slow.dtype == np.float32 and fast.shape == slow.shape
+        assert np.array_equal(fast.view(np.uint32), slow.view(np.uint32))
+        assert (fast[lengths == 0] == 0).all()
+        seen_empty |= bool((lengths == 0).any())
+        seen_off |= bool((fast[lengths > 0] == 0).any())
+    assert seen_empty and seen_off  # both edges were exercised
+    beyond = np.array([n_words], np.int32)  # a row index past the words: the padding rows
+    bad = SparseRows(np.ones(1, np.float32), beyond, np.array([0, 1], np.int64), n_words)
+    with pytest.raises(ValueError, match="outside the"):
+        strongest_runs(bad, tables, bias)
 
 
 # ------------------------------------------------------------------------------- text pairs

@@ -57,8 +57,9 @@ from textdistill.runtime.artifact import (
     load_artifact,
     save_artifact,
 )
-from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
+from textdistill.runtime.featurizer import _PURE_PYTHON, NgramFeaturizer, SparseRows
 from textdistill.runtime.linear import _as_texts
+from textdistill.runtime.native import extension
 from textdistill.runtime.outputs import LabelOutputs
 from textdistill.runtime.pair_features import PairFeaturizer, featurizer_from_spec
 
@@ -96,6 +97,10 @@ MAX_WEIGHTS: dict[str, tuple[str, ...]] = {
 # stay in cache (on SST-2 sentences, 1,024 slots predicted about twice as fast as 32,768).
 _BLOCK = 4096
 _SLOTS = 1024
+# strongest_runs in C (_dense.c's DENSE_VERSION 1), where it was built: numpy's gathers write
+# and reread a [texts, runs, detectors] block per offset, C keeps one run's sums in cache.
+# TEXTDISTILL_PURE_PYTHON=1 (read by the featurizer) turns it off too.
+_kernels = None if _PURE_PYTHON else extension("_dense", 1)
 
 
 def leading_terms(rows: SparseRows, n_terms: int) -> SparseRows:
@@ -259,6 +264,18 @@ def strongest_runs(words: SparseRows, tables: np.ndarray, bias: np.ndarray) -> n
     [4.0, 0.0, 3.0]
     """
     window, m = len(tables), tables.shape[2]
+    if _kernels is not None:  # the same sums in C, run by run (bit-identical)
+        out = np.empty((words.n_rows, m), dtype=np.float32)
+        _kernels.strongest_runs(
+            np.ascontiguousarray(words.indices, dtype=np.int32),
+            np.ascontiguousarray(words.indptr, dtype=np.int64),
+            np.ascontiguousarray(tables, dtype=np.float32),
+            window,
+            tables.shape[1],
+            np.ascontiguousarray(bias, dtype=np.float32),
+            out,
+        )
+        return out
     pad, never = tables.shape[1] - 2, tables.shape[1] - 1
     out = np.zeros((words.n_rows, m), dtype=np.float32)
     lengths = np.diff(words.indptr)
@@ -343,6 +360,11 @@ class DenseModel(LabelOutputs):
         self._check_shapes()
         embedding = self.weights["embedding"]
         self._table = np.vstack([embedding, np.zeros((1, embedding.shape[1]), np.float32)])
+        # A single text's mean is read only through the hidden layer, which is linear before
+        # its ReLU: mean(vectors) @ hidden = mean(vectors @ hidden). Each word's hidden input
+        # is computed once, so a text gathers h numbers per word instead of d and skips the
+        # product (pairs combine the means themselves, siamese, and keep the vectors).
+        self._hidden_table = None if self.pairs else self._table @ self.weights["hidden"]
         # Each word's detector outputs of the max-pooled branch, computed once per model; the
         # last row, the zero row, is what a padding slot reads (outputs are never negative).
         self.detectors: np.ndarray | None = None
@@ -430,12 +452,13 @@ class DenseModel(LabelOutputs):
         pool: SparseRows | None = None  # a single text's words, which the max branch reads
         if isinstance(self.featurizer, PairFeaturizer):
             rows, first, second = self.featurizer.transform_with_sides(texts)
-            pooled = siamese(self.pooled(first), self.pooled(second))
+            hidden_input = siamese(self.pooled(first), self.pooled(second)) @ w["hidden"]
         else:
+            assert self._hidden_table is not None  # built for single texts
             rows = self.featurizer.transform(texts)
             pool = pool_rows(rows, w["embedding_rows"])
-            pooled = weighted_mean(pool, self._table)
-        hidden = np.maximum(pooled @ w["hidden"] + w["hidden_bias"], 0.0)
+            hidden_input = weighted_mean(pool, self._hidden_table)
+        hidden = np.maximum(hidden_input + w["hidden_bias"], 0.0)
         linear = leading_terms(rows, self.n_terms).matmul(w["linear"])
         logits = linear + hidden @ w["output"] + w["bias"]
         if self.detectors is not None and pool is not None:  # pairs have no max branch

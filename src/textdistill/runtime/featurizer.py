@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,22 +18,11 @@ from typing import Any
 
 import numpy as np
 
-try:  # the optional C fast path (setup.py builds it where a compiler exists)
-    from textdistill.runtime import _ngrams  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the build
-    _ngrams = None
-# The interface of the C code this file calls. A build left over from an older source (a
-# checkout whose extension was not rebuilt) is not used: the Python path gives the same
-# results, and a warning says how to get the fast one back.
+from textdistill.runtime.native import extension
+
+# The interface of the C code this file calls (_ngrams.c's NGRAMS_VERSION).
 C_VERSION = 4
-if _ngrams is not None and getattr(_ngrams, "VERSION", 1) != C_VERSION:  # pragma: no cover
-    warnings.warn(
-        f"{_ngrams.__file__} is a stale build of textdistill's C extension; using the "
-        "pure-Python path. Rebuild it: python setup.py build_ext --inplace",
-        RuntimeWarning,
-        stacklevel=1,
-    )
-    _ngrams = None
+_ngrams = extension("_ngrams", C_VERSION)
 # TEXTDISTILL_PURE_PYTHON=1 forces the pure-Python path (to compare, or to debug).
 _PURE_PYTHON = os.environ.get("TEXTDISTILL_PURE_PYTHON", "") not in {"", "0"}
 
