@@ -57,9 +57,9 @@ from textdistill.runtime.artifact import (
     load_artifact,
     save_artifact,
 )
-from textdistill.runtime.featurizer import _PURE_PYTHON, NgramFeaturizer, SparseRows
+from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
 from textdistill.runtime.linear import _as_texts
-from textdistill.runtime.native import extension
+from textdistill.runtime.native import PURE_PYTHON, extension
 from textdistill.runtime.outputs import LabelOutputs
 from textdistill.runtime.pair_features import PairFeaturizer, featurizer_from_spec
 
@@ -97,10 +97,11 @@ MAX_WEIGHTS: dict[str, tuple[str, ...]] = {
 # stay in cache (on SST-2 sentences, 1,024 slots predicted about twice as fast as 32,768).
 _BLOCK = 4096
 _SLOTS = 1024
-# strongest_runs in C (_dense.c's DENSE_VERSION 1), where it was built: numpy's gathers write
-# and reread a [texts, runs, detectors] block per offset, C keeps one run's sums in cache.
-# TEXTDISTILL_PURE_PYTHON=1 (read by the featurizer) turns it off too.
-_kernels = None if _PURE_PYTHON else extension("_dense", 1)
+# strongest_runs in C, where it was built: numpy's gathers write and reread a [texts, runs,
+# detectors] block per offset, C keeps one run's sums in cache. C_VERSION is the interface
+# this file calls (_dense.c's DENSE_VERSION); TEXTDISTILL_PURE_PYTHON=1 turns it off.
+C_VERSION = 1
+_kernels = None if PURE_PYTHON else extension("_dense", C_VERSION)
 
 
 def leading_terms(rows: SparseRows, n_terms: int) -> SparseRows:

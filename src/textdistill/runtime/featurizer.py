@@ -9,7 +9,6 @@ interpreter; counting, weighting and normalising are vectorised over a whole bat
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from textdistill.runtime.native import extension
+from textdistill.runtime.native import PURE_PYTHON, extension
 
 # The interface of the C code this file calls (_ngrams.c's NGRAMS_VERSION).
 C_VERSION = 4
 _ngrams = extension("_ngrams", C_VERSION)
-# TEXTDISTILL_PURE_PYTHON=1 forces the pure-Python path (to compare, or to debug).
-_PURE_PYTHON = os.environ.get("TEXTDISTILL_PURE_PYTHON", "") not in {"", "0"}
+# Whether this file uses its pure-Python path (TEXTDISTILL_PURE_PYTHON; tests switch it).
+_PURE_PYTHON = PURE_PYTHON
 
 # Words (letters and digits, with inner apostrophes: "don't" stays one token) plus "!" and "?",
 # which carry sentiment and intent in short texts.

@@ -8,8 +8,13 @@ whose build was not redone) is not used: a warning says how to get the fast path
 from __future__ import annotations
 
 import importlib
+import os
 import warnings
 from types import ModuleType
+
+# TEXTDISTILL_PURE_PYTHON=1 forces the pure-Python paths of every extension (to compare, or to
+# debug).
+PURE_PYTHON = os.environ.get("TEXTDISTILL_PURE_PYTHON", "") not in {"", "0"}
 
 
 def extension(name: str, version: int) -> ModuleType | None:
