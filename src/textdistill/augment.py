@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from textdistill.extras import install_hint
 from textdistill.runtime.pairs import are_pairs, join_pair, split_pair
 
 Tagger = Callable[[Sequence[list[str]]], list[list[str]]]
@@ -115,8 +116,7 @@ def resolve_tagger(name: str) -> tuple[str, Tagger]:
             return "spacy", found
         if name == "spacy":
             raise ValueError(
-                "the spaCy tagger needs spaCy and an English pipeline: "
-                "pip install 'textdistill[augment]'"
+                "the spaCy tagger needs spaCy and an English pipeline: " + install_hint("augment")
             )
     return "shape", shape_tagger
 

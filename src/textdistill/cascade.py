@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from textdistill.extras import install_hint
 from textdistill.runtime import Model, load, softmax
 from textdistill.runtime.atomic import write_file_atomically
 
@@ -208,7 +209,7 @@ class Cascade:
                 from textdistill.teacher import Teacher
             except ImportError as error:
                 raise ImportError(
-                    "a cascade's teacher needs the training extra: pip install 'textdistill[train]'"
+                    f"a cascade's teacher needs the training extra: {install_hint('train')}"
                 ) from error
             self._teacher = Teacher.load(self.teacher_path)
             if list(self._teacher.classes_) != self.labels:

@@ -62,10 +62,11 @@ from typing import Any
 from textdistill import __version__
 from textdistill.api_keys import ApiKeys, BearerAuthMiddleware, read_api_keys
 from textdistill.cascade import CASCADE_FILE, Cascade
+from textdistill.extras import install_hint
 from textdistill.runtime import Model, load, read_manifest
 from textdistill.runtime.pairs import PairError, join_pair
 
-SERVE_HINT = "the HTTP server needs the serve extra: pip install 'textdistill[serve]'"
+SERVE_HINT = f"the HTTP server needs the serve extra: {install_hint('serve')}"
 
 try:
     from fastapi import FastAPI, HTTPException, Request

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from textdistill.extras import install_hint
 from textdistill.pair_encoding import Encoded, encode_pairs
 from textdistill.runtime.outputs import Prediction, sigmoid, softmax
 from textdistill.runtime.pairs import PairError, are_pairs, is_pair
@@ -236,7 +237,7 @@ def _require_torch() -> None:
     if missing:
         raise ImportError(
             f"The teacher needs {' and '.join(missing)}; install them with "
-            "`pip install 'textdistill[train]'`."
+            f"`{install_hint('train')}`."
         )
 
 

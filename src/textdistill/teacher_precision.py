@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from textdistill.extras import install_hint
 from textdistill.pair_encoding import Encoded
 from textdistill.runtime.pairs import join_pair
 from textdistill.teacher_onnx import ONNX_PRECISIONS, OnnxLabeler, onnx_runtime_available
@@ -67,7 +68,7 @@ def build_labeler(teacher: Teacher, precision: str) -> Callable[..., Any]:
     if not onnx_runtime_available():
         raise ImportError(
             f"{precision} labeling needs onnx and onnxruntime; install them with "
-            "`pip install 'textdistill[onnx]'`"
+            f"`{install_hint('onnx')}`"
         )
     probe = join_pair("textdistill", "export probe") if teacher.pairs_ else "export probe"
     sample = teacher._collate(teacher._encode([probe]))

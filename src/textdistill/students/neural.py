@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from textdistill.extras import install_hint
 from textdistill.runtime.featurizer import NgramFeaturizer, SparseRows
 from textdistill.runtime.neural import ARCHITECTURES, NeuralModel, TokenSequencer
 from textdistill.students.fitted import FittedModelMethods
@@ -32,7 +33,7 @@ from textdistill.students.targets import (
     same_answers,
 )
 
-TRAIN_HINT = "the neural student needs the train extra: pip install 'textdistill[train]'"
+TRAIN_HINT = f"the neural student needs the train extra: {install_hint('train')}"
 
 
 def _torch() -> Any:
