@@ -45,13 +45,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from textdistill.extras import install_hint
 from textdistill.runtime.dense import (
     DenseModel,
     leading_terms,
     pool_rows,
     reading_order,
 )
-from textdistill.runtime.featurizer import CHAR_PREFIX, TOKEN_PATTERN, NgramFeaturizer, SparseRows
+from textdistill.runtime.featurizer import (
+    CHAR_PREFIX,
+    TOKEN_PATTERN,
+    NgramFeaturizer,
+    SparseRows,
+    tokenize,
+)
 from textdistill.runtime.pair_features import PairFeaturizer, fit_featurizer
 from textdistill.runtime.pairs import as_pair_texts
 from textdistill.students.fitted import FittedModelMethods
@@ -63,7 +70,7 @@ from textdistill.students.targets import (
     same_answers,
 )
 
-TRAIN_HINT = "the dense student needs the train extra: pip install 'textdistill[train]'"
+TRAIN_HINT = f"the dense student needs the train extra: {install_hint('train')}"
 LOSSES = ("mse", "soft_ce")
 # Rows per step by default (DenseStudent.rows_per_step). With 256 rows a step, the 3,262
 # TREC rows of 1,000 labels and 2,362 unlabeled questions made 13 steps an epoch, and the
@@ -138,6 +145,18 @@ def _with_words(featurizer: NgramFeaturizer, words: Sequence[str], n_docs: int) 
         char_ngrams=featurizer.char_ngrams,
         unspaced=featurizer.unspaced,
     )
+
+
+def _words_of(texts: Sequence[str], featurizer: NgramFeaturizer | PairFeaturizer) -> list[str]:
+    """Every word of ``texts``, each once, as the runtime tokenizes them: the words a vector
+    is taken for even when they are too rare for an n-gram weight (``min_df``): a word seen once
+    is still a word the teacher knows, and on sentences most words are rare. Measured on 1,000 sentences or questions of the training files kept from every fit,
+    four seeds each, agreement with the teacher and accuracy, every word against words of two
+    or more texts (commit 6197e6e, 2-core AMD EPYC, one experiment at a time): SST-2 0.849
+    against 0.841, 0.793 against 0.790; the small SST-2 pool (1,500 unlabeled) 0.809 against
+    0.799, 0.752 against 0.746; TREC 0.888 against 0.883, 0.867 against 0.865."""
+    unspaced = (featurizer.side if isinstance(featurizer, PairFeaturizer) else featurizer).unspaced
+    return sorted({word for text in texts for word in tokenize(text, unspaced)})
 
 
 def _with_teacher_words(
@@ -387,7 +406,9 @@ class DenseStudent(FittedModelMethods):
         n_terms = featurizer.n_features  # the n-gram part's; the teacher's words follow them
         if word_vectors is not None:
             featurizer = _with_teacher_words(
-                featurizer, word_vectors.vocabulary_words(), len(texts_all)
+                featurizer,
+                [*word_vectors.vocabulary_words(), *_words_of(texts_all, featurizer)],
+                len(texts_all),
             )
         pairs = isinstance(featurizer, PairFeaturizer)
         if pairs:  # the sides' new words move the blocks: the n-gram part reads them all
