@@ -65,7 +65,12 @@ from textdistill.students.choice import (
 from textdistill.students.choice import (
     RULE as CHOICE_RULE,
 )
-from textdistill.students.dense import DEFAULT_WINDOW, DenseStudent, WordVectorSource
+from textdistill.students.dense import (
+    DEFAULT_WINDOW,
+    WORD_VECTOR_RULE,
+    DenseStudent,
+    WordVectorSource,
+)
 from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
 from textdistill.students.targets import (
@@ -831,6 +836,7 @@ def _student_stage(
         # the estimators' own parameters, defaults included, so a new default refits
         {kind: _make_student(kind, config).get_params() for kind in kinds},
         CHOICE_RULE,
+        *([WORD_VECTOR_RULE] if "dense" in kinds else []),
         *([HOLD_OUT_RULE] if augmented else []),  # runs without augmentation keep their keys
         {"min_held_out": MIN_HELD_OUT, "floor_from": FLOOR_FROM},
         # runs whose transfer texts are all distinct and neither gold nor test keep their keys

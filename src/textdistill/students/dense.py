@@ -85,6 +85,9 @@ _WORD = re.compile(TOKEN_PATTERN)
 # than single words on all three sentence protocols of benchmarks/short_text.py: SST-2 0.856
 # against 0.840, the small SST-2 pool 0.856 against 0.844, TREC 0.912 against 0.886.
 DEFAULT_WINDOW = 3
+# Which words get a starting vector (_words_of); part of the student stage's key, so a run
+# made before a new rule refits its dense student.
+WORD_VECTOR_RULE = "the teacher's whole words and every word of the training texts"
 
 
 class WordVectorSource(Protocol):
@@ -150,11 +153,12 @@ def _with_words(featurizer: NgramFeaturizer, words: Sequence[str], n_docs: int) 
 def _words_of(texts: Sequence[str], featurizer: NgramFeaturizer | PairFeaturizer) -> list[str]:
     """Every word of ``texts``, each once, as the runtime tokenizes them: the words a vector
     is taken for even when they are too rare for an n-gram weight (``min_df``): a word seen once
-    is still a word the teacher knows, and on sentences most words are rare. Measured on 1,000 sentences or questions of the training files kept from every fit,
-    four seeds each, agreement with the teacher and accuracy, every word against words of two
-    or more texts (commit 6197e6e, 2-core AMD EPYC, one experiment at a time): SST-2 0.849
-    against 0.841, 0.793 against 0.790; the small SST-2 pool (1,500 unlabeled) 0.809 against
-    0.799, 0.752 against 0.746; TREC 0.888 against 0.883, 0.867 against 0.865."""
+    is still a word the teacher knows, and on sentences most words are rare. Measured on 1,000
+    sentences or questions of the training files kept from every fit, four seeds each,
+    agreement with the teacher and accuracy, every word against words of two or more texts
+    (commit 6197e6e, 2-core AMD EPYC, one experiment at a time): SST-2 0.849 against 0.841,
+    0.793 against 0.790; the small SST-2 pool (1,500 unlabeled) 0.809 against 0.799, 0.752
+    against 0.746; TREC 0.888 against 0.883, 0.867 against 0.865."""
     unspaced = (featurizer.side if isinstance(featurizer, PairFeaturizer) else featurizer).unspaced
     return sorted({word for text in texts for word in tokenize(text, unspaced)})
 
