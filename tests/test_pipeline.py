@@ -266,8 +266,8 @@ def test_splits_keep_what_is_measured_apart_from_what_is_learned(
     trained on: the test set, the teacher's training rows, its validation rows and (without an
     unlabeled file) the student's transfer set, which falls back to the training rows only.
     With ``repeats``, every labeled text has several rows and the unlabeled file holds the
-    labeled texts again, as data nobody cleaned does: a random split alone would put the same
-    text on both sides."""
+    labeled texts again (the given test set's too), as data nobody cleaned does: a random split
+    alone would put the same text on both sides."""
     from textdistill.pipeline import prepare_splits
 
     texts, labels = toy_sentiment
@@ -291,7 +291,7 @@ def test_splits_keep_what_is_measured_apart_from_what_is_learned(
     assert not transfer & validation
     if unlabeled is None:
         assert transfer == train
-    elif not repeats:
+    else:  # even where the unlabeled file repeats test texts
         assert not transfer & tested
     carved = round(0.25 * len(texts))
     assert len(splits.test) == (20 if test else carved) if not repeats else len(splits.test) > 0

@@ -238,6 +238,12 @@ def prepare_splits(
                 f"left out {n_dropped} unlabeled rows whose text is in the teacher's validation "
                 "split: the student's temperature is fitted there, on texts it has not learned"
             )
+        unlabeled, n_dropped = _without_texts_of(unlabeled, test)
+        if n_dropped:
+            notes.append(
+                f"left out {n_dropped} unlabeled rows whose text is in the test set: a student "
+                "that learned the teacher's answer for a test text would be scored on it"
+            )
     if unlabeled is None:
         # Not the validation split's texts: the student's temperature (or thresholds) are
         # fitted there, on texts it has not learned the teacher's answers for.
