@@ -13,10 +13,11 @@ from textdistill.runtime import DenseModel, load
 from textdistill.runtime import artifact as artifact_module
 from textdistill.runtime.artifact import ArtifactError
 from textdistill.runtime.dense import run_tables, strongest_runs
+from textdistill.runtime.featurizer import NgramFeaturizer
 
 pytest.importorskip("torch")
 
-from textdistill.students.dense import DenseStudent
+from textdistill.students.dense import DenseStudent, _rare_words, is_word
 
 POSITIVE = ["good", "great", "fine", "superb", "splendid"]
 NEGATIVE = ["bad", "awful", "poor", "dreadful", "abysmal"]
@@ -74,6 +75,35 @@ def test_words_the_transfer_set_never_had_bring_their_teacher_vectors() -> None:
     # without the teacher's vectors, those words are unknown: nothing to go on
     random_start = _fit(None)
     assert "superb" not in random_start.model_.featurizer.vocabulary
+
+
+def test_a_word_of_one_training_text_gets_its_vector_and_rare_words_stop_at_the_cap() -> None:
+    """A word too rare for an n-gram weight (min_df 2) is still read through its vector: the
+    teacher knows it. Words of more texts come first when the vectors would pass the cap."""
+    texts, logits = _toy()
+    texts = [*texts, "the film was cinematic", "a marvel"]  # words of one text each
+    logits = np.vstack([logits, [[-2.0, 2.0], [-2.0, 2.0]]])
+    params = {"min_df": 2, "dim": 8, "hidden_units": 16, "max_epochs": 5, "batch_size": 16}
+    student = DenseStudent(**params).fit(  # type: ignore[arg-type]
+        texts, logits, classes=["neg", "pos"], word_vectors=SentimentVectors()
+    )
+    model = student.model_
+    rows = dict(zip(model.featurizer.vocabulary, model.weights["embedding_rows"], strict=True))
+    assert rows["cinematic"] >= 0 and rows["marvel"] >= 0
+    # the n-gram part holds none of them: its terms are those of two or more texts
+    assert "cinematic" not in model.featurizer.vocabulary[: len(model.weights["linear"])]
+    few = ["a cinematic marvel", "a marvel", "a delight", "cinematic"]
+    featurizer = NgramFeaturizer.fit(few, max_n=1, min_df=3)  # "a": the only term
+    known = SentimentVectors().vocabulary_words()
+    n_known = len(known)  # its words less "##ly", and "a"
+    # marvel and cinematic are in two texts, delight in one; ties go in alphabetical order
+    assert _rare_words(few, featurizer, known, most=n_known + 2) == ["cinematic", "marvel"]
+    assert _rare_words(few, featurizer, known, most=n_known + 9) == [
+        "cinematic",
+        "marvel",
+        "delight",
+    ]
+    assert _rare_words(few, featurizer, known, most=n_known) == []
 
 
 def test_refit_on_all_rows_after_choosing_the_epochs_on_held_out_ones() -> None:
@@ -529,7 +559,6 @@ def test_onnx_export_of_a_dense_pair_student_matches_the_numpy_runtime(tmp_path:
 def test_the_teachers_word_vectors_are_embedded_once_and_read_back(tmp_path: Path) -> None:
     """A second fit of the same teacher's student reads every word vector from the store:
     nothing is embedded again, and the student is the same."""
-    from textdistill.students.dense import is_word
     from textdistill.word_vectors import CachedWordVectors
 
     source = SentimentVectors()

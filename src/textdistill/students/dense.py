@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
@@ -85,9 +86,15 @@ _WORD = re.compile(TOKEN_PATTERN)
 # than single words on all three sentence protocols of benchmarks/short_text.py: SST-2 0.856
 # against 0.840, the small SST-2 pool 0.856 against 0.844, TREC 0.912 against 0.886.
 DEFAULT_WINDOW = 3
-# Which words get a starting vector (_words_of); part of the student stage's key, so a run
+# Which words get a starting vector (_rare_words); part of the student stage's key, so a run
 # made before a new rule refits its dense student.
 WORD_VECTOR_RULE = "the teacher's whole words and every word of the training texts"
+# Words too rare for an n-gram weight get a vector only while the word vectors number fewer
+# than this (at 256 float16 dimensions, 25.6 MB): sentences stay far below it (SST-2's 6,920
+# add about 3,000 words to the teacher's 20,000), while tens of thousands of reviews would add
+# tens of thousands of words seen once, each a vector to store and a word for the teacher to
+# read.
+MAX_WORD_VECTORS = 50_000
 
 
 class WordVectorSource(Protocol):
@@ -150,17 +157,34 @@ def _with_words(featurizer: NgramFeaturizer, words: Sequence[str], n_docs: int) 
     )
 
 
-def _words_of(texts: Sequence[str], featurizer: NgramFeaturizer | PairFeaturizer) -> list[str]:
-    """Every word of ``texts``, each once, as the runtime tokenizes them: the words a vector
-    is taken for even when they are too rare for an n-gram weight (``min_df``): a word seen once
-    is still a word the teacher knows, and on sentences most words are rare. Measured on 1,000
-    sentences or questions of the training files kept from every fit, four seeds each,
+def _rare_words(
+    texts: Sequence[str],
+    featurizer: NgramFeaturizer | PairFeaturizer,
+    known: Sequence[str],
+    most: int = MAX_WORD_VECTORS,
+) -> list[str]:
+    """The words of ``texts`` (as the runtime tokenizes them) that neither ``featurizer`` nor
+    ``known`` holds, those of more texts first, as many as keep the vectors at ``most``: words
+    too rare for an n-gram weight (``min_df``) still get the teacher's vector, since a word seen
+    once is still a word the teacher knows, and on sentences most words are rare. Measured on
+    1,000 sentences or questions of the training files kept from every fit, four seeds each,
     agreement with the teacher and accuracy, every word against words of two or more texts
     (commit 6197e6e, 2-core AMD EPYC, one experiment at a time): SST-2 0.849 against 0.841,
     0.793 against 0.790; the small SST-2 pool (1,500 unlabeled) 0.809 against 0.799, 0.752
-    against 0.746; TREC 0.888 against 0.883, 0.867 against 0.865."""
-    unspaced = (featurizer.side if isinstance(featurizer, PairFeaturizer) else featurizer).unspaced
-    return sorted({word for text in texts for word in tokenize(text, unspaced)})
+    against 0.746; TREC 0.888 against 0.883, 0.867 against 0.865.
+
+    >>> f = NgramFeaturizer.fit(["good film", "good plot"], max_n=1, min_df=2)
+    >>> _rare_words(["good film", "good plot", "a film"], f, ["plot"], most=4)
+    ['film', 'a']
+    """
+    side = featurizer.side if isinstance(featurizer, PairFeaturizer) else featurizer
+    have = {*side.vocabulary, *known}
+    counts = Counter(w for text in texts for w in set(tokenize(text, side.unspaced)))
+    room = max(0, most - sum(is_word(w) for w in have))
+    rare = sorted(
+        (w for w in counts if w not in have and is_word(w)), key=lambda w: (-counts[w], w)
+    )
+    return rare[:room]
 
 
 def _with_teacher_words(
@@ -409,9 +433,10 @@ class DenseStudent(FittedModelMethods):
         )
         n_terms = featurizer.n_features  # the n-gram part's; the teacher's words follow them
         if word_vectors is not None:
+            teacher_words = word_vectors.vocabulary_words()
             featurizer = _with_teacher_words(
                 featurizer,
-                [*word_vectors.vocabulary_words(), *_words_of(texts_all, featurizer)],
+                [*teacher_words, *_rare_words(texts_all, featurizer, teacher_words)],
                 len(texts_all),
             )
         pairs = isinstance(featurizer, PairFeaturizer)
