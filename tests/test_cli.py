@@ -294,8 +294,9 @@ def test_every_verb_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_predict_with_workers_keeps_input_order(
     artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
-    """-j 2 in threads (a linear student on the C path) or processes (the others), forced
-    either way here: the same bytes as -j 1."""
+    """-j 2 and -j 3 in threads (a linear student on the C path) or processes (the others),
+    forced either way here: the same bytes as -j 1, whose labels and logits are the in-process
+    runtime's."""
     from textdistill import batch_predict
 
     # Where the extension is built, a linear student is one that threads serve.
@@ -307,12 +308,18 @@ def test_predict_with_workers_keeps_input_order(
     source = tmp_path / "many.txt"
     source.write_text("".join(f"{'great' if i % 3 else 'awful'} film {i}\n" for i in range(5000)))
     outputs = []
-    for jobs in ("1", "2"):
+    for jobs in ("1", "2", "3"):
         out = tmp_path / f"out{jobs}.csv"
-        assert main(["predict", str(artifact), "-i", str(source), "-j", jobs, "-o", str(out)]) == 0
+        command = ["predict", str(artifact), "-i", str(source), "-j", jobs, "--logits"]
+        assert main([*command, "-o", str(out)]) == 0
         outputs.append(out.read_text())
-    assert outputs[0] == outputs[1]
-    assert len(outputs[0].splitlines()) == 5001
+    assert outputs[0] == outputs[1] == outputs[2]
+    model = load(str(artifact))
+    texts = source.read_text().splitlines()
+    rows = list(csv.DictReader(io.StringIO(outputs[0])))
+    assert [row["label"] for row in rows] == model.predict(texts)
+    written = np.array([[float(row[f"logit_{c}"]) for c in model.labels] for row in rows])
+    np.testing.assert_allclose(written, model.decision_function(texts), atol=1e-6)
 
 
 def test_predict_names_the_artifact_inside_a_run_directory_or_cascade(
