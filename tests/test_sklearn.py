@@ -26,6 +26,7 @@ def _classifier(tiny_bert_dir: Path, **overrides: object) -> DistilledClassifier
         "batch_size": 8,
         "precision": "fp32",
         "min_df": 1,
+        "student": "linear",  # the fastest to fit; test_the_default_student_is_chosen_as_in_a_run
     }
     return DistilledClassifier(**{**options, **overrides})  # type: ignore[arg-type]
 
@@ -113,6 +114,26 @@ def test_grid_search_chooses_among_options_and_refits(
     assert search.score(test, test_labels) >= 0.7
 
 
+def test_the_default_student_is_chosen_as_in_a_run(
+    tiny_bert_dir: Path, tmp_path: Path, data: tuple[list[str], ...]
+) -> None:
+    """``student="auto"`` (the default, as for ``textdistill run``) fits the linear and the
+    dense student, whose word vectors come from the fitted teacher, and keeps one with the
+    reason; ``"dense"`` fits that one alone. Either predicts through its runtime model."""
+    texts, labels, unlabeled, test, test_labels = data
+    assert DistilledClassifier().get_params()["student"] == "auto"
+    auto = _classifier(tiny_bert_dir, student="auto").fit(texts, labels, X_unlabeled=unlabeled)
+    assert auto.selection_["kind"] in ("linear", "dense", "blend")
+    assert "held-out" in auto.selection_["kept_because"]
+    dense = _classifier(tiny_bert_dir, student="dense").fit(texts, labels, X_unlabeled=unlabeled)
+    assert dense.selection_["kind"] == "dense"
+    assert dense.selection_["word_vectors"] == "teacher"
+    assert type(dense.model_).__name__ == "DenseModel"
+    assert dense.score(test, test_labels) >= 0.8
+    dense.save(tmp_path / "dense")
+    assert load(str(tmp_path / "dense")).predict(test) == dense.predict(test).tolist()
+
+
 @pytest.mark.parametrize(
     ("x", "y", "message"),
     [
@@ -121,10 +142,12 @@ def test_grid_search_chooses_among_options_and_refits(
         (["good", "bad"], [["pos"], ["neg"]], "single-label"),
         (["good", "bad"], ["pos"], "2 texts but y has 1 labels"),
         (["good", "bad"], [1, "1"], "equal as text"),
+        (["good", "bad"], ["pos", "neg"], "student kind must be one of"),
     ],
 )
 def test_bad_input_is_refused_before_any_training(
     tiny_bert_dir: Path, x: object, y: object, message: str
 ) -> None:
+    student = "bogus" if "student kind" in message else "linear"
     with pytest.raises(ValueError, match=message):
-        _classifier(tiny_bert_dir).fit(x, y)
+        _classifier(tiny_bert_dir, student=student).fit(x, y)

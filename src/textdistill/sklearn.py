@@ -23,6 +23,8 @@ from sklearn.utils.validation import check_is_fitted
 from textdistill.calibration import fit_temperature
 from textdistill.data import TextDataset, stratified_split
 from textdistill.runtime import Model
+from textdistill.students.choice import Fittable, candidate_kinds, fit_candidates
+from textdistill.students.dense import DenseStudent
 from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
 from textdistill.teacher import DEFAULT_TEACHER, Teacher, TeacherConfig
@@ -55,7 +57,11 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
     ``method``, ``epochs``, ``max_length``, ``truncation``, ``learning_rate``,
     ``batch_size``, ``precision``) are those of :class:`~textdistill.teacher.TeacherConfig`;
     student options (``student``, ``loss``, ``alpha``, ``temperature``, ``max_n``,
-    ``char_ngrams``, ``min_df``, ``max_features``) those of ``textdistill run``.
+    ``char_ngrams``, ``min_df``, ``max_features``) those of ``textdistill run``: ``student``
+    is ``"auto"`` by default, as there (the linear and the dense student, whose word vectors
+    start from the fine-tuned teacher's, and their blend; the one that agrees most with the
+    teacher on held-out rows is kept), or ``"linear"``, ``"dense"``, ``"neural"``; ``loss``,
+    ``alpha`` and ``temperature`` are the linear student's.
     ``validation_size`` of the labeled rows pick the teacher's best epoch and calibrate the
     student's probabilities (one temperature), as in a run; the student's gold rows are the
     others, so the temperature is fitted on labels it did not learn.
@@ -63,7 +69,8 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
     After ``fit``: ``classes_`` (sorted class names), ``model_`` (the runtime model that
     predicts), ``teacher_info_`` (the teacher's fingerprint, best epoch, labeling precision
     and the number of texts it labeled) and ``selection_`` (what the student's search
-    chose). The teacher itself is not kept: it is large, and prediction never needs it.
+    chose, with ``kind`` and ``kept_because`` for the kept student). The teacher itself is
+    not kept: it is large, and prediction never needs it.
 
     Single-label only; for label sets use ``textdistill run --multilabel``.
     """
@@ -79,7 +86,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         learning_rate: float = 5e-5,
         batch_size: int = 16,
         precision: str = "auto",
-        student: str = "linear",
+        student: str = "auto",
         loss: str = "mse",
         alpha: float | Sequence[float] = 0.1,
         temperature: float | Sequence[float] = 1.0,
@@ -127,8 +134,8 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
             )
         )
 
-    def _student(self) -> LinearStudent | NeuralStudent:
-        if self.student == "linear":
+    def _student(self, kind: str) -> Fittable:
+        if kind == "linear":
             return LinearStudent(
                 loss=self.loss,  # type: ignore[arg-type]
                 alpha=self.alpha,
@@ -139,11 +146,14 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
                 max_features=self.max_features,
                 random_state=self.random_state,
             )
-        if self.student == "neural":
-            return NeuralStudent(
-                max_n=self.max_n, min_df=self.min_df, random_state=self.random_state
+        if kind == "dense":
+            return DenseStudent(
+                max_n=self.max_n,
+                min_df=self.min_df,
+                max_features=self.max_features,
+                random_state=self.random_state,
             )
-        raise ValueError(f"student must be 'linear' or 'neural', got {self.student!r}")
+        return NeuralStudent(max_n=self.max_n, min_df=self.min_df, random_state=self.random_state)
 
     def fit(self, X: Any, y: Any, X_unlabeled: Any = None) -> DistilledClassifier:
         """Fine-tune the teacher on ``X``/``y``, label ``X_unlabeled`` and fit the student.
@@ -153,6 +163,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         Without ``X_unlabeled`` the student learns the teacher's logits on the labeled texts
         alone, which makes a weaker student: unlabeled text is what distillation feeds on.
         """
+        kinds = candidate_kinds(self.student)
         texts = _texts(X, "X")
         labels_in = np.asarray(y, dtype=object)
         if labels_in.ndim != 1:
@@ -183,21 +194,26 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         elif self.precision != "fp32":
             teacher.use_precision(self.precision)
         logits = teacher.logits(transfer, progress=self.progress)
-        student = self._student().fit(
+        _, kept, reason = fit_candidates(
+            kinds,
+            self._student,
             transfer,
             logits,
+            word_vectors=lambda: teacher,
+            log=lambda message: None,
             classes=teacher.classes_,
             gold_texts=gold.texts,
             gold_labels=gold_labels,
             progress=self.progress,
         )
+        student = kept.student
         classes = list(teacher.classes_)
         truth = np.array([classes.index(label) for label in validation_labels])
         model = student.model_
         model.temperature = fit_temperature(model.decision_function(validation.texts), truth)
         self.model_: Model = model
         self.classes_ = np.array([label_of[c] for c in classes], dtype=object)
-        self.selection_ = student.selection_
+        self.selection_ = {**student.selection_, "kind": kept.kind, "kept_because": reason}
         self.teacher_info_ = {
             "fingerprint": teacher.fingerprint,
             "best_epoch": teacher.best_epoch_,
