@@ -429,3 +429,45 @@ def test_results_page_covers_every_results_file() -> None:
         assert f"File: `benchmarks/results/{path.name}`" in page
     for plot in sorted((ROOT / "benchmarks" / "results").glob("*.png")):
         assert f"({plot.name})" in page or f"results/{plot.name})" in page
+
+
+# Results files written before results_file recorded the machine in full (CPU model and
+# flags, RAM, load, library versions, the commit and whether the tree was dirty): their
+# numbers stand as recorded, with less provenance, until their script runs again. A file
+# leaves this set when it is rerun; no file may join it.
+RECORDED_BEFORE_FULL_PROVENANCE = {
+    "calibration_methods.json",
+    "cascade.json",
+    "multilabel_quality.json",
+    "neural_student.json",
+    "predict_memory.json",
+    "ray_labeling.json",
+    "seed_protocol.json",
+    "seed_protocol_gpu_teacher.json",
+    "serve_load.json",
+    "streaming_student.json",
+    "student_quality.json",
+    "student_quality_gpu_teacher.json",
+}
+FULL_MACHINE = ("cpu_model", "cpu_flags", "ram_bytes", "logical_cpus", "load_average_at_start")
+
+
+def test_every_results_file_written_by_a_script_records_its_machine_versions_and_commit() -> None:
+    import json
+
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
+        content = json.loads(path.read_text(encoding="utf-8"))
+        if content.get("written_by_hand"):
+            continue
+        machine, source = content.get("machine", {}), content.get("source")
+        full = (
+            all(machine.get(field) is not None for field in FULL_MACHINE)
+            and bool(content.get("versions"))
+            and isinstance(source, dict)
+            and bool(source.get("commit"))
+            and "dirty" in source
+        )
+        if path.name in RECORDED_BEFORE_FULL_PROVENANCE:
+            assert not full, f"{path.name} was rerun: take it out of the list"
+        else:
+            assert full, f"{path.name}: written without the full machine record"
