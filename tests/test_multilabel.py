@@ -335,7 +335,9 @@ def test_cli_run_predict_and_report_on_multilabel_data(tiny_bert_dir: Path, tmp_
     labeled = _write_csv(tmp_path / "labeled.csv", texts[:160], sets[:160])
     test = _write_csv(tmp_path / "test.csv", texts[160:], sets[160:])
     unlabeled = tmp_path / "unlabeled.txt"
-    unlabeled.write_text("\n".join(_aspect_reviews(200, seed=5)[0]) + "\n", encoding="utf-8")
+    # the generator repeats texts: those the test set also holds are left out of the transfer
+    # set (176 of these 800), which must still be large enough to follow the teacher
+    unlabeled.write_text("\n".join(_aspect_reviews(800, seed=5)[0]) + "\n", encoding="utf-8")
     out = tmp_path / "run"
     cli = [sys.executable, "-m", "textdistill.cli"]
     finished = subprocess.run(
