@@ -840,7 +840,7 @@ def _student_stage(
         splits.teacher_validation.content_hash(),
         asdict(config.student),
         # the estimators' own parameters, defaults included, so a new default refits
-        {kind: _make_student(kind, config).get_params() for kind in kinds},
+        {kind: make_student(kind, config.student, config.seed).get_params() for kind in kinds},
         CHOICE_RULE,
         *([WORD_VECTOR_RULE] if "dense" in kinds else []),
         *([HOLD_OUT_RULE] if augmented else []),  # runs without augmentation keep their keys
@@ -875,7 +875,7 @@ def _student_stage(
     multilabel = gold.is_multilabel
     candidates, kept, reason = fit_candidates(
         kinds,
-        lambda kind: _make_student(kind, config),
+        lambda kind: make_student(kind, config.student, config.seed),
         read,
         store.get(transfer),
         word_vectors=word_vectors,
@@ -931,15 +931,15 @@ def _student_kinds(kind: str, pairs: bool) -> tuple[str, ...]:
     )
 
 
-def _make_student(kind: str, config: RunConfig) -> Fittable:
-    """The estimator of one student kind, from the run's options."""
-    options = config.student
+def make_student(kind: str, options: StudentConfig, seed: int) -> Fittable:
+    """The estimator of one student kind, from a run's student options (``run`` and
+    :class:`~textdistill.sklearn.DistilledClassifier` both build their students here)."""
     if kind == "neural":
         return NeuralStudent(
             architecture=options.architecture,
             max_n=options.max_n,
             min_df=options.min_df,
-            random_state=config.seed,
+            random_state=seed,
         )
     if kind == "dense":
         return DenseStudent(
@@ -948,7 +948,7 @@ def _make_student(kind: str, config: RunConfig) -> Fittable:
             max_features=options.max_features,
             dim=options.dense_dim,
             window=options.dense_window,
-            random_state=config.seed,
+            random_state=seed,
         )
     return LinearStudent(
         loss=options.loss,  # type: ignore[arg-type]
@@ -961,7 +961,7 @@ def _make_student(kind: str, config: RunConfig) -> Fittable:
         temperature=options.temperature,
         select_by=options.select_by,  # type: ignore[arg-type]
         feature_grid=options.feature_grid,
-        random_state=config.seed,
+        random_state=seed,
     )
 
 

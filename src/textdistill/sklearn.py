@@ -22,11 +22,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from textdistill.calibration import fit_temperature
 from textdistill.data import TextDataset, stratified_split
+from textdistill.pipeline import StudentConfig, make_student
 from textdistill.runtime import Model
 from textdistill.students.choice import Fittable, candidate_kinds, fit_candidates
-from textdistill.students.dense import DenseStudent
-from textdistill.students.linear import LinearStudent
-from textdistill.students.neural import NeuralStudent
 from textdistill.teacher import DEFAULT_TEACHER, Teacher, TeacherConfig
 
 # Texts on which the labeling precision is checked against fp32, as ``textdistill run`` does.
@@ -135,25 +133,16 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _student(self, kind: str) -> Fittable:
-        if kind == "linear":
-            return LinearStudent(
-                loss=self.loss,  # type: ignore[arg-type]
-                alpha=self.alpha,
-                temperature=self.temperature,
-                max_n=self.max_n,
-                char_ngrams=self.char_ngrams,
-                min_df=self.min_df,
-                max_features=self.max_features,
-                random_state=self.random_state,
-            )
-        if kind == "dense":
-            return DenseStudent(
-                max_n=self.max_n,
-                min_df=self.min_df,
-                max_features=self.max_features,
-                random_state=self.random_state,
-            )
-        return NeuralStudent(max_n=self.max_n, min_df=self.min_df, random_state=self.random_state)
+        options = StudentConfig(
+            loss=self.loss,
+            max_n=self.max_n,
+            char_ngrams=None if self.char_ngrams is None else list(self.char_ngrams),
+            min_df=self.min_df,
+            max_features=self.max_features,
+            alpha=self.alpha,  # type: ignore[arg-type]
+            temperature=self.temperature,  # type: ignore[arg-type]
+        )
+        return make_student(kind, options, self.random_state)
 
     def fit(self, X: Any, y: Any, X_unlabeled: Any = None) -> DistilledClassifier:
         """Fine-tune the teacher on ``X``/``y``, label ``X_unlabeled`` and fit the student.
