@@ -17,6 +17,7 @@ from textdistill.runtime.featurizer import NgramFeaturizer
 
 pytest.importorskip("torch")
 
+from textdistill.students import dense
 from textdistill.students.dense import DenseStudent, _rare_words, is_word
 
 POSITIVE = ["good", "great", "fine", "superb", "splendid"]
@@ -104,6 +105,29 @@ def test_a_word_of_one_training_text_gets_its_vector_and_rare_words_stop_at_the_
         "delight",
     ]
     assert _rare_words(few, featurizer, known, most=n_known) == []
+
+
+def test_the_word_vectors_stay_within_their_byte_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many rare words a corpus has, the float16 word vectors take at most
+    WORD_VECTOR_BYTES: the rarest words past the budget go without a vector."""
+    texts, logits = _toy()
+    texts = [*texts, "the film was cinematic", "a marvel"]  # two words of one text each
+    logits = np.vstack([logits, [[-2.0, 2.0], [-2.0, 2.0]]])
+    params = {"min_df": 2, "dim": 8, "hidden_units": 16, "max_epochs": 2, "batch_size": 16}
+
+    def fit() -> DenseStudent:
+        return DenseStudent(**params).fit(  # type: ignore[arg-type]
+            texts, logits, classes=["neg", "pos"], word_vectors=SentimentVectors()
+        )
+
+    unbounded = fit().model_.weights["embedding"]
+    monkeypatch.setattr(dense, "WORD_VECTOR_BYTES", 2 * 8 * (len(unbounded) - 1))
+    bounded = fit().model_
+    stored = bounded.weights["embedding"].astype(np.float16)  # as the artifact stores it
+    assert stored.nbytes == dense.WORD_VECTOR_BYTES
+    rows = dict(zip(bounded.featurizer.vocabulary, bounded.weights["embedding_rows"], strict=True))
+    # one text each: the tie goes in alphabetical order, so "marvel" is the one left out
+    assert rows["cinematic"] >= 0 and "marvel" not in rows
 
 
 def test_refit_on_all_rows_after_choosing_the_epochs_on_held_out_ones() -> None:

@@ -86,15 +86,28 @@ _WORD = re.compile(TOKEN_PATTERN)
 # than single words on all three sentence protocols of benchmarks/short_text.py: SST-2 0.856
 # against 0.840, the small SST-2 pool 0.856 against 0.844, TREC 0.912 against 0.886.
 DEFAULT_WINDOW = 3
+# Words too rare for an n-gram weight get a vector only while all word vectors, stored as
+# float16, take at most this many bytes (39,062 vectors at 256 dimensions): sentences stay far
+# below it (SST-2's 6,920 add about 5,300 words to the teacher's 23,504: 28,852 vectors),
+# while tens of thousands of reviews add tens of thousands of words seen once. On IMDB (1,000
+# labels and 5,000 reviews) a cap of 50,000 vectors made the dense student 31.2 MB, over the
+# 30 MB an artifact may take; this cap bounds it at about 26 MB whatever the corpus.
+WORD_VECTOR_BYTES = 20_000_000
 # Which words get a starting vector (_rare_words); part of the student stage's key, so a run
 # made before a new rule refits its dense student.
-WORD_VECTOR_RULE = "the teacher's whole words and every word of the training texts"
-# Words too rare for an n-gram weight get a vector only while the word vectors number fewer
-# than this (at 256 float16 dimensions, 25.6 MB): sentences stay far below it (SST-2's 6,920
-# add about 3,000 words to the teacher's 20,000), while tens of thousands of reviews would add
-# tens of thousands of words seen once, each a vector to store and a word for the teacher to
-# read.
-MAX_WORD_VECTORS = 50_000
+WORD_VECTOR_RULE = (
+    "the teacher's whole words and every word of the training texts, "
+    f"at most {WORD_VECTOR_BYTES} bytes of float16 vectors"
+)
+
+
+def word_vector_cap(dim: int) -> int:
+    """How many ``dim``-wide float16 word vectors fit in :data:`WORD_VECTOR_BYTES`.
+
+    >>> word_vector_cap(256), word_vector_cap(384)
+    (39062, 26041)
+    """
+    return WORD_VECTOR_BYTES // (2 * dim)
 
 
 class WordVectorSource(Protocol):
@@ -161,7 +174,7 @@ def _rare_words(
     texts: Sequence[str],
     featurizer: NgramFeaturizer | PairFeaturizer,
     known: Sequence[str],
-    most: int = MAX_WORD_VECTORS,
+    most: int,
 ) -> list[str]:
     """The words of ``texts`` (as the runtime tokenizes them) that neither ``featurizer`` nor
     ``known`` holds, those of more texts first, as many as keep the vectors at ``most``: words
@@ -437,7 +450,10 @@ class DenseStudent(FittedModelMethods):
             teacher_words = word_vectors.vocabulary_words()
             featurizer = _with_teacher_words(
                 featurizer,
-                [*teacher_words, *_rare_words(texts_all, featurizer, teacher_words)],
+                [
+                    *teacher_words,
+                    *_rare_words(texts_all, featurizer, teacher_words, word_vector_cap(self.dim)),
+                ],
                 len(texts_all),
             )
         pairs = isinstance(featurizer, PairFeaturizer)
