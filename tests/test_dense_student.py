@@ -35,6 +35,9 @@ class SentimentVectors:
     def vocabulary_words(self) -> list[str]:
         return [*POSITIVE, *NEGATIVE, "##ly", "the"]
 
+    def continuation_pieces(self) -> list[str]:
+        return ["ly", "ness"]
+
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         self.calls.append(list(texts))
         rng = np.random.default_rng(0)
@@ -144,17 +147,22 @@ def test_refit_on_all_rows_after_choosing_the_epochs_on_held_out_ones() -> None:
     assert not np.allclose(refit, student.validation_logits_)
 
 
-@pytest.mark.parametrize(("max_units", "window", "version"), [(0, 1, 3), (8, 1, 6), (8, 3, 8)])
+@pytest.mark.parametrize(
+    ("max_units", "window", "pieces", "version"),
+    [(0, 1, True, 3), (8, 1, True, 6), (8, 3, False, 8), (8, 3, True, 9)],
+)
 def test_artifact_round_trip_is_exact_and_versioned(
-    tmp_path: Path, max_units: int, window: int, version: int
+    tmp_path: Path, max_units: int, window: int, pieces: bool, version: int
 ) -> None:
     """Format 3 without the max-pooled branch, 6 with it (what a reader of 3..5 cannot run),
-    8 when its detectors read runs of words."""
-    student = _fit(SentimentVectors(), max_units=max_units, window=window)
+    8 when its detectors read runs of words, 9 when those read unknown words as pieces."""
+    options = {"max_units": max_units, "window": window, "word_pieces": pieces}
+    student = _fit(SentimentVectors(), **options)
     student.save(tmp_path / "dense")
     loaded = load(str(tmp_path / "dense"))
     assert isinstance(loaded, DenseModel) and loaded.has_max_branch == bool(max_units)
     assert loaded.window == window
+    assert loaded.pieces == (["ly", "ness"] if version == 9 else [])
     texts = ["the film was superb", "poor film", "", "unknown words only"]
     np.testing.assert_array_equal(loaded.decision_function(texts), student.decision_function(texts))
     manifest = json.loads((tmp_path / "dense" / "model.json").read_text())
@@ -163,17 +171,20 @@ def test_artifact_round_trip_is_exact_and_versioned(
 
 
 @pytest.mark.parametrize(
-    ("max_units", "window", "reader", "version"), [(0, 1, 2, 3), (8, 1, 5, 6), (8, 2, 7, 8)]
+    ("max_units", "window", "pieces", "reader", "version"),
+    [(0, 1, True, 2, 3), (8, 1, True, 5, 6), (8, 2, False, 7, 8), (8, 2, True, 8, 9)],
 )
 def test_an_older_textdistill_refuses_a_dense_artifact(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     max_units: int,
     window: int,
+    pieces: bool,
     reader: int,
     version: int,
 ) -> None:
-    _fit(SentimentVectors(), max_units=max_units, window=window).save(tmp_path / "dense")
+    options = {"max_units": max_units, "window": window, "word_pieces": pieces}
+    _fit(SentimentVectors(), **options).save(tmp_path / "dense")
     monkeypatch.setattr(artifact_module, "FORMAT_VERSION", reader)
     with pytest.raises(ArtifactError, match=rf"artifact format {version} .* upgrade textdistill"):
         load(str(tmp_path / "dense"))
@@ -265,6 +276,7 @@ def test_onnx_export_matches_the_numpy_runtime(tmp_path: Path, window: int) -> N
         "zzz qqq",  # no known word: the linear part's bias and the hidden layer at zero input
         "Ünïcödé wörds, naïve café: great?",
         "great",  # a text shorter than a run
+        "the film was greatly poorness",  # unknown words, read as their pieces
         "superb dreadful superb the film was poor again and again and again",
         *_toy()[0][:20],
     ]
@@ -274,6 +286,29 @@ def test_onnx_export_matches_the_numpy_runtime(tmp_path: Path, window: int) -> N
     assert np.abs(logits - expected).max() <= 1e-5
     assert onnx_student.predict(probes) == student.predict(probes)
     np.testing.assert_allclose(probabilities, student.predict_proba(probes), atol=1e-6)
+
+
+def test_the_runs_of_words_read_an_unknown_word_as_its_pieces() -> None:
+    """ "poorly" was in no training text and is no teacher word: the runs of words read it as
+    "poor" and "##ly", the teacher's pieces, so it moves the logits as "poor" does; a word
+    with no split ("zzz") is read as nothing, as before."""
+    student = _fit(SentimentVectors(), window=3)
+    model = student.model_
+    assert model.pieces == ["ly", "ness"] and student.selection_["n_word_pieces"] == 2
+    rows = dict(zip(model.featurizer.vocabulary, model.weights["embedding_rows"], strict=True))
+    ly = model.n_vectors - 2  # the pieces' rows follow the words'
+    order = model.words_in_order(["the film was poorly", "zzz"])
+    assert order.indices.tolist() == [rows["the"], rows["film"], rows["was"], rows["poor"], ly]
+    assert order.indptr.tolist() == [0, 5, 5]
+    plain = _fit(SentimentVectors(), window=3, word_pieces=False).model_
+    assert plain.pieces == [] and plain.word_pieces is None
+    assert plain.words_in_order(["the film was poorly"]).indices.tolist() == [
+        plain.weights["embedding_rows"][plain.featurizer.vocabulary.index(w)]
+        for w in ("the", "film", "was")
+    ]
+    # the pieces reach the logits: "poorly" reads as negative, where "zzz" says nothing
+    logits = model.decision_function(["the film was poorly", "the film was zzz"])
+    assert logits[0, 0] - logits[0, 1] > logits[1, 0] - logits[1, 1]
 
 
 def test_training_goes_on_while_the_held_out_error_still_falls_at_max_epochs() -> None:

@@ -322,19 +322,21 @@ def test_fused_logits_match_on_any_mix_of_scripts(texts: list[str], n_classes: i
 
 def _assert_words_match(featurizer: NgramFeaturizer, texts: list[str]) -> None:
     """The C path's words in reading order (what a dense student with runs of words reads)
-    are the pure-Python path's, id for id."""
-    fast = featurizer.words(texts)
+    and token counts (which tell it the texts with unknown words) are the pure-Python
+    path's, id for id."""
+    fast = featurizer.words_and_token_counts(texts)
     assert isinstance(featurizer._fast, featurizer_module._ngrams.Vocabulary), "C path inactive"
     c_path = featurizer._fast
     featurizer._fast = False  # the "cannot use C" state: words() takes the Python path
     try:
-        slow = featurizer.words(texts)
+        slow = featurizer.words_and_token_counts(texts)
     finally:
         featurizer._fast = c_path
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert fast[0].dtype == np.int32 and fast[1].dtype == np.int64
-    assert int(fast[1].sum()) == len(fast[0]) and len(fast[1]) == len(texts)
+    assert fast[0].dtype == np.int32 and fast[1].dtype == fast[2].dtype == np.int64
+    assert int(fast[1].sum()) == len(fast[0]) and len(fast[1]) == len(fast[2]) == len(texts)
+    assert (fast[2] >= fast[1]).all()
 
 
 @pytest.mark.parametrize("char_ngrams", [None, (2, 5)])

@@ -77,3 +77,32 @@ def test_held_out_error_ignores_a_shift_of_a_softmax_row_but_not_of_label_scores
     shifted.validation_logits_ = TEACHER + 5.0
     assert held_out_error(shifted, TEACHER, multilabel=False) == 0.0
     assert held_out_error(shifted, TEACHER, multilabel=True) == 25.0
+
+
+def test_auto_fits_no_dense_student_beside_long_texts_and_says_why() -> None:
+    """Sentences get both candidates; reviews of 200 words get the linear student alone, and
+    the reason names their length, not a choice the user never made."""
+    from textdistill.students.choice import DENSE_MAX_MEDIAN_TOKENS, candidate_kinds
+
+    short, long = ["a fine short film"] * 50, ["word " * (DENSE_MAX_MEDIAN_TOKENS + 1)] * 50
+    assert candidate_kinds("auto", short) == ("linear", "dense")
+    assert candidate_kinds("auto", long) == ("linear",)
+    assert candidate_kinds("dense", long) == ("dense",)  # asked for: fitted anyway
+    # the median decides: a few long texts among sentences do not turn the dense student off
+    assert candidate_kinds("auto", [*short, *long[:20]]) == ("linear", "dense")
+    linear = StandIn(n_wrong=10, margin=2.0)
+
+    def choose(asked: str) -> str:
+        _, _, reason = fit_candidates(
+            candidate_kinds(asked, long),
+            lambda kind: linear,  # type: ignore[arg-type, return-value]
+            long,
+            TEACHER[:50],
+            word_vectors=lambda: None,
+            log=lambda message: None,
+            asked=asked,
+        )
+        return reason
+
+    assert choose("auto").startswith(f"the texts are long (median {DENSE_MAX_MEDIAN_TOKENS + 1}")
+    assert choose("linear") == "the linear student was asked for"

@@ -39,7 +39,10 @@ in reading order, which n-gram ids do not keep: its graph (format
 the embedding row of every word of every run of ``window`` consecutive words, each text padded
 at both ends with the zero row (row ``V``, the number of word vectors; the rows of the
 vocabulary's terms are in the metadata as ``textdistill.embedding_rows``), built by
-:func:`word_runs`.
+:func:`word_runs`. When it reads unknown words as WordPiece pieces, the format is
+``ngram_ids+offsets+word_runs/2`` and the pieces, whose rows follow the words', are in the
+metadata as ``textdistill.word_pieces`` (an older reader refuses the format rather than
+leave the pieces out).
 
 A linear student of text pairs reads its pair features (:mod:`textdistill.runtime.
 pair_features`: overlap statistics and hashed cross pairs are no n-gram look-up), so the
@@ -72,6 +75,7 @@ from textdistill.runtime.linear import LinearModel, _as_texts
 from textdistill.runtime.neural import NeuralModel, TokenSequencer
 from textdistill.runtime.outputs import LabelOutputs
 from textdistill.runtime.pair_features import PairFeaturizer
+from textdistill.runtime.word_pieces import WordPieces
 
 ONNX_HINT = f"ONNX export needs the onnx extra: {install_hint('onnx')}"
 OPSET = 17
@@ -88,12 +92,15 @@ META_INPUTS = "textdistill.inputs"
 META_OUTPUTS = "textdistill.outputs"  # task, temperature and thresholds (runtime/outputs.py)
 META_EMBEDDING_ROWS = "textdistill.embedding_rows"  # a word-runs graph's term -> vector row
 META_IDF = "textdistill.idf"  # pair exports: the sides' idf, which their featurizer needs
+META_PIECES = "textdistill.word_pieces"  # a word-runs graph's continuation pieces, in row order
 FORMAT = "ngram_ids+offsets/1"
 FORMAT_SEQUENCE = "token_ids+lengths/1"
 FORMAT_PAIRS = "pair_features/1"
 # A dense pair student's: the pair features and each side's n-gram rows.
 FORMAT_DENSE_PAIRS = "pair_features+sides/1"
 FORMAT_WORD_RUNS = "ngram_ids+offsets+word_runs/1"
+FORMAT_WORD_PIECES = "ngram_ids+offsets+word_runs/2"  # the same inputs, unknown words as pieces
+WORD_RUN_FORMATS = (FORMAT_WORD_RUNS, FORMAT_WORD_PIECES)
 PAIR_SIDES = ("first", "second")
 # ONNX orders an LSTM's gates input, output, forget, cell; torch (and the runtime) input,
 # forget, cell, output.
@@ -295,7 +302,8 @@ def build_onnx_model(model: Model) -> Any:
             f"run of {window} consecutive words, texts padded at both ends with row "
             f"{model.n_vectors} (see textdistill.export.word_runs)"
         )
-        return _finish(model, nodes, initializers, inputs, FORMAT_WORD_RUNS, description)
+        input_format = FORMAT_WORD_PIECES if model.pieces else FORMAT_WORD_RUNS
+        return _finish(model, nodes, initializers, inputs, input_format, description)
     return _finish(model, nodes, initializers, inputs, FORMAT, description)
 
 
@@ -502,7 +510,12 @@ def _finish(
             META_OUTPUTS: json.dumps(model._outputs_meta(), ensure_ascii=False),
             **(
                 {META_EMBEDDING_ROWS: json.dumps(model.weights["embedding_rows"].tolist())}
-                if input_format == FORMAT_WORD_RUNS and isinstance(model, DenseModel)
+                if input_format in WORD_RUN_FORMATS and isinstance(model, DenseModel)
+                else {}
+            ),
+            **(
+                {META_PIECES: json.dumps(model.pieces, ensure_ascii=False)}
+                if input_format == FORMAT_WORD_PIECES and isinstance(model, DenseModel)
                 else {}
             ),
             "textdistill.kind": "linear" if isinstance(model, LinearModel) else "neural",
@@ -777,7 +790,7 @@ class OnnxStudent(LabelOutputs):
         )
         meta = self.session.get_modelmeta().custom_metadata_map
         self.format = meta.get(META_FORMAT)
-        known = (FORMAT, FORMAT_SEQUENCE, FORMAT_PAIRS, FORMAT_DENSE_PAIRS, FORMAT_WORD_RUNS)
+        known = (FORMAT, FORMAT_SEQUENCE, FORMAT_PAIRS, FORMAT_DENSE_PAIRS, *WORD_RUN_FORMATS)
         if self.format not in known:
             raise ValueError(
                 f"{self.path}: not a textdistill ONNX export of a format in {known} (found "
@@ -805,11 +818,16 @@ class OnnxStudent(LabelOutputs):
                 spec, vocabulary, np.zeros(len(vocabulary), dtype=np.float32)
             )
         self._embedding_rows: np.ndarray | None = None
-        if self.format == FORMAT_WORD_RUNS:
+        self._pieces: WordPieces | None = None
+        if self.format in WORD_RUN_FORMATS:
             assert isinstance(self.featurizer, NgramFeaturizer)
             rows = np.array(json.loads(meta[META_EMBEDDING_ROWS]), np.int32)
             self._embedding_rows = rows
-            self._n_vectors = int(rows.max(initial=-1)) + 1  # also the padding row
+            n_word_rows = int(rows.max(initial=-1)) + 1
+            pieces = json.loads(meta[META_PIECES]) if self.format == FORMAT_WORD_PIECES else []
+            if pieces:  # their rows follow the words'
+                self._pieces = WordPieces.of_model(self.featurizer, rows, pieces, n_word_rows)
+            self._n_vectors = n_word_rows + len(pieces)  # also the padding row
             self._window = int(self.session.get_inputs()[2].shape[2])
 
     def run(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -829,7 +847,9 @@ class OnnxStudent(LabelOutputs):
             feed = {"ngram_ids": ids, "offsets": offsets}
             if self._embedding_rows is not None:
                 embedding_rows = self._embedding_rows
-                words = reading_order(texts, self.featurizer, embedding_rows, self._n_vectors)
+                words = reading_order(
+                    texts, self.featurizer, embedding_rows, self._n_vectors, self._pieces
+                )
                 feed["word_runs"] = word_runs(words, self._window, self._n_vectors)
         logits, probabilities = self.session.run(list(OUTPUTS), feed)
         return logits, probabilities

@@ -830,7 +830,8 @@ def _student_stage(
     hyperparameters (and refit on afterwards); their held-out logits on unlabeled texts are
     written to ``student-validation.json`` for the cascade threshold.
     """
-    kinds = _student_kinds(config.student.kind, are_pairs(splits.labeled.texts))
+    transfer = splits.unlabeled.texts + augmented
+    kinds = _student_kinds(config.student.kind, are_pairs(splits.labeled.texts), transfer)
     key = stage_key(
         "student",
         teacher_info["fingerprint"],
@@ -856,7 +857,6 @@ def _student_stage(
     # The calibration split (the teacher's validation split) stays out of the student's gold
     # rows, so the temperature is fitted on labels the student has not seen.
     gold, calibration = splits.teacher_train, splits.teacher_validation
-    transfer = splits.unlabeled.texts + augmented
     # A synthetic text is held out with its source: beside its siblings in training, a
     # held-out one is nearly a training row, and every choice made on it overfits.
     groups = (
@@ -880,6 +880,7 @@ def _student_stage(
         store.get(transfer),
         word_vectors=word_vectors,
         log=log,
+        asked=config.student.kind,
         classes=teacher_info["classes"],
         gold_texts=gold.texts,
         gold_labels=gold_labels(gold),
@@ -919,11 +920,11 @@ def _student_stage(
     return info
 
 
-def _student_kinds(kind: str, pairs: bool) -> tuple[str, ...]:
-    """The student kinds to fit; for text pairs those that read pairs: the linear student (its
-    pair features, :mod:`textdistill.runtime.pair_features`) and the dense one (those
-    features beside a siamese layer over both sides' word vectors)."""
-    kinds = candidate_kinds(kind)
+def _student_kinds(kind: str, pairs: bool, texts: Sequence[Any]) -> tuple[str, ...]:
+    """The student kinds to fit on ``texts``; for text pairs those that read pairs: the linear
+    student (its pair features, :mod:`textdistill.runtime.pair_features`) and the dense one
+    (those features beside a siamese layer over both sides' word vectors)."""
+    kinds = candidate_kinds(kind, texts)
     if not pairs or "neural" not in kinds:
         return kinds
     raise ValueError(

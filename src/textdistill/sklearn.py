@@ -152,7 +152,7 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
         Without ``X_unlabeled`` the student learns the teacher's logits on the labeled texts
         alone, which makes a weaker student: unlabeled text is what distillation feeds on.
         """
-        kinds = candidate_kinds(self.student)
+        candidate_kinds(self.student)  # an unknown kind fails here, before the teacher's fit
         texts = _texts(X, "X")
         labels_in = np.asarray(y, dtype=object)
         if labels_in.ndim != 1:
@@ -184,12 +184,13 @@ class DistilledClassifier(ClassifierMixin, BaseEstimator):
             teacher.use_precision(self.precision)
         logits = teacher.logits(transfer, progress=self.progress)
         _, kept, reason = fit_candidates(
-            kinds,
+            candidate_kinds(self.student, transfer),
             self._student,
             transfer,
             logits,
             word_vectors=lambda: teacher,
             log=lambda message: None,
+            asked=self.student,
             classes=teacher.classes_,
             gold_texts=gold.texts,
             gold_labels=gold_labels,

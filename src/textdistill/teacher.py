@@ -42,6 +42,7 @@ from textdistill.extras import install_hint
 from textdistill.pair_encoding import Encoded, encode_pairs
 from textdistill.runtime.outputs import Prediction, sigmoid, softmax
 from textdistill.runtime.pairs import PairError, are_pairs, is_pair
+from textdistill.runtime.word_pieces import continuation_pieces
 
 if TYPE_CHECKING:
     import torch
@@ -833,6 +834,13 @@ class Teacher:
         special = set(getattr(self._tokenizer, "all_special_tokens", []))
         vocabulary = self._tokenizer.get_vocab()
         return sorted(w for w in vocabulary if w not in special and not w.startswith("##"))
+
+    def continuation_pieces(self) -> list[str]:
+        """The tokenizer's WordPiece continuation pieces without their ``##`` (none for a
+        SentencePiece or byte-level BPE tokenizer): what a dense student reads an unknown word
+        as (:mod:`textdistill.runtime.word_pieces`)."""
+        self._check_fitted()
+        return continuation_pieces(list(self._tokenizer.get_vocab()))
 
     def _inference_batch_size(self) -> int:
         """``eval_batch_size``, at least 256 on a GPU: small batches leave a GPU idle

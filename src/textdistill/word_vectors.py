@@ -30,6 +30,8 @@ class Encoder(Protocol):
 
     def vocabulary_words(self) -> list[str]: ...
 
+    def continuation_pieces(self) -> list[str]: ...
+
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
 
 
@@ -44,6 +46,7 @@ class CachedWordVectors:
     >>> class Letters:
     ...     calls = 0
     ...     def vocabulary_words(self): return ["a", "b"]
+    ...     def continuation_pieces(self): return []
     ...     def embed(self, texts, *, progress=False):
     ...         Letters.calls += 1
     ...         return np.array([[float(ord(t[0])), 1.0] for t in texts])
@@ -62,6 +65,9 @@ class CachedWordVectors:
 
     def vocabulary_words(self) -> list[str]:
         return self._encoder().vocabulary_words()
+
+    def continuation_pieces(self) -> list[str]:
+        return self._encoder().continuation_pieces()
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """``float32 [len(texts), width]``: the stored vectors, the missing ones embedded

@@ -51,7 +51,7 @@
 
 /* The interface featurizer.py expects: 2 = count, tfidf and logits on raw texts; 3 adds
  * Vocabulary(..., unspaced=). */
-#define NGRAMS_VERSION 4
+#define NGRAMS_VERSION 5
 
 #define MARKUP_MAX 40
 #define PREFETCH_AHEAD 12
@@ -846,7 +846,7 @@ typedef struct {
     const float *coef, *bias;
     Py_ssize_t k;
     float *out;
-    /* MODE_COUNT, MODE_TFIDF, MODE_WORDS (ids and lengths): the growing results */
+    /* MODE_COUNT, MODE_TFIDF, MODE_WORDS (ids, lengths, token counts): the growing results */
     Buffer ids, values, lengths;
     Py_ssize_t needed_tf; /* > 0: a count needed a longer tf table */
 } Job;
@@ -873,7 +873,8 @@ static int tfidf_document(Job *job, const int32_t *ids, const int32_t *counts, P
 
 /* One document's tokens in reading order, repeats kept, as the vocabulary ids of the words
  * (the 1-gram keys of document_ngram_keys), a token outside the vocabulary left out: appended
- * to job->ids, their number to job->lengths. Returns 0, -1 when out of memory. */
+ * to job->ids, their number to job->lengths, the number of all its tokens to job->values (so
+ * a caller can tell the documents with unknown words). Returns 0, -1 when out of memory. */
 static int words_document(const Vocabulary *v, const TextView *t, Workspace *w, Job *job) {
     const void *data;
     if (document_tokens(v, t, w, &data) < 0 || hash_tokens(t->kind, data, w) < 0) return -1;
@@ -891,6 +892,8 @@ static int words_document(const Vocabulary *v, const TextView *t, Workspace *w, 
         kept += id != none;
     }
     job->ids.size += (Py_ssize_t)kept * (Py_ssize_t)sizeof(int32_t);
+    const int64_t all = (int64_t)n;
+    if (buffer_append(&job->values, &all, sizeof all) < 0) return -1;
     return buffer_append(&job->lengths, &kept, sizeof kept);
 }
 
@@ -1073,8 +1076,9 @@ static PyObject *Vocabulary_words(Vocabulary *self, PyObject *texts) {
     Job job = {.mode = MODE_WORDS, .stop_after = STAGE_ALL};
     PyObject *result = NULL;
     if (run_job(self, texts, &job) == 0)
-        result = Py_BuildValue("(y#y#)", job.ids.data ? job.ids.data : "", job.ids.size,
-                               job.lengths.data ? job.lengths.data : "", job.lengths.size);
+        result = Py_BuildValue("(y#y#y#)", job.ids.data ? job.ids.data : "", job.ids.size,
+                               job.lengths.data ? job.lengths.data : "", job.lengths.size,
+                               job.values.data ? job.values.data : "", job.values.size);
     job_free(&job);
     return result;
 }
@@ -1157,9 +1161,9 @@ static PyMethodDef Vocabulary_methods[] = {
      "count(texts) -> (ids int32 bytes, counts int32 bytes, row lengths int64 bytes): per "
      "document, the sorted distinct vocabulary ids of its n-grams and their counts."},
     {"words", (PyCFunction)Vocabulary_words, METH_O,
-     "words(texts) -> (ids int32 bytes, row lengths int64 bytes): per document, the "
-     "vocabulary id of each token in reading order, repeats kept, tokens outside the "
-     "vocabulary left out."},
+     "words(texts) -> (ids int32 bytes, row lengths int64 bytes, token counts int64 bytes): "
+     "per document, the vocabulary id of each token in reading order, repeats kept, tokens "
+     "outside the vocabulary left out, and how many tokens it has in all."},
     {"tfidf", (PyCFunction)Vocabulary_tfidf, METH_VARARGS,
      "tfidf(texts, idf, tf) -> (ids int32 bytes, values float32 bytes, row lengths int64 "
      "bytes): NgramFeaturizer.transform's rows; tf[c] = float32(1 + log(c)). An int instead "

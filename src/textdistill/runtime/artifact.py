@@ -22,10 +22,11 @@ from textdistill.runtime.model_card import render as render_card
 # The newest format this textdistill reads. 2 adds multilabel models, 3 dense students, 4 n-gram
 # featurizers that read scripts without spaces as characters, 5 linear students of text pairs
 # (runtime/pair_features.py), 6 dense students with a max-pooled branch, 7 dense students of
-# text pairs, 8 dense students whose max-pooled branch reads runs of words; linear and neural
+# text pairs, 8 dense students whose max-pooled branch reads runs of words, 9 dense students
+# that read unknown words as WordPiece pieces (runtime/word_pieces.py); linear and neural
 # single-label artifacts of word featurizers are still written as 1, so that older readers keep
 # loading them.
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 MANIFEST = "model.json"
 
 

@@ -28,7 +28,9 @@ stops near 0.81. The dense student adds what the teacher knows about words:
   reading order, which a bag of words cannot be ("not good", "how many", "far from
   perfect"). Its input is linear in the vectors, so the runtime computes once per word and
   offset in the run that word's share (``window_tables``), and a run costs ``window``
-  gathers, a sum and a ReLU.
+  gathers, a sum and a ReLU. That branch reads a word it has no vector for as the teacher's
+  WordPiece pieces (artifact format 9, :mod:`textdistill.runtime.word_pieces`): the pieces'
+  rows follow the words' in ``embedding``.
 
 A dense student of text pairs compares the two sides as Tang et al.'s siamese BiLSTM does:
 ``u`` and ``v``, the pooled vectors of each side, are read together as ``[u, v, u * v,
@@ -62,6 +64,7 @@ from textdistill.runtime.linear import _as_texts
 from textdistill.runtime.native import PURE_PYTHON, extension
 from textdistill.runtime.outputs import LabelOutputs
 from textdistill.runtime.pair_features import PairFeaturizer, featurizer_from_spec
+from textdistill.runtime.word_pieces import WordPieces, reading_order_with_pieces
 
 KIND = "dense"
 # The artifact format that introduced dense students (runtime/artifact.py).
@@ -72,6 +75,8 @@ MAX_BRANCH_FORMAT_VERSION = 6
 PAIR_DENSE_FORMAT_VERSION = 7
 # The format whose max-pooled branch may read runs of consecutive words (``window`` > 1).
 WINDOW_FORMAT_VERSION = 8
+# The format whose max-pooled branch reads unknown words as WordPiece pieces.
+PIECES_FORMAT_VERSION = 9
 # The arrays and their shapes: "F" features, "L" of them n-gram terms of the linear part,
 # "W" terms that may own a word vector (the features, or for pairs the sides' terms), "V"
 # embedding rows, "d" vector width, "c" the ReLU layer's input (d, or 4 d for a pair's
@@ -151,12 +156,17 @@ def pool_rows(rows: SparseRows, embedding_rows: np.ndarray) -> SparseRows:
 
 
 def reading_order(
-    texts: Sequence[str], words: NgramFeaturizer, embedding_rows: np.ndarray, n_vectors: int
+    texts: Sequence[str],
+    words: NgramFeaturizer,
+    embedding_rows: np.ndarray,
+    n_vectors: int,
+    pieces: WordPieces | None = None,
 ) -> SparseRows:
     """Each text's words in reading order, repeats kept, as embedding rows (``embedding_rows``
     indexes the terms of ``words``; a word without a vector is left out, so its neighbours
-    become adjacent): what a branch reading runs of consecutive words takes. Values are 1.
-    The tokens are looked up by :meth:`NgramFeaturizer.words` (in C when it is built).
+    become adjacent, or with ``pieces`` read as its pieces' rows): what a branch reading runs
+    of consecutive words takes. Values are 1. Without pieces the tokens are looked up by
+    :meth:`NgramFeaturizer.words` (in C when it is built).
 
     >>> f = NgramFeaturizer.fit(["good movie", "bad movie"], max_n=1, min_df=1)
     >>> rows = np.arange(f.n_features, dtype=np.int32)
@@ -165,6 +175,8 @@ def reading_order(
     >>> [[f.vocabulary[i] for i in order.indices[a:b]] for a, b in bounds]
     [['movie', 'good', 'movie'], ['bad']]
     """
+    if pieces is not None:
+        return reading_order_with_pieces(texts, words, embedding_rows, pieces, n_vectors)
     ids, lengths = words.words(texts)
     mapped = embedding_rows[ids]
     keep = mapped >= 0
@@ -336,12 +348,16 @@ class DenseModel(LabelOutputs):
         thresholds: Sequence[float] | np.ndarray | None = None,
         metadata: dict[str, Any] | None = None,
         window: int = 1,
+        pieces: Sequence[str] = (),
     ) -> None:
         self.featurizer = featurizer
         self._set_outputs(labels, temperature, multilabel, thresholds)
         if not isinstance(window, int) or window < 1:
             raise ValueError(f"window must be a positive integer, got {window!r}")
         self.window = window
+        # The WordPiece continuation pieces (without "##") that own the last rows of the
+        # embedding, in order: how the runs of words read a word without a vector.
+        self.pieces = list(pieces)
         # C order, as a loaded artifact's arrays are: BLAS sums a transposed view (what
         # training hands over) in another order, and the model must compute what it saves.
         self.weights = {
@@ -358,6 +374,8 @@ class DenseModel(LabelOutputs):
             raise ValueError("a dense student of text pairs has no max-pooled branch")
         if window > 1 and not self.has_max_branch:
             raise ValueError(f"window {window} needs the max-pooled branch, which it widens")
+        if self.pieces and window == 1:
+            raise ValueError("word pieces are read by runs of words: they need a window > 1")
         self._check_shapes()
         embedding = self.weights["embedding"]
         self._table = np.vstack([embedding, np.zeros((1, embedding.shape[1]), np.float32)])
@@ -382,6 +400,16 @@ class DenseModel(LabelOutputs):
                 blocks = w["max_hidden"].reshape(window, embedding.shape[1], -1)
                 self.window_tables = run_tables(np.stack([embedding @ block for block in blocks]))
                 assert isinstance(featurizer, NgramFeaturizer)  # pairs have no max branch
+        self.word_pieces = (
+            WordPieces.of_model(
+                self._word_terms,
+                self.weights["embedding_rows"],
+                self.pieces,
+                self.n_vectors - len(self.pieces),
+            )
+            if self.pieces
+            else None
+        )
         self.metadata = dict(metadata or {})
 
     @property
@@ -432,8 +460,9 @@ class DenseModel(LabelOutputs):
                     f"{name} has shape {self.weights[name].shape}, expected {expected} ({dims})"
                 )
         rows = self.weights["embedding_rows"]
-        if rows.size and not -1 <= rows.min() <= rows.max() < sizes["V"]:
-            raise ValueError(f"embedding_rows must lie in [-1, {sizes['V']})")
+        word_rows = sizes["V"] - len(self.pieces)  # the pieces' rows come last
+        if rows.size and not -1 <= rows.min() <= rows.max() < word_rows:
+            raise ValueError(f"embedding_rows must lie in [-1, {word_rows})")
 
     @property
     def n_vectors(self) -> int:
@@ -465,10 +494,16 @@ class DenseModel(LabelOutputs):
         if self.detectors is not None and pool is not None:  # pairs have no max branch
             logits += strongest(pool, self.detectors) @ w["max_output"]
         elif self.window_tables is not None:  # single texts only, as the max branch
-            words = reading_order(texts, self._word_terms, w["embedding_rows"], self.n_vectors)
+            words = self.words_in_order(texts)
             runs = strongest_runs(words, self.window_tables, w["max_hidden_bias"])
             logits += runs @ w["max_output"]
         return logits
+
+    def words_in_order(self, texts: Sequence[str]) -> SparseRows:
+        """What the runs of words read: each text's words as embedding rows in reading order
+        (:func:`reading_order`), unknown words as their pieces when the model has them."""
+        rows = self.weights["embedding_rows"]
+        return reading_order(texts, self._word_terms, rows, self.n_vectors, self.word_pieces)
 
     def pooled(self, rows: SparseRows) -> np.ndarray:
         """The TF-IDF-weighted mean word vector of each row of ``rows`` (terms of
@@ -489,7 +524,10 @@ class DenseModel(LabelOutputs):
             path,
             kind=KIND,
             arrays=arrays,
-            documents={"vocabulary": self.featurizer.vocabulary},
+            documents={
+                "vocabulary": self.featurizer.vocabulary,
+                **({"pieces": self.pieces} if self.pieces else {}),
+            },
             meta={
                 **self._outputs_meta(),
                 "featurizer": self.featurizer.spec(),
@@ -497,7 +535,9 @@ class DenseModel(LabelOutputs):
                 **({"window": self.window} if self.window > 1 else {}),
             },
             format_version=(
-                PAIR_DENSE_FORMAT_VERSION
+                PIECES_FORMAT_VERSION
+                if self.pieces
+                else PAIR_DENSE_FORMAT_VERSION
                 if self.pairs
                 else WINDOW_FORMAT_VERSION
                 if self.window > 1
@@ -523,6 +563,7 @@ class DenseModel(LabelOutputs):
                 **cls._outputs_from_manifest(manifest),
                 metadata=manifest.get("metadata"),
                 window=manifest.get("window", 1),
+                pieces=documents.get("pieces", ()),
             )
         except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise ArtifactError(f"{path}: inconsistent artifact ({error!r})") from None

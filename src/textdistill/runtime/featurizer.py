@@ -20,7 +20,7 @@ import numpy as np
 from textdistill.runtime.native import PURE_PYTHON, extension
 
 # The interface of the C code this file calls (_ngrams.c's NGRAMS_VERSION).
-C_VERSION = 4
+C_VERSION = 5
 _ngrams = extension("_ngrams", C_VERSION)
 # Whether this file uses its pure-Python path (TEXTDISTILL_PURE_PYTHON; tests switch it).
 _PURE_PYTHON = PURE_PYTHON
@@ -388,18 +388,39 @@ class NgramFeaturizer:
         >>> [f.vocabulary[i] for i in ids], lengths.tolist()
         (['movie', 'good', 'movie', 'bad'], [3, 0, 1])
         """
+        ids, lengths, _ = self.words_and_token_counts(texts)
+        return ids, lengths
+
+    def words_and_token_counts(
+        self, texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`words` and how many tokens each document has in all (``int64 [n_docs]``):
+        where the two counts differ, the document has a token that is no term.
+
+        >>> f = NgramFeaturizer.fit(["good movie"], max_n=1, min_df=1)
+        >>> _, lengths, tokens = f.words_and_token_counts(["good movie", "good plot!"])
+        >>> lengths.tolist(), tokens.tolist()
+        ([2, 1], [2, 3])
+        """
         fast = self._vocabulary()
         if fast is not None:
-            ids, lengths = fast.words(texts)
-            return np.frombuffer(ids, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64)
+            ids, lengths, tokens = fast.words(texts)
+            return (
+                np.frombuffer(ids, dtype=np.int32),
+                np.frombuffer(lengths, dtype=np.int64),
+                np.frombuffer(tokens, dtype=np.int64),
+            )
         index_get = self._index.get
         found: list[int] = []
         row_lengths = np.zeros(len(texts), dtype=np.int64)
+        n_tokens = np.zeros(len(texts), dtype=np.int64)
         for row, text in enumerate(texts):
-            known = [i for i in map(index_get, tokenize(text, self.unspaced)) if i is not None]
+            tokens = tokenize(text, self.unspaced)
+            known = [i for i in map(index_get, tokens) if i is not None]
             found.extend(known)
             row_lengths[row] = len(known)
-        return np.asarray(found, dtype=np.int32), row_lengths
+            n_tokens[row] = len(tokens)
+        return np.asarray(found, dtype=np.int32), row_lengths, n_tokens
 
     def ngram_ids(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The vocabulary id of every n-gram occurrence of ``texts``: ``(ids, offsets)``.

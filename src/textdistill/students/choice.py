@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from textdistill.runtime.dense import DenseModel
+from textdistill.runtime.featurizer import tokenize
 from textdistill.students.dense import DenseStudent, WordVectorSource
 from textdistill.students.linear import LinearStudent
 from textdistill.students.neural import NeuralStudent
@@ -37,6 +38,10 @@ RULE = (
     "held-out agreement, exact ties to the lower held-out squared error to the teacher's "
     "logits, one-standard-error rule towards the first (simplest) candidate"
 )
+# "auto" fits the dense student only beside texts of at most this many tokens (the median),
+# and how many texts that median is taken over (too_long_for_dense).
+DENSE_MAX_MEDIAN_TOKENS = 64
+MEDIAN_SAMPLE = 2_000
 # Shares of the dense student in a blend of the two, chosen on the held-out rows.
 BLEND_WEIGHTS = (0.25, 0.5, 0.75)
 
@@ -112,15 +117,60 @@ class Candidate:
     validation_agreement: float | None
 
 
-def candidate_kinds(kind: str) -> tuple[str, ...]:
-    """The kinds to fit for ``kind``.
+def candidate_kinds(kind: str, texts: Sequence[Any] = ()) -> tuple[str, ...]:
+    """The kinds to fit for ``kind``; ``"auto"`` leaves the dense student out for long
+    ``texts`` (:func:`too_long_for_dense`).
 
-    >>> candidate_kinds("auto"), candidate_kinds("dense")
+    >>> candidate_kinds("auto", ["a short sentence"]), candidate_kinds("dense")
     (('linear', 'dense'), ('dense',))
+    >>> candidate_kinds("auto", ["word " * 100])
+    ('linear',)
     """
     if kind not in KINDS:
         raise ValueError(f"student kind must be one of {KINDS}, got {kind!r}")
-    return AUTO_CANDIDATES if kind == "auto" else (kind,)
+    if kind != "auto":
+        return (kind,)
+    return ("linear",) if too_long_for_dense(texts) else AUTO_CANDIDATES
+
+
+def median_tokens(texts: Sequence[Any], sample: int = MEDIAN_SAMPLE) -> float:
+    """The median number of runtime tokens per text (a pair: both sides) over at most
+    ``sample`` texts spread evenly through ``texts``; 0 for none.
+
+    >>> median_tokens(["one two", "one two three", ("a b", "c")])
+    3.0
+    """
+    if not len(texts):
+        return 0.0
+    step = max(1, len(texts) // sample)
+    counts = [
+        sum(len(tokenize(side)) for side in (text if isinstance(text, tuple) else (text,)))
+        for text in texts[::step]
+    ]
+    return float(np.median(counts))
+
+
+def too_long_for_dense(texts: Sequence[Any]) -> str | None:
+    """Why ``"auto"`` fits no dense student for ``texts``, or None when it does.
+
+    The dense student costs work per word, the linear one little more than a look-up. On the
+    IMDB protocol (``python benchmarks/seed_protocol.py --data ../shared/data --more-unlabeled
+    0``, commit 2709a34, an idle 2-core AMD EPYC) the dense candidate ran 14,888 reviews/s on
+    one core against the linear one's 177,123 and took 25.4 MB against 3.6 MB; it agreed more
+    with the teacher on held-out rows (0.890 against 0.850), yet was no more accurate on the
+    test reviews (0.877 against 0.885): a long text gives the n-gram model enough words of
+    its own. Past :data:`DENSE_MAX_MEDIAN_TOKENS` tokens a text the dense student would run
+    under about 50,000 texts/s (an estimate, from that rate and SST-2's 150,000 and more
+    sentences/s at about 20 tokens). ``--student dense`` still fits it.
+    """
+    median = median_tokens(texts)
+    if median <= DENSE_MAX_MEDIAN_TOKENS:
+        return None
+    return (
+        f"the texts are long (median {median:.0f} tokens, over {DENSE_MAX_MEDIAN_TOKENS}): the "
+        f"n-gram model reads enough words of each, and a dense student would cost several "
+        f"times more per text ('dense' fits one anyway)"
+    )
 
 
 def validation_agreement(student: Student) -> float | None:
@@ -137,11 +187,13 @@ def fit_candidates(
     *,
     word_vectors: Callable[[], WordVectorSource | None],
     log: Callable[[str], None],
+    asked: str = "",
     **fit_options: Any,
 ) -> tuple[list[Candidate], Candidate, str]:
     """Fit every kind (``make(kind)`` builds the estimator), return the candidates, the kept
-    one and a sentence saying why it was kept. With the linear and the dense student, their
-    best blend on the held-out rows is a candidate too."""
+    one and a sentence saying why it was kept (``asked``: the kind the user asked for, which
+    ``kinds`` came from). With the linear and the dense student, their best blend on the
+    held-out rows is a candidate too."""
     multilabel = bool(fit_options.get("multilabel", False))
 
     def teacher_answers(rows: np.ndarray) -> np.ndarray:
@@ -157,7 +209,8 @@ def fit_candidates(
             student.fit(texts, logits, **fit_options)
         candidates.append(Candidate(kind, student, validation_agreement(student)))
     if len(candidates) == 1:
-        return candidates, candidates[0], f"the {kinds[0]} student was asked for"
+        alone = too_long_for_dense(texts) if asked == "auto" else None
+        return candidates, candidates[0], alone or f"the {kinds[0]} student was asked for"
     candidates += _blends(candidates, teacher_answers)
     scored = [c for c in candidates if c.validation_agreement is not None]
     if not scored:

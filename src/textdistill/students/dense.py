@@ -62,6 +62,7 @@ from textdistill.runtime.featurizer import (
 )
 from textdistill.runtime.pair_features import PairFeaturizer, fit_featurizer
 from textdistill.runtime.pairs import as_pair_texts
+from textdistill.runtime.word_pieces import WordPieces
 from textdistill.students.fitted import FittedModelMethods
 from textdistill.students.targets import (
     answers,
@@ -86,18 +87,20 @@ _WORD = re.compile(TOKEN_PATTERN)
 # than single words on all three sentence protocols of benchmarks/short_text.py: SST-2 0.856
 # against 0.840, the small SST-2 pool 0.856 against 0.844, TREC 0.912 against 0.886.
 DEFAULT_WINDOW = 3
-# Words too rare for an n-gram weight get a vector only while all word vectors, stored as
-# float16, take at most this many bytes (39,062 vectors at 256 dimensions): sentences stay far
-# below it (SST-2's 6,920 add about 5,300 words to the teacher's 23,504: 28,852 vectors),
-# while tens of thousands of reviews add tens of thousands of words seen once. On IMDB (1,000
-# labels and 5,000 reviews) a cap of 50,000 vectors made the dense student 31.2 MB, over the
-# 30 MB an artifact may take; this cap bounds it at about 26 MB whatever the corpus.
+# Words too rare for an n-gram weight get a vector only while all vectors (the WordPiece
+# pieces' too), stored as float16, take at most this many bytes (39,062 vectors at 256
+# dimensions): sentences stay far below it (SST-2's 6,920 add about 5,300 words to the
+# teacher's 23,504: 28,852 vectors, and 5,828 pieces), while tens of thousands of reviews add
+# tens of thousands of words seen once. On IMDB (1,000 labels and 5,000 reviews) a cap of
+# 50,000 vectors made the dense student 31.2 MB, over the 30 MB an artifact may take; this
+# cap bounds it at about 26 MB whatever the corpus.
 WORD_VECTOR_BYTES = 20_000_000
 # Which words get a starting vector (_rare_words); part of the student stage's key, so a run
 # made before a new rule refits its dense student.
 WORD_VECTOR_RULE = (
     "the teacher's whole words and every word of the training texts, "
-    f"at most {WORD_VECTOR_BYTES} bytes of float16 vectors"
+    f"at most {WORD_VECTOR_BYTES} bytes of float16 vectors; runs of words read unknown words "
+    "as the teacher's WordPiece pieces"
 )
 
 
@@ -115,6 +118,8 @@ class WordVectorSource(Protocol):
     (its encoder reads each word alone) or anything with the same two methods."""
 
     def vocabulary_words(self) -> list[str]: ...
+
+    def continuation_pieces(self) -> list[str]: ...
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
 
@@ -364,6 +369,7 @@ class DenseStudent(FittedModelMethods):
         max_epochs: int = 20,
         patience: int = 3,
         validation_fraction: float = 0.1,
+        word_pieces: bool = True,
         random_state: int = 0,
     ) -> None:
         self.loss = loss
@@ -382,6 +388,7 @@ class DenseStudent(FittedModelMethods):
         self.max_epochs = max_epochs
         self.patience = patience
         self.validation_fraction = validation_fraction
+        self.word_pieces = word_pieces
         self.random_state = random_state
 
     def get_params(self) -> dict[str, Any]:
@@ -446,17 +453,24 @@ class DenseStudent(FittedModelMethods):
             texts_all, max_n=self.max_n, min_df=self.min_df, max_features=self.max_features
         )
         n_terms = featurizer.n_features  # the n-gram part's; the teacher's words follow them
+        pairs = isinstance(featurizer, PairFeaturizer)
+        max_pooled = self.max_units > 0 and not pairs
+        runs = max_pooled and self.window > 1
+        # The teacher's continuation pieces, for the runs of words to read unknown words by;
+        # each piece's starting vector is the teacher's for its letters read alone.
+        pieces = (
+            word_vectors.continuation_pieces()
+            if runs and self.word_pieces and word_vectors is not None
+            else []
+        )
         if word_vectors is not None:
             teacher_words = word_vectors.vocabulary_words()
+            room = word_vector_cap(self.dim) - len(pieces)  # the pieces' vectors count too
             featurizer = _with_teacher_words(
                 featurizer,
-                [
-                    *teacher_words,
-                    *_rare_words(texts_all, featurizer, teacher_words, word_vector_cap(self.dim)),
-                ],
+                [*teacher_words, *_rare_words(texts_all, featurizer, teacher_words, room)],
                 len(texts_all),
             )
-        pairs = isinstance(featurizer, PairFeaturizer)
         if pairs:  # the sides' new words move the blocks: the n-gram part reads them all
             n_terms = featurizer.n_features
         word_terms = featurizer.side if isinstance(featurizer, PairFeaturizer) else featurizer
@@ -464,8 +478,9 @@ class DenseStudent(FittedModelMethods):
         embedding_rows = np.full(word_terms.n_features, -1, dtype=np.int32)
         embedding_rows[words] = np.arange(len(words), dtype=np.int32)
         vectors = self._starting_vectors(
-            [word_terms.vocabulary[i] for i in words], word_vectors, progress
+            [*(word_terms.vocabulary[i] for i in words), *pieces], word_vectors, progress
         )
+        n_vectors = len(words) + len(pieces)
 
         if isinstance(featurizer, PairFeaturizer):
             rows, *sides = featurizer.transform_with_sides(texts_all)
@@ -473,15 +488,17 @@ class DenseStudent(FittedModelMethods):
             rows = featurizer.transform(texts_all)
             sides = [rows]
         pooled = [pool_rows(side, embedding_rows) for side in sides]
-        max_pooled = self.max_units > 0 and not pairs
+        word_pieces = (
+            WordPieces.of_model(word_terms, embedding_rows, pieces, len(words)) if pieces else None
+        )
         data = _Data(
             leading_terms(rows, n_terms),
             pooled,
             targets,
             max_pooled=max_pooled,
             words=(
-                reading_order(texts_all, word_terms, embedding_rows, len(words))
-                if max_pooled and self.window > 1
+                reading_order(texts_all, word_terms, embedding_rows, n_vectors, word_pieces)
+                if runs
                 else None
             ),
         )
@@ -517,6 +534,7 @@ class DenseStudent(FittedModelMethods):
             "max_pooling": data.max_pooled,
             "window": self.window if data.max_pooled else None,
             "n_word_vectors": len(words),
+            "n_word_pieces": len(pieces),
             "multilabel": multilabel,
         }
         self.n_teacher_rows_ = len(texts)
@@ -528,6 +546,7 @@ class DenseStudent(FittedModelMethods):
             classes_,
             multilabel=multilabel,
             window=self.window if data.max_pooled else 1,
+            pieces=pieces,
             metadata={
                 "selection": {k: v for k, v in self.selection_.items() if k != "history"},
                 "n_teacher_rows": len(texts),
