@@ -146,6 +146,13 @@ def test_changing_the_student_refits_only_the_student(
         labeled, unlabeled, None, _config(tiny_bert_dir, tmp_path / "run", loss="soft_ce")
     )
     assert metrics["student"]["candidates"]["linear"]["selection"]["loss"] == "soft_ce"
+    assert {"linear", "dense"} <= set(metrics["student"]["candidates"])
+    # a fit of fewer kinds leaves none of the earlier fit's candidates behind to be scored
+    metrics = run_pipeline(
+        labeled, unlabeled, None, _config(tiny_bert_dir, tmp_path / "run", kind="linear")
+    )
+    assert set(metrics["student"]["candidates"]) == {"linear"}
+    assert [p.name for p in (tmp_path / "run" / "candidates").iterdir()] == ["linear"]
 
 
 def test_resumes_labeling_after_a_crash(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -896,6 +897,9 @@ def _student_stage(
         assert calibration.labels is not None
         truth = _label_ids(calibration.labels, teacher_info["classes"])
     described: dict[str, Any] = {}
+    # This fit's candidates only: one an earlier fit left (a kind no longer fitted) would be
+    # scored on the test set as if it had been tried.
+    shutil.rmtree(run.path("candidates"), ignore_errors=True)
     for candidate in candidates:
         student = candidate.student
         facts: dict[str, Any] = {
