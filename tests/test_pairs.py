@@ -236,11 +236,12 @@ def _paraphrase_toy(n: int, seed: int) -> tuple[list[str], list[str]]:
 def test_the_students_that_read_pairs_are_fit_for_pairs() -> None:
     from textdistill.pipeline import _student_kinds
 
-    assert _student_kinds("auto", pairs=True) == ("linear", "dense")
-    assert _student_kinds("dense", pairs=True) == ("dense",)
+    sentences = [join_pair("a fine film", "a good film")]
+    assert _student_kinds("auto", pairs=True, texts=sentences) == ("linear", "dense")
+    assert _student_kinds("dense", pairs=True, texts=sentences) == ("dense",)
     with pytest.raises(ValueError, match="'neural' does not read text pairs"):
-        _student_kinds("neural", pairs=True)
-    assert _student_kinds("neural", pairs=False) == ("neural",)
+        _student_kinds("neural", pairs=True, texts=sentences)
+    assert _student_kinds("neural", pairs=False, texts=sentences) == ("neural",)
 
 
 def test_pair_features_have_each_block() -> None:
